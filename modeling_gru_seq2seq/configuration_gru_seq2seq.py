@@ -1,0 +1,108 @@
+"""GRU sequence-to-sequence model configuration (the Practical PyTorch attention translator)."""
+
+from transformers import PreTrainedConfig
+
+ATTENTION_SCORES = ("dot", "general", "concat")
+DECODER_TYPES = ("luong", "bahdanau")
+DECODER_INITS = ("seed", "sum")
+
+
+class GruSeq2SeqConfig(PreTrainedConfig):
+    r"""
+    Configuration of a [`GruSeq2SeqForConditionalGeneration`]: a bidirectional GRU encoder and an attention
+    GRU decoder, as in the Practical PyTorch "Translation with a sequence to sequence network and attention"
+    tutorial (the seed). The defaults are the seed's hyperparameters.
+
+    Args:
+        source_vocab_size (`int`, *optional*, defaults to 4):
+            Number of tokens in the source vocabulary (rows of the encoder embedding).
+        target_vocab_size (`int`, *optional*, defaults to 4):
+            Number of tokens in the target vocabulary (rows of the decoder embedding, columns of the logits).
+        hidden_size (`int`, *optional*, defaults to 500):
+            Width of the embeddings, of both GRUs' states and of the attention.
+        num_layers (`int`, *optional*, defaults to 2):
+            Number of stacked GRU layers, in the encoder (each bidirectional) and in the decoder.
+        dropout (`float`, *optional*, defaults to 0.1):
+            Dropout between stacked GRU layers and, in the decoder, on the target embeddings.
+        attention (`str`, *optional*, defaults to `"dot"`):
+            Luong score comparing a decoder state with an encoder output: `"dot"` (h_t . h_s), `"general"`
+            (h_t^T W_a h_s) or `"concat"` (v_a^T tanh(W_a [h_t; h_s])). Used by the Luong decoder; the
+            Bahdanau decoder always uses the additive (`"concat"`) score, as its paper and the seed do.
+        decoder_type (`str`, *optional*, defaults to `"luong"`):
+            `"luong"`: GRU step first, then attention from the new state (Luong et al., 2015).
+            `"bahdanau"`: attention from the previous state, its context fed into the GRU and into the
+            output layer (Bahdanau et al., 2015).
+        teacher_forcing_ratio (`float`, *optional*, defaults to 0.5):
+            In training, the probability that a batch is decoded with the reference as the previous token
+            (otherwise the decoder is fed its own argmax). One draw per batch, as the seed. Evaluation is
+            always teacher-forced.
+        decoder_init (`str`, *optional*, defaults to `"sum"`):
+            Initial state of the decoder GRU from the encoder's final states. `"seed"` reproduces the seed's
+            `encoder_hidden[:n_layers]`: torch orders the bidirectional final states layer by layer,
+            forward then backward, so decoder layer `l` starts from the `l`-th entry of that list (for
+            2 layers: layer 0 forward and layer 0 backward). `"sum"` starts decoder layer `l` from the sum
+            of encoder layer `l`'s forward and backward final states.
+        tie_word_embeddings (`bool`, *optional*, defaults to `False`):
+            Share the target embedding matrix with the output projection. Luong decoder only (the
+            Bahdanau output layer reads `2 * hidden_size` features).
+        use_cache (`bool`, *optional*, defaults to `True`):
+            Whether `forward` returns the decoder GRU state (a `GruSeq2SeqCache`) for the next step.
+        pad_token_id (`int`, *optional*, defaults to 0):
+            Padding token id (both vocabularies).
+        bos_token_id (`int`, *optional*, defaults to 1):
+            Start-of-sentence token id (SOS in the seed).
+        eos_token_id (`int`, *optional*, defaults to 2):
+            End-of-sentence token id (EOS in the seed).
+        decoder_start_token_id (`int`, *optional*, defaults to 1):
+            First decoder input: the SOS token, as the seed.
+        is_encoder_decoder (`bool`, *optional*, defaults to `True`):
+            Always `True`; tells `generate()` to run the encoder once and then the decoder.
+
+    Example:
+
+    ```python
+    >>> from modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration
+
+    >>> config = GruSeq2SeqConfig(source_vocab_size=4000, target_vocab_size=3000, attention="general")
+    >>> model = GruSeq2SeqForConditionalGeneration(config)
+    ```
+    """
+
+    model_type = "gru_seq2seq"
+
+    source_vocab_size: int = 4
+    target_vocab_size: int = 4
+    hidden_size: int = 500
+    num_layers: int = 2
+    dropout: float = 0.1
+    attention: str = "dot"
+    decoder_type: str = "luong"
+    teacher_forcing_ratio: float = 0.5
+    decoder_init: str = "sum"
+    tie_word_embeddings: bool = False
+    use_cache: bool = True
+    pad_token_id: int | None = 0
+    bos_token_id: int | None = 1
+    eos_token_id: int | None = 2
+    decoder_start_token_id: int | None = 1
+    is_encoder_decoder: bool = True
+
+    def __post_init__(self, **kwargs):
+        for field, value, choices in (
+            ("attention", self.attention, ATTENTION_SCORES),
+            ("decoder_type", self.decoder_type, DECODER_TYPES),
+            ("decoder_init", self.decoder_init, DECODER_INITS),
+        ):
+            if value not in choices:
+                raise ValueError(f"`{field}` must be one of {choices}, got {value!r}.")
+        if not 0.0 <= self.teacher_forcing_ratio <= 1.0:
+            raise ValueError(f"`teacher_forcing_ratio` must be in [0, 1], got {self.teacher_forcing_ratio}.")
+        if self.tie_word_embeddings and self.decoder_type == "bahdanau":
+            raise ValueError(
+                "`tie_word_embeddings=True` needs `decoder_type='luong'`: the Bahdanau output layer reads "
+                "[GRU output; context] (2 * hidden_size features), the embedding has hidden_size."
+            )
+        super().__post_init__(**kwargs)
+
+
+GruSeq2SeqConfig.register_for_auto_class()
