@@ -1,0 +1,444 @@
+"""PyTorch GRU sequence-to-sequence model with attention: the Practical PyTorch translator, batched.
+
+Top to bottom: the generation cache (the decoder GRU state), the encoder, the attention, the Luong and
+Bahdanau decoders, the `PreTrainedModel` base and the model with a language-modelling head.
+Shapes use `batch`, `src_len` (source tokens), `tgt_len` (target tokens), `hidden` (`config.hidden_size`)
+and `vocab` (`config.target_vocab_size`). Padding is on the right.
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from transformers import Cache, GenerationMixin, PreTrainedModel
+from transformers.modeling_outputs import Seq2SeqLMOutput
+from transformers.utils import ModelOutput
+
+from .configuration_gru_seq2seq import GruSeq2SeqConfig
+
+
+class GruSeq2SeqCache(Cache):
+    """The decoder's state between generation steps: the GRU hidden state after the tokens decoded so far.
+
+    A recurrent state summarises the whole prefix, so each step feeds only the newest token (no key/value
+    history, no recomputation). The state is kept batch-first so that beam search reorders it along dim 0.
+
+    Args:
+        hidden_state (`torch.Tensor` of shape `(batch, num_layers, hidden)`): the decoder GRU state.
+        seq_length (`int`): number of decoder tokens that produced it.
+    """
+
+    is_croppable = False  # `crop()` cannot rewind a recurrent state by a step
+
+    def __init__(self, hidden_state: torch.Tensor, seq_length: int):
+        super().__init__(layers=[])
+        self.hidden_state = hidden_state
+        self.seq_length = seq_length
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.seq_length
+
+    def reorder_cache(self, beam_idx: torch.LongTensor):
+        """Keep, for every beam, the state of the beam it continues (beam search calls this each step)."""
+        self.hidden_state = self.hidden_state.index_select(0, beam_idx.to(self.hidden_state.device))
+
+
+@dataclass
+class GruSeq2SeqEncoderOutput(ModelOutput):
+    """
+    Output of [`GruSeq2SeqEncoder`]. Both fields are top-level batch-first tensors, so `generate()` expands
+    them for beams and returned sequences with `repeat_interleave`.
+
+    Args:
+        last_hidden_state (`torch.Tensor` of shape `(batch, src_len, hidden)`):
+            Encoder outputs, forward and backward directions summed; zeros at padding positions.
+        final_hidden_state (`torch.Tensor` of shape `(batch, 2 * num_layers, hidden)`):
+            The GRU's final states (`h_n`) in torch's order: layer 0 forward, layer 0 backward, layer 1
+            forward, ... Each sentence's states are taken at its own last token.
+    """
+
+    last_hidden_state: torch.Tensor | None = None
+    final_hidden_state: torch.Tensor | None = None
+
+
+class GruSeq2SeqEncoder(nn.Module):
+    """Embedding and a bidirectional GRU over packed sequences, as the seed's `EncoderRNN`."""
+
+    main_input_name = "input_ids"
+
+    def __init__(self, config: GruSeq2SeqConfig):
+        super().__init__()
+        self.embedding = nn.Embedding(config.source_vocab_size, config.hidden_size)
+        self.gru = nn.GRU(
+            config.hidden_size,
+            config.hidden_size,
+            config.num_layers,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+            bidirectional=True,
+            batch_first=True,
+        )
+
+    def forward(
+        self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None, **kwargs
+    ) -> GruSeq2SeqEncoderOutput:
+        """
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch, src_len)`): source token ids.
+            attention_mask (`torch.Tensor` of shape `(batch, src_len)`, *optional*): 1 for tokens, 0 for padding.
+        """
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        source_lengths = attention_mask.sum(dim=1).cpu()  # packing wants the lengths on the CPU
+        packed = pack_padded_sequence(
+            self.embedding(input_ids), source_lengths, batch_first=True, enforce_sorted=False
+        )
+        packed_outputs, final_hidden_state = self.gru(packed)
+        outputs, _ = pad_packed_sequence(packed_outputs, batch_first=True, total_length=input_ids.shape[1])
+        forward_outputs, backward_outputs = outputs.chunk(2, dim=-1)
+        return GruSeq2SeqEncoderOutput(
+            last_hidden_state=forward_outputs + backward_outputs,
+            final_hidden_state=final_hidden_state.transpose(0, 1),
+        )
+
+
+class GruSeq2SeqAttention(nn.Module):
+    """Global attention over the encoder outputs with a Luong score (Luong et al., 2015, eq. 8):
+
+        dot:     score(h_t, h_s) = h_t . h_s
+        general: score(h_t, h_s) = h_t^T W_a h_s
+        concat:  score(h_t, h_s) = v_a^T tanh(W_a [h_t; h_s])
+
+    Where this follows the papers rather than the seed's `Attn`:
+    - `concat` applies the paper's tanh (the seed's score is linear, `v . W [h_t; h_s]`); it is the
+      additive score of Bahdanau et al. (2015);
+    - `general` has no bias: a bias adds the same number to every score of a query, which the softmax
+      removes (in the seed it never gets a gradient);
+    - padding gets weight exactly 0 (the seed attends to padded positions).
+    `general` multiplies W_a into the query (`(W_a^T h_t) . h_s`, the same score) and `concat` projects the
+    encoder outputs once per call (`project_keys`), so each decoding step costs O(hidden^2), not
+    O(src_len * hidden^2), in the projection.
+
+    Args:
+        score (`str`): `"dot"`, `"general"` or `"concat"`.
+        hidden_size (`int`): width of queries and encoder outputs.
+    """
+
+    def __init__(self, score: str, hidden_size: int):
+        super().__init__()
+        self.score = score
+        self.hidden_size = hidden_size
+        if score == "general":
+            self.query_projection = nn.Linear(hidden_size, hidden_size, bias=False)
+        elif score == "concat":
+            self.projection = nn.Linear(2 * hidden_size, hidden_size)  # W_a over [h_t; h_s]
+            self.v = nn.Parameter(torch.empty(hidden_size))
+
+    def project_keys(self, encoder_outputs: torch.Tensor) -> torch.Tensor:
+        """The part of the score that depends only on the source, `(batch, src_len, hidden)`."""
+        if self.score == "concat":
+            source_weight = self.projection.weight[:, self.hidden_size :]
+            return F.linear(encoder_outputs, source_weight, self.projection.bias)
+        return encoder_outputs
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        encoder_outputs: torch.Tensor,
+        keys: torch.Tensor,
+        source_mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        Args:
+            query (`torch.Tensor` of shape `(batch, tgt_len, hidden)`): decoder states h_t.
+            encoder_outputs (`torch.Tensor` of shape `(batch, src_len, hidden)`): encoder outputs h_s.
+            keys (`torch.Tensor` of shape `(batch, src_len, hidden)`): `project_keys(encoder_outputs)`.
+            source_mask (`torch.Tensor` of shape `(batch, src_len)`): 1 for source tokens, 0 for padding.
+
+        Returns:
+            context `(batch, tgt_len, hidden)` and attention weights `(batch, tgt_len, src_len)`.
+        """
+        if self.score == "dot":
+            scores = query @ keys.transpose(1, 2)
+        elif self.score == "general":
+            scores = self.query_projection(query) @ keys.transpose(1, 2)
+        else:
+            query_part = F.linear(query, self.projection.weight[:, : self.hidden_size])
+            scores = torch.tanh(query_part.unsqueeze(2) + keys.unsqueeze(1)) @ self.v
+        scores = scores.masked_fill(source_mask.unsqueeze(1) == 0, torch.finfo(scores.dtype).min)
+        attention_weights = scores.softmax(dim=-1)
+        return attention_weights @ encoder_outputs, attention_weights
+
+
+class GruSeq2SeqLuongDecoder(nn.Module):
+    """Luong et al. (2015) attention decoder, as the seed's `LuongAttnDecoderRNN`: a GRU step, attention
+    from its output h_t, the attentional state tanh(W_c [h_t; c_t]) (eq. 5), logits W_s of it (eq. 6).
+
+    Steps depend on each other only through the GRU state (no input feeding, as in the seed), so a whole
+    teacher-forced target runs as one GRU call and one batched attention.
+    """
+
+    def __init__(self, config: GruSeq2SeqConfig):
+        super().__init__()
+        hidden_size = config.hidden_size
+        self.embedding = nn.Embedding(config.target_vocab_size, hidden_size)
+        self.embedding_dropout = nn.Dropout(config.dropout)
+        self.gru = nn.GRU(
+            hidden_size,
+            hidden_size,
+            config.num_layers,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.attention = GruSeq2SeqAttention(config.attention, hidden_size)
+        self.concat = nn.Linear(2 * hidden_size, hidden_size)
+        self.out = nn.Linear(hidden_size, config.target_vocab_size)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        hidden: torch.Tensor,
+        encoder_outputs: torch.Tensor,
+        keys: torch.Tensor,
+        source_mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch, tgt_len)`): previous target tokens.
+            hidden (`torch.Tensor` of shape `(num_layers, batch, hidden)`): GRU state before them.
+            encoder_outputs, keys, source_mask: see [`GruSeq2SeqAttention.forward`].
+
+        Returns:
+            logits `(batch, tgt_len, vocab)`, the GRU state after the last token `(num_layers, batch, hidden)`
+            and the attention weights `(batch, tgt_len, src_len)`.
+        """
+        embedded = self.embedding_dropout(self.embedding(input_ids))
+        gru_outputs, hidden = self.gru(embedded, hidden)
+        context, attention_weights = self.attention(gru_outputs, encoder_outputs, keys, source_mask)
+        attentional_states = torch.tanh(self.concat(torch.cat([gru_outputs, context], dim=-1)))
+        return self.out(attentional_states), hidden, attention_weights
+
+
+class GruSeq2SeqBahdanauDecoder(nn.Module):
+    """Bahdanau et al. (2015) attention decoder, as the seed's `BahdanauAttnDecoderRNN`: attention from the
+    previous top-layer state s_{i-1} with the additive score, a GRU step over [embedding(y_{i-1}); c_i],
+    logits from [s_i; c_i].
+
+    Follows the paper where the seed's code is inconsistent: the GRU input and the output layer are
+    `2 * hidden` wide (the seed declares `hidden`, so its decoder cannot run as printed), and the score has
+    the paper's tanh. The seed's final log-softmax is left to the loss: this returns logits. The attention
+    query is the previous state, so steps run one after the other even when teacher-forced.
+    """
+
+    def __init__(self, config: GruSeq2SeqConfig):
+        super().__init__()
+        hidden_size = config.hidden_size
+        self.embedding = nn.Embedding(config.target_vocab_size, hidden_size)
+        self.embedding_dropout = nn.Dropout(config.dropout)
+        self.attention = GruSeq2SeqAttention("concat", hidden_size)
+        self.gru = nn.GRU(
+            2 * hidden_size,
+            hidden_size,
+            config.num_layers,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+            batch_first=True,
+        )
+        self.out = nn.Linear(2 * hidden_size, config.target_vocab_size)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        hidden: torch.Tensor,
+        encoder_outputs: torch.Tensor,
+        keys: torch.Tensor,
+        source_mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Same arguments and returns as [`GruSeq2SeqLuongDecoder.forward`]."""
+        embedded = self.embedding_dropout(self.embedding(input_ids))
+        step_logits, step_attention_weights = [], []
+        for step_embedded in embedded.split(1, dim=1):  # (batch, 1, hidden) per time step
+            query = hidden[-1].unsqueeze(1)
+            context, attention_weights = self.attention(query, encoder_outputs, keys, source_mask)
+            gru_output, hidden = self.gru(torch.cat([step_embedded, context], dim=-1), hidden)
+            step_logits.append(self.out(torch.cat([gru_output, context], dim=-1)))
+            step_attention_weights.append(attention_weights)
+        return torch.cat(step_logits, dim=1), hidden, torch.cat(step_attention_weights, dim=1)
+
+
+class GruSeq2SeqPreTrainedModel(PreTrainedModel):
+    config_class = GruSeq2SeqConfig
+    base_model_prefix = "model"
+    main_input_name = "input_ids"
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        # The decoder state is a GruSeq2SeqCache returned by `forward`; without this, generate() would hand
+        # `forward` an empty attention cache (EncoderDecoderCache) to fill.
+        return False
+
+    def _init_weights(self, module: nn.Module):
+        """PyTorch's default initialisation, as in the seed. (transformers' default draws Linear and Embedding
+        weights from N(0, 0.02) and does not know `v_a`.) `from_pretrained` skips loaded weights."""
+        if isinstance(module, (nn.Embedding, nn.Linear, nn.GRU)):
+            module.reset_parameters()
+        elif isinstance(module, GruSeq2SeqAttention) and module.score == "concat":
+            bound = 1 / math.sqrt(module.hidden_size)
+            nn.init.uniform_(module.v, -bound, bound)
+
+
+class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMixin):
+    """The encoder, a Luong or Bahdanau decoder (`config.decoder_type`) and the masked cross-entropy loss.
+
+    Teacher forcing: in training, one draw per batch from torch's global RNG (`torch.rand(())`) against
+    `config.teacher_forcing_ratio` decides whether the decoder reads the reference tokens or its own
+    argmax, as the seed's coin flip. Processes seeded alike (e.g. DDP ranks after `set_seed`) draw alike as
+    long as they use that RNG alike. In eval mode the decoder is always teacher-forced.
+    """
+
+    # Used only when `config.tie_word_embeddings` is True (Luong decoder).
+    _tied_weights_keys = {"decoder.out.weight": "decoder.embedding.weight"}
+
+    def __init__(self, config: GruSeq2SeqConfig):
+        super().__init__(config)
+        self.encoder = GruSeq2SeqEncoder(config)
+        if config.decoder_type == "luong":
+            self.decoder = GruSeq2SeqLuongDecoder(config)
+        else:
+            self.decoder = GruSeq2SeqBahdanauDecoder(config)
+        self.post_init()
+
+    def get_encoder(self) -> GruSeq2SeqEncoder:
+        return self.encoder
+
+    def initial_decoder_state(self, final_hidden_state: torch.Tensor) -> torch.Tensor:
+        """Decoder GRU state before the first token, from the encoder's final states.
+
+        Args:
+            final_hidden_state (`torch.Tensor` of shape `(batch, 2 * num_layers, hidden)`): encoder `h_n`,
+                batch-first, in torch's order (layer 0 forward, layer 0 backward, layer 1 forward, ...).
+
+        Returns:
+            `(batch, num_layers, hidden)`. `decoder_init="seed"`: the first `num_layers` entries of that
+            order, the seed's `encoder_hidden[:n_layers]`. `"sum"`: layer l's forward + backward states.
+        """
+        num_layers = self.config.num_layers
+        if self.config.decoder_init == "seed":
+            return final_hidden_state[:, :num_layers]
+        return final_hidden_state.unflatten(1, (num_layers, 2)).sum(dim=2)
+
+    def prepare_decoder_input_ids_from_labels(self, labels: torch.LongTensor) -> torch.LongTensor:
+        """`(batch, tgt_len)` labels shifted right behind `decoder_start_token_id`, -100 replaced by padding."""
+        start = labels.new_full((labels.shape[0], 1), self.config.decoder_start_token_id)
+        decoder_input_ids = torch.cat([start, labels[:, :-1]], dim=1)
+        return decoder_input_ids.masked_fill(decoder_input_ids == -100, self.config.pad_token_id)
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        encoder_outputs: GruSeq2SeqEncoderOutput | None = None,
+        cache: GruSeq2SeqCache | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+        num_items_in_batch: int | torch.Tensor | None = None,
+        **kwargs,
+    ) -> Seq2SeqLMOutput | tuple:
+        r"""
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch, src_len)`):
+                Source token ids. Not needed when `encoder_outputs` is given.
+            attention_mask (`torch.Tensor` of shape `(batch, src_len)`, *optional*):
+                1 for source tokens, 0 for padding (right padding).
+            decoder_input_ids (`torch.LongTensor` of shape `(batch, tgt_len)`, *optional*):
+                Previous target tokens; defaults to `labels` shifted right (see
+                `prepare_decoder_input_ids_from_labels`). With `cache`, only the tokens after the cached ones.
+            labels (`torch.LongTensor` of shape `(batch, tgt_len)`, *optional*):
+                Target token ids, -100 where no loss is wanted (padding).
+            encoder_outputs ([`GruSeq2SeqEncoderOutput`], *optional*):
+                Precomputed encoder outputs (`generate()` runs the encoder once and passes them).
+            cache ([`GruSeq2SeqCache`], *optional*):
+                Decoder state after the tokens already decoded; decoding continues from it instead of from
+                the encoder's final states.
+            use_cache (`bool`, *optional*, defaults to `config.use_cache`):
+                Return the decoder state after `decoder_input_ids` as `cache`.
+            output_attentions (`bool`, *optional*):
+                Return the attention weights as `cross_attentions`: a one-element tuple (one attention
+                layer) holding `(batch, 1, tgt_len, src_len)` (one head).
+            return_dict (`bool`, *optional*, defaults to `config.return_dict`):
+                Return a [`Seq2SeqLMOutput`] rather than a tuple.
+            num_items_in_batch (`int` or `torch.Tensor`, *optional*):
+                Label tokens in the whole gradient-accumulated batch (the `Trainer` passes it). When given, the
+                loss is the summed token loss divided by it, so accumulated steps average over tokens as one
+                large batch does.
+
+        The loss is the seed's `masked_cross_entropy`: the negative log-likelihood summed over the tokens
+        whose label is not -100, divided by their number.
+        """
+        use_cache = self.config.use_cache if use_cache is None else use_cache
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        if encoder_outputs is None:
+            encoder_outputs = self.encoder(input_ids, attention_mask)
+        encoder_hidden_states = encoder_outputs.last_hidden_state
+        if attention_mask is None:
+            attention_mask = torch.ones(encoder_hidden_states.shape[:2], device=encoder_hidden_states.device)
+        if decoder_input_ids is None:
+            decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
+
+        if cache is None:
+            hidden = self.initial_decoder_state(encoder_outputs.final_hidden_state)
+            past_length = 0
+        else:
+            hidden, past_length = cache.hidden_state, cache.get_seq_length()
+        hidden = hidden.transpose(0, 1).contiguous()  # the GRU wants (num_layers, batch, hidden)
+        keys = self.decoder.attention.project_keys(encoder_hidden_states)
+        decoder_args = (hidden, encoder_hidden_states, keys, attention_mask)
+
+        teacher_forcing = not self.training or torch.rand(()).item() < self.config.teacher_forcing_ratio
+        if teacher_forcing:
+            logits, hidden, attention_weights = self.decoder(decoder_input_ids, *decoder_args)
+        else:
+            logits, hidden, attention_weights = self._decode_free_running(decoder_input_ids, *decoder_args)
+
+        loss = None
+        if labels is not None:
+            summed_loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="sum")
+            num_items = (labels != -100).sum() if num_items_in_batch is None else num_items_in_batch
+            loss = summed_loss / num_items
+
+        output = Seq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            cache=GruSeq2SeqCache(hidden.transpose(0, 1), past_length + logits.shape[1]) if use_cache else None,
+            cross_attentions=(attention_weights.unsqueeze(1),) if output_attentions else None,
+            encoder_last_hidden_state=encoder_hidden_states,
+        )
+        return output if return_dict else output.to_tuple()
+
+    def _decode_free_running(
+        self,
+        decoder_input_ids: torch.LongTensor,
+        hidden: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        keys: torch.Tensor,
+        source_mask: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Decode `tgt_len` steps from the first decoder input, feeding back each step's argmax (no gradient
+        flows through the choice). Same returns as the decoders' `forward`."""
+        next_input_ids = decoder_input_ids[:, :1]
+        step_logits, step_attention_weights = [], []
+        for _ in range(decoder_input_ids.shape[1]):
+            logits, hidden, attention_weights = self.decoder(
+                next_input_ids, hidden, encoder_hidden_states, keys, source_mask
+            )
+            next_input_ids = logits.argmax(dim=-1)
+            step_logits.append(logits)
+            step_attention_weights.append(attention_weights)
+        return torch.cat(step_logits, dim=1), hidden, torch.cat(step_attention_weights, dim=1)
+
+
+GruSeq2SeqForConditionalGeneration.register_for_auto_class("AutoModelForSeq2SeqLM")
