@@ -1,0 +1,394 @@
+"""Tatoeba sentence pairs -> `datasets.DatasetDict` in the translation layout, as the tutorial prepares them.
+
+The pipeline, in the tutorial's order, each step configurable with its values as defaults:
+(1) normalize every sentence (`normalize_string`); (2) orient the pairs from `source_lang` to
+`target_lang` (the files hold English, then French); (3) keep pairs whose sides both have 3..25
+characters (or words); (4) build one vocabulary per language over the kept pairs, keeping words seen
+at least `min_count` times (`Lang.trim`); (5) drop pairs holding a trimmed word; (6) split the pairs
+into train / validation / test grouped by source sentence (all translations of one French sentence go
+to one split, so nothing leaks), seeded.
+
+A separately given validation or test file is only normalized and length-filtered: its unknown words
+become `<unk>` when tokenized, as real inputs would.
+
+Input files: the tutorial's `English<TAB>French` (2 columns), manythings' `fra.txt` (3 columns, the third
+an attribution), or jsonl in the `{"translation": {"en": ..., "fr": ...}}` layout. Local paths or URLs;
+a URL to a zip names its member the fsspec way, e.g. `TUTORIAL_DATA_URL`.
+
+    python -m data_scripts.prepare_tatoeba --train_file ../shared/data/eng-fra.txt --output_dir data/tatoeba
+"""
+
+import argparse
+import dataclasses
+import os
+import shutil
+import sys
+import tempfile
+
+import numpy as np
+from datasets import Dataset, DatasetDict, load_dataset
+
+from modeling_gru_seq2seq.tokenization_gru_seq2seq import (
+    SPECIAL_TOKENS,
+    GruSeq2SeqTokenizer,
+    normalize_string,
+    train_word_level,
+)
+
+# The PyTorch tutorial's archive holds data/eng-fra.txt; manythings' holds fra.txt (3 columns).
+TUTORIAL_DATA_URL = "zip://data/eng-fra.txt::https://download.pytorch.org/tutorial/data.zip"
+MANYTHINGS_DATA_URL = "zip://fra.txt::https://www.manythings.org/anki/fra-eng.zip"
+FILE_LANGUAGES = ("en", "fr")  # column order of Tatoeba pair files
+
+
+class DataFileError(ValueError):
+    """A data file that cannot be read as sentence pairs; the message names the file and line."""
+
+
+@dataclasses.dataclass
+class PrepareArguments:
+    """Knobs of the pipeline, with the tutorial's values as defaults (also the CLI's flags)."""
+
+    source_lang: str = "fr"
+    target_lang: str = "en"
+    file_languages: tuple[str, ...] = FILE_LANGUAGES
+    min_length: int = 3
+    max_length: int = 25
+    length_unit: str = "chars"  # "chars" (the tutorial) or "words"
+    min_count: int = 5
+    validation_fraction: float = 0.05
+    test_fraction: float = 0.05
+    split_seed: int = 42
+    skip_bad_lines: bool = False
+
+    def __post_init__(self):
+        if self.length_unit not in ("chars", "words"):
+            raise ValueError(f"length_unit must be 'chars' or 'words', got {self.length_unit!r}")
+        for lang in (self.source_lang, self.target_lang):
+            if lang not in self.file_languages:
+                raise ValueError(f"language {lang!r} is not one of the file's columns {self.file_languages}")
+        if self.source_lang == self.target_lang:
+            raise ValueError("source_lang and target_lang must differ")
+
+
+@dataclasses.dataclass
+class PreparedCorpus:
+    """`dataset`: splits with a `translation` column; `tokenizer`: both vocabularies; `stats`: the figures."""
+
+    dataset: DatasetDict
+    tokenizer: GruSeq2SeqTokenizer
+    stats: dict
+
+
+def read_pairs(path: str, args: PrepareArguments) -> Dataset:
+    """Read a pair file (TSV or jsonl, path or URL) into normalized columns named after the languages.
+
+    The TSV layout (2 or 3 tab-separated columns) is taken from the first line; a later line with another
+    column count is a bad line: a `DataFileError` naming file and line, or skipped and counted when
+    `args.skip_bad_lines`. Blank lines are ignored and counted.
+    """
+    if path.endswith((".json", ".jsonl")):
+        return _read_jsonl(path, args)
+    _check_local_file(path)
+    lines = load_dataset("text", data_files=path, split="train", encoding="utf-8-sig")
+    first = next((text for text in lines["text"][:1000] if text.strip()), None)
+    if first is None:
+        raise DataFileError(f"{path}: no sentence pairs (the file is empty or blank)")
+    num_columns = first.count("\t") + 1
+    if num_columns not in (2, 3):
+        raise DataFileError(
+            f"{path}:1: expected 2 tab-separated columns (English<TAB>French) or 3 (with attribution), "
+            f"found {num_columns}"
+        )
+    first_lang, second_lang = args.file_languages
+
+    def parse(batch, indices):
+        columns = {first_lang: [], second_lang: [], "line": []}
+        for text, index in zip(batch["text"], indices):
+            if not text.strip():
+                continue
+            fields = text.split("\t")
+            if len(fields) != num_columns:
+                if args.skip_bad_lines:
+                    continue
+                raise DataFileError(
+                    f"{path}:{index + 1}: expected {num_columns} tab-separated columns like line 1, found "
+                    f"{len(fields)}: {text[:80]!r} (pass --skip_bad_lines to skip such lines)"
+                )
+            columns[first_lang].append(normalize_string(fields[0]))
+            columns[second_lang].append(normalize_string(fields[1]))
+            columns["line"].append(index + 1)
+        return columns
+
+    pairs = lines.map(
+        parse, batched=True, with_indices=True, remove_columns=["text"], keep_in_memory=True,
+        desc="Normalizing pairs",
+    )
+    blank = sum(1 for text in lines["text"] if not text.strip())
+    bad = len(lines) - blank - len(pairs)
+    if blank:
+        print(f"Ignored {blank} blank lines")
+    if bad:
+        print(f"Skipped {bad} bad lines (column count differs from line 1)")
+    return pairs
+
+
+def _read_jsonl(path: str, args: PrepareArguments) -> Dataset:
+    _check_local_file(path)
+    records = load_dataset("json", data_files=path, split="train")
+    if "translation" not in records.column_names:
+        raise DataFileError(f"{path}: expected records like {{\"translation\": {{\"fr\": ..., \"en\": ...}}}}")
+    langs = (args.source_lang, args.target_lang)
+
+    def parse(batch, indices):
+        columns = {lang: [] for lang in langs}
+        for pair, index in zip(batch["translation"], indices):
+            if not pair or any(not isinstance(pair.get(lang), str) for lang in langs):
+                raise DataFileError(f"{path}:{index + 1}: `translation` lacks a {langs[0]!r} or {langs[1]!r} string")
+            for lang in langs:
+                columns[lang].append(normalize_string(pair[lang]))
+        columns["line"] = [index + 1 for index in indices]
+        return columns
+
+    return records.map(
+        parse, batched=True, with_indices=True, remove_columns=records.column_names, keep_in_memory=True,
+        desc="Normalizing pairs",
+    )
+
+
+def _check_local_file(path: str) -> None:
+    """Fail early, naming the line, on a missing file or invalid UTF-8 (URLs are left to `datasets`)."""
+    if "://" in path:
+        return
+    if not os.path.isfile(path):
+        raise DataFileError(f"{path}: no such file")
+    if os.path.getsize(path) == 0:
+        raise DataFileError(f"{path}: no sentence pairs (the file is empty)")
+    with open(path, "rb") as handle:
+        data = handle.read()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise DataFileError(f"{path}:{line}: invalid UTF-8 ({error.reason} at byte {error.start})") from None
+
+
+def filter_length(pairs: Dataset, args: PrepareArguments) -> Dataset:
+    """Keep pairs whose every side has `min_length`..`max_length` characters or words."""
+    langs = (args.source_lang, args.target_lang)
+    measure = len if args.length_unit == "chars" else (lambda text: len(text.split(" ")))
+
+    def keep(batch):
+        return [
+            all(args.min_length <= measure(text) <= args.max_length for text in texts)
+            for texts in zip(*(batch[lang] for lang in langs))
+        ]
+
+    return pairs.filter(keep, batched=True, keep_in_memory=True, desc="Length filter")
+
+
+def drop_unknown_words(pairs: Dataset, tokenizer: GruSeq2SeqTokenizer, args: PrepareArguments) -> Dataset:
+    """Keep pairs whose every word is in its language's vocabulary (the tutorial's `keep_pairs` loop)."""
+    vocabularies = {
+        args.source_lang: set(tokenizer.get_vocab()) - set(SPECIAL_TOKENS),
+        args.target_lang: set(tokenizer.target_vocab()) - set(SPECIAL_TOKENS),
+    }
+
+    def keep(batch):
+        known = [[set(text.split(" ")) <= vocabularies[lang] for text in batch[lang]] for lang in vocabularies]
+        return [all(flags) for flags in zip(*known)]
+
+    return pairs.filter(keep, batched=True, keep_in_memory=True, desc="Dropping pairs with trimmed words")
+
+
+def split_by_source(pairs: Dataset, args: PrepareArguments) -> DatasetDict:
+    """Split into train / validation / test by source sentence, seeded: a source's pairs share one split."""
+    sources = sorted(set(pairs[args.source_lang]))
+    order = np.random.default_rng(args.split_seed).permutation(len(sources))
+    num_test = round(len(sources) * args.test_fraction)
+    num_validation = round(len(sources) * args.validation_fraction)
+    split_of = {}
+    for rank, index in enumerate(order):
+        split_of[sources[index]] = (
+            "test" if rank < num_test else "validation" if rank < num_test + num_validation else "train"
+        )
+    splits = {}
+    for split in ("train", "validation", "test"):
+        splits[split] = pairs.filter(
+            lambda batch: [split_of[text] == split for text in batch[args.source_lang]],
+            batched=True, keep_in_memory=True, desc=f"Selecting {split}",
+        )
+    return DatasetDict(splits)
+
+
+def to_translation_layout(pairs: Dataset, args: PrepareArguments) -> Dataset:
+    """Flat language columns -> the Hugging Face layout `{"translation": {source: ..., target: ...}}`."""
+    langs = (args.source_lang, args.target_lang)
+
+    def nest(batch):
+        return {"translation": [dict(zip(langs, texts)) for texts in zip(*(batch[lang] for lang in langs))]}
+
+    return pairs.map(nest, batched=True, remove_columns=pairs.column_names, keep_in_memory=True)
+
+
+def prepare_tatoeba(
+    train_file: str,
+    args: PrepareArguments | None = None,
+    validation_file: str | None = None,
+    test_file: str | None = None,
+    tokenizer: GruSeq2SeqTokenizer | None = None,
+) -> PreparedCorpus:
+    """Run the tutorial's data preparation on `train_file`, printing its figures as it goes.
+
+    With `tokenizer` given (e.g. a saved model's), its vocabularies are used instead of building new ones.
+    `validation_file` / `test_file` replace the split's validation / test part; they are only normalized
+    and length-filtered.
+    """
+    args = args or PrepareArguments()
+    source, target = args.source_lang, args.target_lang
+    pairs = read_pairs(train_file, args)
+    stats = {"pairs_read": len(pairs)}
+    print(f"Read {len(pairs)} sentence pairs")
+    pairs = _nonempty(filter_length(pairs, args), train_file, f"the length filter ({_length_rule(args)})")
+    stats["pairs_after_length_filter"] = len(pairs)
+    print(f"Filtered to {len(pairs)} pairs ({_length_rule(args)})")
+
+    if tokenizer is None:
+        batches = {lang: lambda lang=lang: (pairs[i : i + 10_000][lang] for i in range(0, len(pairs), 10_000))
+                   for lang in (source, target)}
+        # The tutorial's counts include PAD, SOS and EOS but not our extra <unk>.
+        indexed = {lang: train_word_level(batches[lang]()).get_vocab_size() - 1 for lang in (source, target)}
+        kept = {lang: train_word_level(batches[lang](), args.min_count) for lang in (source, target)}
+        tokenizer = GruSeq2SeqTokenizer.from_vocabularies(kept[source], kept[target], source, target)
+        print(f"Indexed {indexed[source]} words in input language ({source}), "
+              f"{indexed[target]} words in output ({target})")
+        for lang in (source, target):
+            kept_words = kept[lang].get_vocab_size() - len(SPECIAL_TOKENS)
+            all_words = indexed[lang] - 3
+            print(f"keep_words {kept_words} / {all_words} = {kept_words / all_words:.4f} ({lang}, min_count "
+                  f"{args.min_count})")
+            stats[f"words_indexed_{lang}"] = indexed[lang]
+            stats[f"words_kept_{lang}"] = kept_words
+
+    trimmed = _nonempty(drop_unknown_words(pairs, tokenizer, args), train_file, "dropping pairs with trimmed words")
+    print(f"Trimmed from {len(pairs)} pairs to {len(trimmed)}, {len(trimmed) / len(pairs):.4f} of total")
+    stats["pairs_kept"] = len(trimmed)
+
+    splits = split_by_source(trimmed, args)
+    for split, path in (("validation", validation_file), ("test", test_file)):
+        if path is not None:
+            splits[split] = _nonempty(filter_length(read_pairs(path, args), args), path, "the length filter")
+    dataset = DatasetDict({name: to_translation_layout(split, args) for name, split in splits.items()})
+    stats.update({f"{name}_pairs": len(split) for name, split in dataset.items()})
+    print("Split: " + ", ".join(f"{name} {len(split)}" for name, split in dataset.items()))
+    return PreparedCorpus(dataset, tokenizer, stats)
+
+
+def tokenize_translation(
+    dataset: DatasetDict,
+    tokenizer: GruSeq2SeqTokenizer,
+    max_source_length: int | None = None,
+    max_target_length: int | None = None,
+) -> DatasetDict:
+    """Add `input_ids`, `attention_mask` and `labels` (each ending in `<eos>`, truncated when asked)."""
+    source, target = tokenizer.source_lang, tokenizer.target_lang
+
+    def encode(batch):
+        sources = [pair[source] for pair in batch["translation"]]
+        targets = [pair[target] for pair in batch["translation"]]
+        inputs = tokenizer(sources, max_length=max_source_length, truncation=max_source_length is not None)
+        labels = tokenizer(text_target=targets, max_length=max_target_length, truncation=max_target_length is not None)
+        inputs["labels"] = labels["input_ids"]
+        return inputs
+
+    return dataset.map(encode, batched=True, keep_in_memory=True, desc="Tokenizing")
+
+
+def export_pairs(dataset: DatasetDict, output_dir: str, file_format: str, args: PrepareArguments) -> list[str]:
+    """Write each split as `{split}.jsonl` (translation layout) or `{split}.tsv` (the file's column order)."""
+    paths = []
+    for name, split in dataset.items():
+        path = os.path.join(output_dir, f"{name}.{file_format}")
+        if file_format == "jsonl":
+            split.select_columns(["translation"]).to_json(path, lines=True, force_ascii=False)
+        else:
+            with open(path, "w", encoding="utf-8") as handle:
+                for pair in split["translation"]:
+                    handle.write("\t".join(pair[lang] for lang in args.file_languages) + "\n")
+        paths.append(path)
+    return paths
+
+
+def save_corpus(corpus: PreparedCorpus, output_dir: str, exports: tuple[str, ...] = (), overwrite: bool = False,
+                args: PrepareArguments | None = None) -> None:
+    """Save the dataset (`save_to_disk`), the tokenizer (`tokenizer/`) and exports into `output_dir`.
+
+    Everything is written to a temporary folder beside it and renamed into place when complete, so an
+    interrupted run never leaves a folder that loads as if it were whole.
+    """
+    if os.path.exists(output_dir) and not overwrite:
+        raise FileExistsError(f"{output_dir} already exists (pass --overwrite_output_dir to replace it)")
+    parent = os.path.dirname(os.path.abspath(output_dir))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".partial-", dir=parent)
+    try:
+        corpus.dataset.save_to_disk(staging)
+        corpus.tokenizer.save_pretrained(os.path.join(staging, "tokenizer"))
+        for file_format in exports:
+            export_pairs(corpus.dataset, staging, file_format, args or PrepareArguments())
+        if os.path.exists(output_dir):
+            shutil.rmtree(output_dir)
+        os.replace(staging, output_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _nonempty(pairs: Dataset, path: str, step: str) -> Dataset:
+    if len(pairs) == 0:
+        raise DataFileError(f"{path}: no pairs left after {step}")
+    return pairs
+
+
+def _length_rule(args: PrepareArguments) -> str:
+    return f"{args.min_length}..{args.max_length} {args.length_unit} per side"
+
+
+def parse_args(argv=None) -> tuple[argparse.Namespace, PrepareArguments]:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--train_file", required=True, help=f"pair file, jsonl or URL (e.g. {TUTORIAL_DATA_URL})")
+    parser.add_argument("--validation_file", help="replaces the validation split (only normalized and filtered)")
+    parser.add_argument("--test_file", help="replaces the test split (only normalized and filtered)")
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--overwrite_output_dir", action="store_true")
+    parser.add_argument("--export", nargs="*", choices=("jsonl", "tsv"), default=[], help="also write pair files")
+    defaults = PrepareArguments()
+    for field in dataclasses.fields(PrepareArguments):
+        value = getattr(defaults, field.name)
+        if isinstance(value, bool):
+            parser.add_argument(f"--{field.name}", action="store_true")
+        elif isinstance(value, tuple):
+            parser.add_argument(f"--{field.name}", nargs=2, default=value)
+        else:
+            parser.add_argument(f"--{field.name}", type=type(value), default=value,
+                                choices=("chars", "words") if field.name == "length_unit" else None)
+    namespace = parser.parse_args(argv)
+    options = {field.name: getattr(namespace, field.name) for field in dataclasses.fields(PrepareArguments)}
+    options["file_languages"] = tuple(options["file_languages"])
+    return namespace, PrepareArguments(**options)
+
+
+def main(argv=None) -> int:
+    try:
+        namespace, args = parse_args(argv)
+        corpus = prepare_tatoeba(namespace.train_file, args, namespace.validation_file, namespace.test_file)
+        corpus.dataset = tokenize_translation(corpus.dataset, corpus.tokenizer)
+        save_corpus(corpus, namespace.output_dir, tuple(namespace.export), namespace.overwrite_output_dir, args)
+    except (DataFileError, FileExistsError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"Saved to {namespace.output_dir} (dataset: load_from_disk; tokenizer: {namespace.output_dir}/tokenizer)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""Word-level tokenizer holding one vocabulary per language, as the tutorial's two `Lang` objects.
+
+The source vocabulary encodes inputs; the target vocabulary encodes `text_target` (labels) and decodes
+generated ids, as Marian's tokenizer does. Both are `tokenizers` WordLevel models trained with a minimum
+word count (the tutorial's `Lang.trim`), share one normalizer (the tutorial's `normalize_string`) and
+append `<eos>` to every sequence. Ids: `<pad>`=0, `<sos>`=1, `<eos>`=2 as the tutorial, plus `<unk>`=3 so
+unseen words map to a known id instead of crashing.
+"""
+
+from collections.abc import Iterable, Iterator
+
+from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import PreTrainedTokenizerFast
+
+PAD_TOKEN, SOS_TOKEN, EOS_TOKEN, UNK_TOKEN = "<pad>", "<sos>", "<eos>", "<unk>"
+SPECIAL_TOKENS = [PAD_TOKEN, SOS_TOKEN, EOS_TOKEN, UNK_TOKEN]  # list position = id
+EOS_ID = SPECIAL_TOKENS.index(EOS_TOKEN)
+
+# The tutorial's normalize_string: lowercase, strip, NFD and drop combining marks, split `,.!?` off
+# with a space on each side, every other run of non-letters to one space, no space at either end.
+# `Replace` has no back-references, so punctuation is split off with zero-width matches on both sides.
+NORMALIZER = normalizers.Sequence(
+    [
+        normalizers.Lowercase(),
+        normalizers.Strip(),
+        normalizers.NFD(),
+        normalizers.StripAccents(),
+        normalizers.Replace(Regex(r"(?=[,.!?])"), " "),
+        normalizers.Replace(Regex(r"(?<=[,.!?])"), " "),
+        normalizers.Replace(Regex(r"[^a-zA-Z,.!?]+"), " "),
+        normalizers.Replace(Regex(r"^ +| +$"), ""),
+    ]
+)
+
+
+def normalize_string(text: str) -> str:
+    """The tutorial's `normalize_string`: `"Ça va, Marie-Ève ?"` -> `"ca va , marie eve ?"`."""
+    return NORMALIZER.normalize_str(text)
+
+
+def train_word_level(texts: Iterable[str] | Iterator[list[str]], min_count: int = 1) -> Tokenizer:
+    """Build a word-level `tokenizers.Tokenizer` over `texts` keeping words seen at least `min_count` times.
+
+    `texts` may be strings or batches (lists) of strings, already normalized or not (the normalizer runs
+    on them either way). Words are split on spaces, as `Lang.index_words`; the special tokens take ids 0-3.
+    """
+    tokenizer = Tokenizer(models.WordLevel(unk_token=UNK_TOKEN))
+    tokenizer.normalizer = NORMALIZER
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"$A {EOS_TOKEN}", special_tokens=[(EOS_TOKEN, EOS_ID)]
+    )
+    trainer = trainers.WordLevelTrainer(
+        min_frequency=min_count, special_tokens=SPECIAL_TOKENS, show_progress=False
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return tokenizer
+
+
+class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
+    """Tokenizer with a source and a target word-level vocabulary (files `tokenizer.json` and
+    `target_tokenizer.json`).
+
+    `tokenizer(src_texts, text_target=tgt_texts)` gives `input_ids` and `attention_mask` from the source
+    vocabulary and `labels` from the target vocabulary, each ending in `<eos>`. `decode` reads target ids.
+    `decode(..., skip_special_tokens=True)` drops `<pad>`, `<sos>` and `<eos>` but keeps `<unk>`, so a
+    translation never silently loses a word it could not name.
+
+    Args:
+        tokenizer_file (`str`, *optional*): path of the source `tokenizers` JSON file.
+        target_tokenizer_file (`str`, *optional*): path of the target `tokenizers` JSON file.
+        tokenizer_object, target_tokenizer_object (`tokenizers.Tokenizer`, *optional*): in-memory
+            tokenizers, used instead of the files (see `from_vocabularies`).
+        source_lang (`str`, defaults to `"fr"`), target_lang (`str`, defaults to `"en"`): language codes.
+    """
+
+    vocab_files_names = {"tokenizer_file": "tokenizer.json", "target_tokenizer_file": "target_tokenizer.json"}
+    model_input_names = ["input_ids", "attention_mask"]
+
+    def __init__(
+        self,
+        tokenizer_file: str | None = None,
+        target_tokenizer_file: str | None = None,
+        tokenizer_object: Tokenizer | None = None,
+        target_tokenizer_object: Tokenizer | None = None,
+        source_lang: str = "fr",
+        target_lang: str = "en",
+        pad_token: str = PAD_TOKEN,
+        bos_token: str = SOS_TOKEN,
+        eos_token: str = EOS_TOKEN,
+        unk_token: str = UNK_TOKEN,
+        **kwargs,
+    ):
+        source = tokenizer_object or _load_tokenizer_file(tokenizer_file, "tokenizer_file")
+        target = target_tokenizer_object or _load_tokenizer_file(target_tokenizer_file, "target_tokenizer_file")
+        self.source_lang, self.target_lang = source_lang, target_lang
+        kwargs.setdefault("clean_up_tokenization_spaces", False)
+        super().__init__(
+            tokenizer_object=source,
+            source_lang=source_lang,
+            target_lang=target_lang,
+            pad_token=pad_token,
+            bos_token=bos_token,
+            eos_token=eos_token,
+            unk_token=unk_token,
+            **kwargs,
+        )
+        self._source_tokenizer = self._tokenizer
+        self._target_tokenizer = target
+
+    @classmethod
+    def convert_to_native_format(cls, trust_remote_code=False, **kwargs):
+        # Both vocabularies are read in `__init__`; the default would rebuild the source one as BPE.
+        return kwargs
+
+    @classmethod
+    def from_vocabularies(
+        cls, source: Tokenizer, target: Tokenizer, source_lang: str = "fr", target_lang: str = "en"
+    ) -> "GruSeq2SeqTokenizer":
+        """Wrap two trained word-level tokenizers (see `train_word_level`)."""
+        return cls(
+            tokenizer_object=source,
+            target_tokenizer_object=target,
+            source_lang=source_lang,
+            target_lang=target_lang,
+        )
+
+    @property
+    def source_vocab_size(self) -> int:
+        return self._source_tokenizer.get_vocab_size()
+
+    @property
+    def target_vocab_size(self) -> int:
+        return self._target_tokenizer.get_vocab_size()
+
+    def target_vocab(self) -> dict[str, int]:
+        return self._target_tokenizer.get_vocab()
+
+    def _switch_to_input_mode(self):
+        self._tokenizer = self._source_tokenizer
+
+    def _switch_to_target_mode(self):
+        self._tokenizer = self._target_tokenizer
+
+    def convert_ids_to_tokens(self, ids, skip_special_tokens: bool = False):
+        """Target-vocabulary tokens of `ids` (an int or a list of ints)."""
+        if isinstance(ids, int):
+            return self._target_tokenizer.id_to_token(ids)
+        hidden = self._skipped_ids() if skip_special_tokens else set()
+        return [self._target_tokenizer.id_to_token(int(i)) for i in ids if int(i) not in hidden]
+
+    def _decode(self, token_ids, skip_special_tokens: bool = False, **kwargs) -> str:
+        if isinstance(token_ids, int):
+            token_ids = [token_ids]
+        if skip_special_tokens:
+            hidden = self._skipped_ids()
+            token_ids = [i for i in token_ids if i not in hidden]
+        return self._target_tokenizer.decode(token_ids, skip_special_tokens=False)
+
+    def _skipped_ids(self) -> set[int]:
+        """Ids that `skip_special_tokens` drops: `<pad>`, `<sos>`, `<eos>` (not `<unk>`)."""
+        return {self.pad_token_id, self.bos_token_id, self.eos_token_id}
+
+    def _save_pretrained(self, save_directory, file_names, legacy_format=None, filename_prefix=None):
+        prefix = filename_prefix + "-" if filename_prefix else ""
+        source_file = f"{save_directory}/{prefix}{self.vocab_files_names['tokenizer_file']}"
+        target_file = f"{save_directory}/{prefix}{self.vocab_files_names['target_tokenizer_file']}"
+        self._source_tokenizer.save(source_file)
+        self._target_tokenizer.save(target_file)
+        return file_names + (source_file, target_file)
+
+
+def _load_tokenizer_file(path: str | None, argument: str) -> Tokenizer:
+    if path is None:
+        raise ValueError(f"GruSeq2SeqTokenizer needs `{argument}` (a tokenizers JSON file) or the matching object.")
+    return Tokenizer.from_file(path)
+
+
+GruSeq2SeqTokenizer.register_for_auto_class("AutoTokenizer")

@@ -1,0 +1,31 @@
+"""Shared test setup: one thread (stable on 2 busy cores), offline Hub, and the shared Tatoeba file."""
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pathlib  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED_PAIRS_FILE = pathlib.Path(
+    os.environ.get("GRU_SEQ2SEQ_PAIRS_FILE", REPO_ROOT.parent / "shared" / "data" / "eng-fra.txt")
+)
+
+
+@pytest.fixture(scope="session")
+def shared_pairs_file() -> pathlib.Path:
+    """The shared 163,630-line Tatoeba file; a missing file fails under CI (`CI=true`), else skips."""
+    if not SHARED_PAIRS_FILE.is_file():
+        message = f"shared data file {SHARED_PAIRS_FILE} is missing (set GRU_SEQ2SEQ_PAIRS_FILE)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return SHARED_PAIRS_FILE

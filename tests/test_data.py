@@ -1,0 +1,188 @@
+"""The Tatoeba pipeline: the tutorial's figures, both file layouts, the grouped split, clear errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from datasets import load_from_disk
+
+from data_scripts.prepare_tatoeba import (
+    DataFileError,
+    PrepareArguments,
+    prepare_tatoeba,
+    read_pairs,
+    tokenize_translation,
+)
+from modeling_gru_seq2seq import GruSeq2SeqTokenizer
+
+SMALL = PrepareArguments(min_count=1, validation_fraction=0.2, test_fraction=0.2)
+PAIRS = [
+    ("I am cold.", "J'ai froid."), ("I am cold.", "Je suis froid."), ("Go!", "Va\u00a0!"), ("Hi.", "Salut."),
+    ("I am here.", "Je suis là."), ("He is here.", "Il est là."), ("She is here.", "Elle est là."),
+    ("Run!", "Cours\u202f!"), ("Who?", "Qui\u00a0?"), ("Wow!", "Ça alors\u00a0!"), ("Fire!", "Au feu\u00a0!"),
+]
+
+
+def write_pairs(path, pairs, columns=2):
+    lines = ["\t".join(pair + ("CC-BY 2.0 (France) Attribution: tatoeba.org",) * (columns == 3)) for pair in pairs]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def test_tutorial_figures_on_shared_file(shared_pairs_file, capsys):
+    corpus = prepare_tatoeba(str(shared_pairs_file))
+    stats = corpus.stats
+    assert stats["pairs_read"] == 163630
+    assert stats["pairs_after_length_filter"] == 29339
+    assert (stats["words_indexed_fr"], stats["words_indexed_en"]) == (7537, 4743)
+    assert (stats["words_kept_fr"], stats["words_kept_en"]) == (1903, 1681)
+    assert stats["pairs_kept"] == 18845
+    assert (corpus.tokenizer.source_vocab_size, corpus.tokenizer.target_vocab_size) == (1907, 1685)
+    assert sum(len(split) for split in corpus.dataset.values()) == 18845
+    printed = capsys.readouterr().out
+    for figure in ("Read 163630", "Filtered to 29339", "Indexed 7537", "4743 words", "keep_words 1903",
+                   "keep_words 1681", "to 18845"):
+        assert figure in printed
+    # the split is grouped by source sentence: no French sentence in two splits
+    sources = {name: {pair["fr"] for pair in split["translation"]} for name, split in corpus.dataset.items()}
+    assert not sources["train"] & sources["test"] and not sources["train"] & sources["validation"]
+    assert not sources["validation"] & sources["test"]
+    total = sum(map(len, sources.values()))
+    assert 0.04 < len(sources["test"]) / total < 0.06 and 0.04 < len(sources["validation"]) / total < 0.06
+
+
+def test_two_and_three_column_layouts_give_the_same_pairs(tmp_path):
+    two = prepare_tatoeba(write_pairs(tmp_path / "two.txt", PAIRS), SMALL)
+    three = prepare_tatoeba(write_pairs(tmp_path / "fra.txt", PAIRS, columns=3), SMALL)
+    for split in ("train", "validation", "test"):
+        assert two.dataset[split]["translation"] == three.dataset[split]["translation"]
+    everything = [pair for split in two.dataset.values() for pair in split["translation"]]
+    assert {"fr": "va !", "en": "go !"} in everything  # French -> English, normalized
+
+
+def test_direction_and_length_unit_are_configurable(tmp_path):
+    path = write_pairs(tmp_path / "pairs.txt", PAIRS)
+    args = PrepareArguments(source_lang="en", target_lang="fr", min_count=1, min_length=4, max_length=4,
+                            length_unit="words", validation_fraction=0, test_fraction=0)
+    corpus = prepare_tatoeba(path, args)
+    pairs = corpus.dataset["train"]["translation"]
+    assert all(len(pair["en"].split()) == 4 and len(pair["fr"].split()) == 4 for pair in pairs)
+    assert {"en": "i am cold .", "fr": "je suis froid ."} in pairs
+    assert list(pairs[0]) == ["en", "fr"] and corpus.tokenizer.source_lang == "en"
+
+
+def test_split_is_seeded_and_grouped_by_source(tmp_path):
+    numbers = {"un": "one", "deux": "two", "trois": "three", "quatre": "four", "cinq": "five", "six": "six",
+               "sept": "seven"}
+    pairs = [(f"{subject} {en}.", f"Je vois {fr}.") for fr, en in numbers.items()
+             for subject in ("I see", "I saw", "We see")]  # 7 French sources, 3 translations each
+    path = write_pairs(tmp_path / "pairs.txt", pairs)
+    args = PrepareArguments(min_count=1, validation_fraction=0.3, test_fraction=0.3)
+    first, again = prepare_tatoeba(path, args), prepare_tatoeba(path, args)
+    other_seed = prepare_tatoeba(path, PrepareArguments(min_count=1, validation_fraction=0.3, test_fraction=0.3,
+                                                        split_seed=7))
+    split_sources = {name: {p["fr"] for p in split["translation"]} for name, split in first.dataset.items()}
+    assert sum(map(len, split_sources.values())) == 7 == len(set().union(*split_sources.values()))
+    assert all(first.dataset[s]["translation"] == again.dataset[s]["translation"] for s in split_sources)
+    assert any(first.dataset[s]["translation"] != other_seed.dataset[s]["translation"] for s in split_sources)
+
+
+def test_trimming_drops_pairs_with_rare_words(tmp_path):
+    path = write_pairs(tmp_path / "pairs.txt", [("I am cold.", "J'ai froid.")] * 3 + [("I am hot.", "J'ai chaud.")])
+    corpus = prepare_tatoeba(path, PrepareArguments(min_count=2, validation_fraction=0, test_fraction=0))
+    assert corpus.dataset["train"]["translation"] == [{"fr": "j ai froid .", "en": "i am cold ."}] * 3
+    assert "chaud" not in corpus.tokenizer.get_vocab() and "hot" not in corpus.tokenizer.target_vocab()
+
+
+def test_given_validation_file_keeps_unknown_words_as_unk(tmp_path):
+    train = write_pairs(tmp_path / "train.txt", PAIRS)
+    valid = write_pairs(tmp_path / "valid.txt", [("I am blue.", "Je suis bleu.")])
+    corpus = prepare_tatoeba(train, SMALL, validation_file=valid)
+    assert corpus.dataset["validation"]["translation"] == [{"fr": "je suis bleu .", "en": "i am blue ."}]
+    encoded = tokenize_translation(corpus.dataset, corpus.tokenizer)["validation"][0]
+    assert encoded["input_ids"][-3:] == [corpus.tokenizer.unk_token_id, corpus.tokenizer.get_vocab()["."], 2]
+    assert corpus.tokenizer.decode(encoded["labels"], skip_special_tokens=True) == "i am <unk> ."
+
+
+def test_jsonl_translation_layout(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text("\n".join(json.dumps({"translation": {"en": en, "fr": fr}}) for en, fr in PAIRS), encoding="utf-8")
+    from_jsonl = prepare_tatoeba(str(path), SMALL)
+    from_tsv = prepare_tatoeba(write_pairs(tmp_path / "pairs.txt", PAIRS), SMALL)
+    assert from_jsonl.dataset["train"]["translation"] == from_tsv.dataset["train"]["translation"]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("Go.\tVa !\nHello there\nHi.\tSalut.\n", r"bad\.txt:2: expected 2 tab-separated columns like line 1, found 1"),
+        ("Go.\tVa !\nHi.\tSalut.\tx\tDrop\n", r"bad\.txt:2: expected 2 .* found 4"),
+        ("Go.\tVa !\tattribution\nHi.\tSalut.\n", r"bad\.txt:2: expected 3 .* found 2"),
+        ("one column only\n", r"bad\.txt:1: expected 2 tab-separated columns .* found 1"),
+        ("", r"bad\.txt: no sentence pairs"),
+        ("Go.\tVa !\nThis is far too long a sentence.\tC'est une phrase bien trop longue.\n", None),
+    ],
+)
+def test_bad_lines_are_reported_with_file_and_line(tmp_path, content, message):
+    path = tmp_path / "bad.txt"
+    path.write_text(content, encoding="utf-8")
+    if message is None:  # every pair is filtered out by a later step: name that step
+        with pytest.raises(DataFileError, match=r"bad\.txt: no pairs left after the length filter"):
+            prepare_tatoeba(str(path), PrepareArguments(min_length=30))
+        return
+    with pytest.raises(DataFileError, match=message):
+        prepare_tatoeba(str(path), SMALL)
+
+
+def test_skip_bad_lines_counts_what_it_skips(tmp_path, capsys):
+    path = tmp_path / "bad.txt"
+    path.write_text("Go.\tVa !\nno tab here\n\nHi.\tSalut.\tx\nRun!\tCours !\n", encoding="utf-8")
+    pairs = read_pairs(str(path), PrepareArguments(skip_bad_lines=True))
+    assert pairs["line"] == [1, 5] and pairs["fr"] == ["va !", "cours !"]
+    printed = capsys.readouterr().out
+    assert "Skipped 2 bad lines" in printed and "Ignored 1 blank lines" in printed
+
+
+def test_invalid_utf8_names_the_line(tmp_path):
+    path = tmp_path / "latin1.txt"
+    path.write_bytes("Go.\tVa !\n".encode() * 999 + "Tea.\tThé.\n".encode("latin-1"))
+    with pytest.raises(DataFileError, match=r"latin1\.txt:1000: invalid UTF-8"):
+        prepare_tatoeba(str(path), SMALL)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(DataFileError, match=r"nope\.txt: no such file"):
+        prepare_tatoeba(str(tmp_path / "nope.txt"))
+
+
+def test_bom_and_crlf_are_read_as_plain_lines(tmp_path):
+    path = tmp_path / "crlf.txt"
+    path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join("\t".join(pair) for pair in PAIRS).encode() + b"\r\n")
+    plain = read_pairs(write_pairs(tmp_path / "plain.txt", PAIRS), SMALL)
+    assert read_pairs(str(path), SMALL).to_dict() == plain.to_dict()
+
+
+def test_cli_saves_dataset_tokenizer_and_exports(tmp_path):
+    train = write_pairs(tmp_path / "pairs.txt", PAIRS)
+    output_dir = tmp_path / "prepared"
+    command = [sys.executable, "-m", "data_scripts.prepare_tatoeba", "--train_file", train, "--output_dir",
+               str(output_dir), "--min_count", "1", "--test_fraction", "0.2", "--export", "tsv", "jsonl"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Read 11 sentence pairs" in result.stdout
+    dataset = load_from_disk(str(output_dir))
+    tokenizer = GruSeq2SeqTokenizer.from_pretrained(output_dir / "tokenizer")
+    row = dataset["train"][0]
+    assert tokenizer.decode(row["labels"], skip_special_tokens=True) == row["translation"]["en"]
+    # the TSV export is a pair file in the input's column order: it reads back to the same pairs
+    reread = read_pairs(str(output_dir / "test.tsv"), SMALL)
+    assert [{"fr": fr, "en": en} for fr, en in zip(reread["fr"], reread["en"])] == dataset["test"]["translation"]
+    assert (output_dir / "train.jsonl").read_text().count("\n") == len(dataset["train"])
+    # a second run refuses to overwrite; a bad file gives one line of error and a non-zero exit
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert again.returncode != 0 and "already exists" in again.stderr and "Traceback" not in again.stderr
+    missing = tmp_path / "missing.txt"
+    bad = subprocess.run(command[:3] + ["--train_file", str(missing), "--output_dir", str(tmp_path / "x")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and bad.stderr.strip() == f"error: {missing}: no such file"

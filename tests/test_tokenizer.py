@@ -1,0 +1,111 @@
+"""The normalizer equals the tutorial's normalize_string; the two-vocabulary tokenizer encodes, decodes,
+saves and loads (also as remote code in a process that cannot import the package)."""
+
+import json
+import re
+import subprocess
+import sys
+import unicodedata
+
+import pytest
+from transformers import AutoTokenizer
+
+from modeling_gru_seq2seq import GruSeq2SeqTokenizer, normalize_string, train_word_level
+
+TRICKY = [
+    "Ça va ?", "Œuvre d'art.", "J'ai 20 ans.", "F.B.I.", "a,b", "Va\u00a0!", "Quoi\u202f?", "",
+    "   ", "Élève, écoute!", "l'hôtel--très...", "N'est-ce pas?!", "ÀÉÎÕÜ ñ ß ø", "tab\there",
+    "\ufeffBOM", "Emoji 😀 ok.", "Straße", "İstanbul", "a\u0301b", "Ĳ ﬁ", "x.y.z", "??", "...",
+]
+
+
+def seed_normalize_string(text: str) -> str:
+    """The tutorial's normalize_string, written out with Python's `re` as an independent reference."""
+    text = "".join(
+        char for char in unicodedata.normalize("NFD", text.lower().strip())
+        if unicodedata.category(char) != "Mn"
+    )
+    text = re.sub(r"([,.!?])", r" \1 ", text)
+    text = re.sub(r"[^a-zA-Z,.!?]+", r" ", text)
+    return re.sub(r"\s+", r" ", text).strip()
+
+
+@pytest.mark.parametrize("text", TRICKY)
+def test_normalizer_matches_seed_on_tricky_strings(text):
+    assert normalize_string(text) == seed_normalize_string(text)
+
+
+def test_normalizer_matches_seed_on_every_line_of_shared_file(shared_pairs_file):
+    differences = []
+    with open(shared_pairs_file, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, 1):
+            for text in line.rstrip("\n").split("\t"):
+                if normalize_string(text) != seed_normalize_string(text):
+                    differences.append((number, text))
+    assert number == 163630
+    assert differences == []
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    source = train_word_level(["Je suis froid.", "Je suis là.", "Il est là!"] * 2, min_count=2)
+    target = train_word_level(["I am cold.", "I am here.", "He is here!"] * 2 + ["rare"], min_count=2)
+    return GruSeq2SeqTokenizer.from_vocabularies(source, target, "fr", "en")
+
+
+def test_special_token_ids_and_min_count(tokenizer):
+    assert [tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id] == [0, 1, 2, 3]
+    assert "rare" not in tokenizer.target_vocab()  # seen once, min_count 2
+    assert tokenizer.source_vocab_size == 4 + len({"je", "suis", "froid", ".", "la", "il", "est", "!"})
+
+
+def test_encode_source_and_target_vocabularies(tokenizer):
+    batch = tokenizer(["Je suis froid!", "Il est là zorg"], text_target=["I am cold.", "he is here"])
+    source_vocab, target_vocab = tokenizer.get_vocab(), tokenizer.target_vocab()
+    assert batch["input_ids"][0] == [source_vocab[w] for w in ["je", "suis", "froid", "!"]] + [2]
+    assert batch["input_ids"][1][-2:] == [tokenizer.unk_token_id, 2]  # unknown word, then <eos>
+    assert batch["attention_mask"][1] == [1] * 5
+    assert batch["labels"][0] == [target_vocab[w] for w in ["i", "am", "cold", "."]] + [2]
+    # the tokenizer is back in source mode after encoding targets
+    assert tokenizer(["je"])["input_ids"][0][0] == source_vocab["je"]
+
+
+def test_decode_uses_target_vocabulary_and_keeps_unk(tokenizer):
+    labels = tokenizer(text_target=["I am cold.", "he is gone"])["input_ids"]
+    assert tokenizer.batch_decode(labels, skip_special_tokens=True) == ["i am cold .", "he is <unk>"]
+    assert tokenizer.decode([1] + labels[0] + [0, 0], skip_special_tokens=True) == "i am cold ."
+    assert tokenizer.decode(labels[0]) == "i am cold . <eos>"
+
+
+def test_save_and_load_round_trip(tokenizer, tmp_path):
+    tokenizer.save_pretrained(tmp_path)
+    assert {"tokenizer.json", "target_tokenizer.json", "tokenizer_config.json"} <= {p.name for p in tmp_path.iterdir()}
+    for loaded in (GruSeq2SeqTokenizer.from_pretrained(tmp_path), AutoTokenizer.from_pretrained(tmp_path)):
+        assert type(loaded) is GruSeq2SeqTokenizer
+        texts = (["Je suis là, zorg."], ["He is here!"])
+        assert loaded(texts[0], text_target=texts[1]) == tokenizer(texts[0], text_target=texts[1])
+        assert (loaded.source_lang, loaded.target_lang) == ("fr", "en")
+
+
+REMOTE_SCRIPT = """
+import json, sys
+sys.modules["modeling_gru_seq2seq"] = None  # the package is installed: prove the saved files suffice
+from transformers import AutoTokenizer
+tokenizer = AutoTokenizer.from_pretrained(sys.argv[1], trust_remote_code=True)
+batch = tokenizer(["Je suis là, zorg."], text_target=["He is here!"])
+print(json.dumps({"module": type(tokenizer).__module__, "class": type(tokenizer).__name__,
+                  "batch": dict(batch), "decoded": tokenizer.decode(batch["labels"][0], skip_special_tokens=True)}))
+"""
+
+
+def test_remote_code_loads_in_fresh_process(tokenizer, tmp_path):
+    tokenizer.save_pretrained(tmp_path)
+    assert (tmp_path / "tokenization_gru_seq2seq.py").is_file()
+    result = subprocess.run([sys.executable, "-c", REMOTE_SCRIPT, str(tmp_path)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded["class"] == "GruSeq2SeqTokenizer"
+    assert not loaded["module"].startswith("modeling_gru_seq2seq")
+    assert loaded["batch"] == dict(tokenizer(["Je suis là, zorg."], text_target=["He is here!"]))
+    assert loaded["decoded"] == "he is here !"
