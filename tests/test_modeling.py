@@ -1,0 +1,413 @@
+"""GruSeq2Seq config and model on tiny sizes: training paths, batch invariance, the loss, decoder
+initial states, generate() against hand-written loops, save/load, tying and remote code."""
+
+import functools
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch.nn import functional as F
+
+from modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration
+from modeling_gru_seq2seq.modeling_gru_seq2seq import GruSeq2SeqCache
+
+SOURCE_VOCAB, TARGET_VOCAB, HIDDEN = 11, 13, 16
+PAD, SOS, EOS = 0, 1, 2
+DECODERS = [("luong", "dot"), ("luong", "general"), ("luong", "concat"), ("bahdanau", "concat")]
+DECODER_IDS = ["luong-dot", "luong-general", "luong-concat", "bahdanau"]
+
+
+def make_model(decoder_type="luong", attention="dot", seed=0, **config_overrides):
+    torch.manual_seed(seed)
+    config_overrides.setdefault("num_layers", 2)
+    config = GruSeq2SeqConfig(
+        source_vocab_size=SOURCE_VOCAB,
+        target_vocab_size=TARGET_VOCAB,
+        hidden_size=HIDDEN,
+        decoder_type=decoder_type,
+        attention=attention,
+        **config_overrides,
+    )
+    return GruSeq2SeqForConditionalGeneration(config)
+
+
+def make_batch(seed=1):
+    """Three right-padded sources (lengths 6, 3, 5) and targets (lengths 5, 2, 4, labels -100 after)."""
+    generator = torch.Generator().manual_seed(seed)
+    source_lengths, target_lengths = torch.tensor([6, 3, 5]), torch.tensor([5, 2, 4])
+    input_ids = torch.randint(3, SOURCE_VOCAB, (3, 6), generator=generator)
+    attention_mask = (torch.arange(6) < source_lengths[:, None]).long()
+    input_ids = input_ids.masked_fill(attention_mask == 0, PAD)
+    labels = torch.randint(3, TARGET_VOCAB, (3, 5), generator=generator)
+    labels = labels.masked_fill(torch.arange(5) >= target_lengths[:, None], -100)
+    return input_ids, attention_mask, labels
+
+
+# ---------------------------------------------------------------- configuration
+
+
+@pytest.mark.parametrize(
+    "field, value", [("attention", "additive"), ("decoder_type", "transformer"), ("decoder_init", "zeros")]
+)
+def test_config_rejects_unknown_choices_naming_field_and_choices(field, value):
+    with pytest.raises(ValueError, match=field) as error:
+        GruSeq2SeqConfig(**{field: value})
+    choices = {"attention": "concat", "decoder_type": "bahdanau", "decoder_init": "seed"}[field]
+    assert choices in str(error.value)
+
+
+def test_config_rejects_out_of_range_ratio_and_untieable_decoder():
+    with pytest.raises(ValueError, match="teacher_forcing_ratio"):
+        GruSeq2SeqConfig(teacher_forcing_ratio=1.5)
+    with pytest.raises(ValueError, match="tie_word_embeddings"):
+        GruSeq2SeqConfig(decoder_type="bahdanau", tie_word_embeddings=True)
+
+
+def test_config_defaults_are_the_seed_hyperparameters():
+    config = GruSeq2SeqConfig()
+    assert (config.hidden_size, config.num_layers, config.dropout) == (500, 2, 0.1)
+    assert (config.attention, config.decoder_type, config.decoder_init) == ("dot", "luong", "sum")
+    assert (config.teacher_forcing_ratio, config.tie_word_embeddings, config.is_encoder_decoder) == (0.5, False, True)
+    assert (config.pad_token_id, config.bos_token_id, config.decoder_start_token_id, config.eos_token_id) == (0, 1, 1, 2)
+
+
+# ---------------------------------------------------------------- training paths
+
+
+@pytest.mark.parametrize("teacher_forcing_ratio", [1.0, 0.0])
+@pytest.mark.parametrize("decoder_type, attention", DECODERS, ids=DECODER_IDS)
+def test_forward_backward_reaches_every_parameter(decoder_type, attention, teacher_forcing_ratio):
+    model = make_model(decoder_type, attention, teacher_forcing_ratio=teacher_forcing_ratio).train()
+    input_ids, attention_mask, labels = make_batch()
+    output = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    assert output.logits.shape == (3, 5, TARGET_VOCAB)
+    assert torch.isfinite(output.loss)
+    output.loss.backward()
+    no_gradient = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert no_gradient == []
+
+
+@pytest.mark.parametrize("decoder_type, attention", DECODERS, ids=DECODER_IDS)
+def test_teacher_forcing_ratio_picks_reference_or_own_argmax(decoder_type, attention):
+    input_ids, attention_mask, labels = make_batch()
+    free_running = make_model(decoder_type, attention, dropout=0.0, teacher_forcing_ratio=0.0).train()
+    free_logits = free_running(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits
+    # The same steps teacher-forced on the model's own argmax give the same logits.
+    own_tokens = free_logits.argmax(-1)[:, :-1]
+    fed_back = torch.cat([torch.full((3, 1), SOS), own_tokens], dim=1)
+    replayed = free_running.eval()(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=fed_back)
+    torch.testing.assert_close(free_logits, replayed.logits, atol=1e-5, rtol=0)
+
+    forced = make_model(decoder_type, attention, dropout=0.0, teacher_forcing_ratio=1.0).train()
+    forced_logits = forced(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits
+    reference = forced.eval()(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits
+    torch.testing.assert_close(forced_logits, reference, atol=1e-6, rtol=0)
+
+
+def test_teacher_forced_luong_runs_one_gru_call():
+    model = make_model("luong", "general").eval()
+    calls = []
+    model.decoder.gru.register_forward_hook(lambda module, args, output: calls.append(args[0].shape))
+    input_ids, attention_mask, labels = make_batch()
+    model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    assert calls == [torch.Size([3, 5, HIDDEN])]
+
+
+def test_loss_is_masked_cross_entropy():
+    model = make_model("luong", "concat").eval()
+    input_ids, attention_mask, labels = make_batch()
+    output = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
+    # The seed's masked_cross_entropy, written out: -log p(label) summed over real tokens / their number.
+    log_probs = output.logits.log_softmax(dim=-1)
+    real = labels != -100
+    token_log_probs = log_probs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    expected = -(token_log_probs * real).sum() / real.sum()
+    torch.testing.assert_close(output.loss, expected)
+    # With the Trainer's token count of a larger (accumulated) batch, the sum is divided by that count.
+    scaled = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, num_items_in_batch=40)
+    torch.testing.assert_close(scaled.loss, -(token_log_probs * real).sum() / 40)
+
+
+def test_default_decoder_inputs_are_labels_shifted_right():
+    model = make_model().eval()
+    input_ids, attention_mask, labels = make_batch()
+    shifted = model.prepare_decoder_input_ids_from_labels(labels)
+    assert shifted[:, 0].tolist() == [SOS] * 3
+    assert torch.equal(shifted[0, 1:], labels[0, :-1])
+    assert shifted[1].tolist() == [SOS, labels[1, 0].item(), labels[1, 1].item(), PAD, PAD]
+    implicit = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits
+    explicit = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=shifted).logits
+    assert torch.equal(implicit, explicit)
+
+
+# ---------------------------------------------------------------- attention
+
+
+@pytest.mark.parametrize("score", ["dot", "general", "concat"])
+def test_attention_scores_follow_luong_formulas(score):
+    attention = make_model("luong", score).decoder.attention
+    generator = torch.Generator().manual_seed(2)
+    query, encoder_outputs = torch.randn(2, 3, HIDDEN, generator=generator), torch.randn(2, 4, HIDDEN, generator=generator)
+    source_mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    if score == "dot":  # h_t . h_s
+        scores = torch.einsum("bth,bsh->bts", query, encoder_outputs)
+    elif score == "general":  # h_t^T W_a h_s
+        w_a = attention.query_projection.weight.T
+        scores = torch.einsum("bth,hk,bsk->bts", query, w_a, encoder_outputs)
+    else:  # v_a^T tanh(W_a [h_t; h_s] + b)
+        pairs = torch.cat(
+            [query.unsqueeze(2).expand(-1, -1, 4, -1), encoder_outputs.unsqueeze(1).expand(-1, 3, -1, -1)], dim=-1
+        )
+        scores = torch.tanh(attention.projection(pairs)) @ attention.v
+    expected_weights = scores.masked_fill(source_mask[:, None] == 0, float("-inf")).softmax(-1)
+    keys = attention.project_keys(encoder_outputs)
+    context, weights = attention(query, encoder_outputs, keys, source_mask)
+    torch.testing.assert_close(weights, expected_weights)
+    torch.testing.assert_close(context, expected_weights @ encoder_outputs)
+
+
+# ---------------------------------------------------------------- padding
+
+
+@pytest.mark.parametrize("decoder_type, attention", DECODERS, ids=DECODER_IDS)
+def test_batch_invariance_and_attention_ignores_padding(decoder_type, attention):
+    model = make_model(decoder_type, attention).eval()
+    input_ids, attention_mask, labels = make_batch()
+    batch = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True)
+    weights = batch.cross_attentions[0][:, 0]  # (batch, tgt_len, src_len)
+    assert torch.all(weights[attention_mask.unsqueeze(1).expand_as(weights) == 0] == 0)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(3, 5))
+    for i in range(3):
+        source_length, target_length = attention_mask[i].sum().item(), (labels[i] != -100).sum().item()
+        alone = model(
+            input_ids=input_ids[i : i + 1, :source_length],
+            labels=labels[i : i + 1, :target_length],
+            output_attentions=True,
+        )
+        torch.testing.assert_close(batch.logits[i, :target_length], alone.logits[0], atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            weights[i, :target_length, :source_length], alone.cross_attentions[0][0, 0], atol=1e-5, rtol=0
+        )
+
+
+# ---------------------------------------------------------------- decoder initial state
+
+
+@pytest.mark.parametrize("num_layers", [2, 3])
+def test_decoder_init_seed_and_sum_states(num_layers):
+    input_ids, attention_mask, labels = make_batch()
+    seed_model = make_model(decoder_init="seed", num_layers=num_layers).eval()
+    sum_model = make_model(decoder_init="sum", num_layers=num_layers).eval()
+    sum_model.load_state_dict(seed_model.state_dict())
+    encoder = seed_model.encoder
+    # h_n of the encoder GRU run directly on each unpadded sentence: (2 * num_layers, 1, hidden).
+    final_states = [
+        encoder.gru(encoder.embedding(input_ids[i : i + 1, : attention_mask[i].sum()]))[1] for i in range(3)
+    ]
+    h_n = torch.cat(final_states, dim=1)  # (2 * num_layers, batch, hidden): l0 fwd, l0 bwd, l1 fwd, ...
+    expected = {
+        "seed": h_n[:num_layers].transpose(0, 1),  # the seed's encoder_hidden[:n_layers]
+        "sum": (h_n[0::2] + h_n[1::2]).transpose(0, 1),  # layer l forward + layer l backward
+    }
+    for name, model in (("seed", seed_model), ("sum", sum_model)):
+        encoder_outputs = model.encoder(input_ids, attention_mask)
+        initial = model.initial_decoder_state(encoder_outputs.final_hidden_state)
+        torch.testing.assert_close(initial, expected[name], atol=1e-6, rtol=0)
+        # forward without a cache starts from exactly that state
+        given = GruSeq2SeqCache(expected[name], 0)
+        kwargs = {"attention_mask": attention_mask, "labels": labels, "encoder_outputs": encoder_outputs}
+        torch.testing.assert_close(model(**kwargs).logits, model(cache=given, **kwargs).logits, atol=1e-6, rtol=0)
+    if num_layers == 2:  # layer 0 forward and backward, as the seed
+        torch.testing.assert_close(expected["seed"], h_n[[0, 1]].transpose(0, 1))
+
+
+# ---------------------------------------------------------------- generate
+
+
+def greedy_by_hand(model, input_ids, attention_mask, max_new_tokens):
+    """Greedy decoding that reruns the whole prefix every step (no cache), padding finished sentences."""
+    sequences = torch.full((input_ids.shape[0], 1), SOS)
+    finished = torch.zeros(input_ids.shape[0], dtype=torch.bool)
+    for _ in range(max_new_tokens):
+        logits = model(
+            input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=sequences, use_cache=False
+        ).logits
+        next_tokens = logits[:, -1].argmax(-1).masked_fill(finished, PAD)
+        sequences = torch.cat([sequences, next_tokens[:, None]], dim=1)
+        finished |= next_tokens == EOS
+        if finished.all():
+            break
+    return sequences
+
+
+def copy_batch(generator, batch_size=32):
+    """Sources of 2 to 6 tokens; the target is each token + 2, then EOS."""
+    lengths = torch.randint(2, 7, (batch_size,), generator=generator)
+    tokens = torch.randint(3, SOURCE_VOCAB, (batch_size, 6), generator=generator)
+    attention_mask = (torch.arange(6) < lengths[:, None]).long()
+    labels = torch.cat([tokens + 2, torch.zeros(batch_size, 1, dtype=torch.long)], dim=1)
+    labels[torch.arange(batch_size), lengths] = EOS
+    labels = labels.masked_fill(torch.arange(7) > lengths[:, None], -100)
+    return tokens.masked_fill(attention_mask == 0, PAD), attention_mask, labels
+
+
+@functools.cache
+def copy_model(decoder_type, attention):
+    """A model trained briefly (60 steps, under a second) to copy its input: its outputs depend on the
+    source and end with EOS at different lengths, and it is unsure enough for beams to change places."""
+    model = make_model(decoder_type, attention, dropout=0.0, teacher_forcing_ratio=1.0).train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(60):
+        input_ids, attention_mask, labels = copy_batch(generator)
+        loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval().requires_grad_(False)
+
+
+@pytest.mark.parametrize("decoder_type, attention", [("luong", "general"), ("bahdanau", "concat")])
+def test_greedy_generate_equals_hand_written_loop(decoder_type, attention):
+    model = copy_model(decoder_type, attention)
+    input_ids, attention_mask, _ = make_batch()
+    expected = greedy_by_hand(model, input_ids, attention_mask, max_new_tokens=8)
+    assert (expected[:, -1] == PAD).any()  # the comparison covers sentences finished early too
+    generated = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8)
+    assert torch.equal(generated, expected)
+    one_beam = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=8, num_beams=1)
+    assert torch.equal(one_beam, expected)
+
+
+def test_generate_runs_encoder_once_and_feeds_one_token_per_step():
+    model = copy_model("luong", "dot")
+    input_ids, attention_mask, _ = make_batch()
+    encoder_calls, decoder_lengths = [], []
+    model.encoder.register_forward_hook(lambda module, args, output: encoder_calls.append(1))
+    model.decoder.register_forward_hook(lambda module, args, output: decoder_lengths.append(args[0].shape[1]))
+    model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=6, num_beams=3)
+    assert len(encoder_calls) == 1
+    assert len(decoder_lengths) > 1 and set(decoder_lengths) == {1}
+
+
+def log_prob_of(model, input_ids, attention_mask, sequences):
+    """Teacher-forced log-probability of each generated sequence (tokens after SOS, up to its first EOS)."""
+    targets = sequences[:, 1:]
+    logits = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=sequences[:, :-1]).logits
+    token_log_probs = logits.log_softmax(-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    after_eos = (targets == EOS).long().cumsum(dim=1) - (targets == EOS).long() > 0
+    return token_log_probs.masked_fill(after_eos, 0.0).sum(dim=1)
+
+
+@pytest.mark.parametrize("decoder_type, attention", [("luong", "concat"), ("bahdanau", "concat")])
+def test_beam_scores_equal_teacher_forced_log_probs(decoder_type, attention):
+    model = copy_model(decoder_type, attention)
+    input_ids, attention_mask, _ = make_batch()
+    output = model.generate(
+        input_ids,
+        attention_mask=attention_mask,
+        max_new_tokens=7,
+        num_beams=4,
+        num_return_sequences=2,
+        length_penalty=0.0,
+        output_scores=True,
+        return_dict_in_generate=True,
+    )
+    assert output.sequences.shape[0] == 6
+    expanded = input_ids.repeat_interleave(2, dim=0), attention_mask.repeat_interleave(2, dim=0)
+    expected = log_prob_of(model, *expanded, output.sequences)
+    torch.testing.assert_close(output.sequences_scores, expected, atol=1e-4, rtol=0)
+    # the best beam scores at least as well as greedy decoding
+    greedy = model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=7)
+    assert torch.all(output.sequences_scores[0::2] >= log_prob_of(model, input_ids, attention_mask, greedy) - 1e-5)
+
+
+def test_sampling_equals_hand_written_sampling_loop():
+    model = copy_model("bahdanau", "concat")
+    input_ids, attention_mask, _ = make_batch()
+    torch.manual_seed(123)
+    generated = model.generate(
+        input_ids, attention_mask=attention_mask, do_sample=True, top_k=0, max_new_tokens=5, num_return_sequences=2
+    )
+    torch.manual_seed(123)
+    expanded_ids, expanded_mask = input_ids.repeat_interleave(2, dim=0), attention_mask.repeat_interleave(2, dim=0)
+    sequences = torch.full((6, 1), SOS)
+    finished = torch.zeros(6, dtype=torch.bool)
+    for _ in range(5):
+        logits = model(input_ids=expanded_ids, attention_mask=expanded_mask, decoder_input_ids=sequences).logits
+        next_tokens = torch.multinomial(logits[:, -1].softmax(-1), num_samples=1).squeeze(1).masked_fill(finished, PAD)
+        sequences = torch.cat([sequences, next_tokens[:, None]], dim=1)
+        finished |= next_tokens == EOS
+        if finished.all():
+            break
+    assert torch.equal(generated, sequences)
+
+
+def test_generate_returns_cross_attentions_per_step():
+    model = copy_model("luong", "dot")
+    input_ids, attention_mask, _ = make_batch()
+    output = model.generate(
+        input_ids, attention_mask=attention_mask, max_new_tokens=4, output_attentions=True, return_dict_in_generate=True
+    )
+    steps = output.sequences.shape[1] - 1
+    assert len(output.cross_attentions) == steps
+    per_step = torch.cat([step[0] for step in output.cross_attentions], dim=2)  # (batch, 1, steps, src_len)
+    assert per_step.shape == (3, 1, steps, 6)
+    teacher_forced = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        decoder_input_ids=output.sequences[:, :-1],
+        output_attentions=True,
+    ).cross_attentions[0]
+    torch.testing.assert_close(per_step, teacher_forced, atol=1e-6, rtol=0)
+
+
+# ---------------------------------------------------------------- saving, tying, remote code
+
+
+def test_save_and_load_give_identical_weights_and_logits(tmp_path):
+    model = make_model("bahdanau", "concat", decoder_init="seed").eval()
+    model.generation_config.max_new_tokens = 9
+    model.save_pretrained(tmp_path)
+    loaded = GruSeq2SeqForConditionalGeneration.from_pretrained(tmp_path).eval()
+    assert loaded.config.to_diff_dict() | {"_name_or_path": ""} == model.config.to_diff_dict() | {"_name_or_path": ""}
+    assert loaded.generation_config.max_new_tokens == 9
+    for (name, saved), (_, restored) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(saved, restored), name
+    assert_same_logits(model, loaded)
+
+
+def assert_same_logits(model, loaded):
+    # Equal weights; the tolerance covers BLAS rounding only: loaded tensors are views into the safetensors
+    # buffer, not 64-byte aligned, and on CPU the GEMM kernels round differently on unaligned memory.
+    input_ids, attention_mask, labels = make_batch()
+    kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+    torch.testing.assert_close(model(**kwargs).logits, loaded(**kwargs).logits, atol=1e-6, rtol=0)
+
+
+def test_initialisation_is_pytorch_default():
+    model = make_model("luong", "concat")
+    bound = 1 / HIDDEN**0.5
+    assert model.decoder.gru.weight_hh_l0.abs().max() <= bound  # GRU: U(-1/sqrt(H), 1/sqrt(H))
+    assert model.decoder.out.weight.abs().max() <= bound  # Linear: kaiming-uniform, bound 1/sqrt(fan_in)
+    assert model.decoder.out.weight.std() > 0.1  # not transformers' N(0, 0.02)
+    assert model.decoder.attention.v.abs().max() <= bound and model.decoder.attention.v.std() > 0.05
+    assert model.encoder.embedding.weight.std() > 0.5  # Embedding: N(0, 1)
+
+
+def test_tied_word_embeddings(tmp_path):
+    model = make_model("luong", "general", tie_word_embeddings=True).eval()
+    assert model.decoder.out.weight is model.decoder.embedding.weight
+    untied = make_model("luong", "general")
+    assert untied.decoder.out.weight is not untied.decoder.embedding.weight
+    assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in untied.parameters()) - (
+        TARGET_VOCAB * HIDDEN
+    )
+    model.save_pretrained(tmp_path)
+    assert "decoder.out.weight" not in load_file(tmp_path / "model.safetensors")
+    loaded = GruSeq2SeqForConditionalGeneration.from_pretrained(tmp_path).eval()
+    assert loaded.decoder.out.weight is loaded.decoder.embedding.weight
+    assert_same_logits(model, loaded)
