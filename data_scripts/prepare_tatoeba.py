@@ -135,16 +135,21 @@ def read_pairs(path: str, args: PrepareArguments) -> Dataset:
 
 def _read_jsonl(path: str, args: PrepareArguments) -> Dataset:
     _check_local_file(path)
-    records = load_dataset("json", data_files=path, split="train")
+    return normalize_translation_records(load_dataset("json", data_files=path, split="train"), args, path)
+
+
+def normalize_translation_records(records: Dataset, args: PrepareArguments, name: str) -> Dataset:
+    """Records in the `{"translation": {lang: text}}` layout (a jsonl file, a Hub dataset) -> normalized
+    language columns, as `read_pairs` gives."""
     if "translation" not in records.column_names:
-        raise DataFileError(f"{path}: expected records like {{\"translation\": {{\"fr\": ..., \"en\": ...}}}}")
+        raise DataFileError(f"{name}: expected records like {{\"translation\": {{\"fr\": ..., \"en\": ...}}}}")
     langs = (args.source_lang, args.target_lang)
 
     def parse(batch, indices):
         columns = {lang: [] for lang in langs}
         for pair, index in zip(batch["translation"], indices):
             if not pair or any(not isinstance(pair.get(lang), str) for lang in langs):
-                raise DataFileError(f"{path}:{index + 1}: `translation` lacks a {langs[0]!r} or {langs[1]!r} string")
+                raise DataFileError(f"{name}:{index + 1}: `translation` lacks a {langs[0]!r} or {langs[1]!r} string")
             for lang in langs:
                 columns[lang].append(normalize_string(pair[lang]))
         columns["line"] = [index + 1 for index in indices]
@@ -231,8 +236,16 @@ def to_translation_layout(pairs: Dataset, args: PrepareArguments) -> Dataset:
     return pairs.map(nest, batched=True, remove_columns=pairs.column_names, keep_in_memory=True)
 
 
+def prepare_evaluation_files(args: PrepareArguments, **files: str | None) -> dict[str, Dataset]:
+    """Splits from given files (`validation=path`, `test=path`): normalized and length-filtered only."""
+    return {
+        split: _nonempty(filter_length(read_pairs(path, args), args), path, f"the length filter ({_length_rule(args)})")
+        for split, path in files.items() if path is not None
+    }
+
+
 def prepare_tatoeba(
-    train_file: str,
+    train_file: str | Dataset,
     args: PrepareArguments | None = None,
     validation_file: str | None = None,
     test_file: str | None = None,
@@ -240,13 +253,15 @@ def prepare_tatoeba(
 ) -> PreparedCorpus:
     """Run the tutorial's data preparation on `train_file`, printing its figures as it goes.
 
+    `train_file` may also be a `Dataset` already read (e.g. by `normalize_translation_records`).
     With `tokenizer` given (e.g. a saved model's), its vocabularies are used instead of building new ones.
     `validation_file` / `test_file` replace the split's validation / test part; they are only normalized
     and length-filtered.
     """
     args = args or PrepareArguments()
     source, target = args.source_lang, args.target_lang
-    pairs = read_pairs(train_file, args)
+    pairs = read_pairs(train_file, args) if isinstance(train_file, str) else train_file
+    train_file = train_file if isinstance(train_file, str) else "the training data"
     stats = {"pairs_read": len(pairs)}
     print(f"Read {len(pairs)} sentence pairs")
     pairs = _nonempty(filter_length(pairs, args), train_file, f"the length filter ({_length_rule(args)})")
@@ -275,9 +290,7 @@ def prepare_tatoeba(
     stats["pairs_kept"] = len(trimmed)
 
     splits = split_by_source(trimmed, args)
-    for split, path in (("validation", validation_file), ("test", test_file)):
-        if path is not None:
-            splits[split] = _nonempty(filter_length(read_pairs(path, args), args), path, "the length filter")
+    splits.update(prepare_evaluation_files(args, validation=validation_file, test=test_file))
     dataset = DatasetDict({name: to_translation_layout(split, args) for name, split in splits.items()})
     stats.update({f"{name}_pairs": len(split) for name, split in dataset.items()})
     print("Split: " + ", ".join(f"{name} {len(split)}" for name, split in dataset.items()))

@@ -1,0 +1,38 @@
+"""Corpus BLEU and chrF with sacrebleu, as an `evaluate` metric that loads from this folder (no Hub).
+
+    metric = evaluate.load(SACREBLEU_CHRF_PATH)
+    metric.compute(predictions=["i am cold ."], references=[["i am cold ."]])
+    # {"bleu": 100.0, "chrf": 100.0, "bleu_signature": "nrefs:1|case:mixed|...", "chrf_signature": ...}
+"""
+
+import datasets
+import evaluate
+import sacrebleu
+
+
+class SacrebleuChrf(evaluate.Metric):
+    def _info(self):
+        return evaluate.MetricInfo(
+            description="Corpus BLEU and chrF (sacrebleu), with their signatures.",
+            citation="Post, A Call for Clarity in Reporting BLEU Scores (WMT 2018)",
+            inputs_description="predictions: list of str; references: list of lists of str",
+            features=datasets.Features(
+                {
+                    "predictions": datasets.Value("string"),
+                    "references": datasets.Sequence(datasets.Value("string")),
+                }
+            ),
+        )
+
+    def _compute(self, predictions, references):
+        num_references = {len(refs) for refs in references}
+        if len(num_references) > 1:
+            raise ValueError("sacrebleu needs the same number of references for every prediction")
+        streams = [list(stream) for stream in zip(*references)]
+        bleu, chrf = sacrebleu.BLEU(), sacrebleu.CHRF()
+        return {
+            "bleu": bleu.corpus_score(predictions, streams).score,
+            "chrf": chrf.corpus_score(predictions, streams).score,
+            "bleu_signature": str(bleu.get_signature()),
+            "chrf_signature": str(chrf.get_signature()),
+        }

@@ -1,0 +1,118 @@
+"""What `run_translation.py` adds to `Seq2SeqTrainer`: the seed's optimizer, atomic checkpoints, a time
+limit and the translation metrics."""
+
+import os
+import shutil
+import time
+
+import numpy as np
+import torch
+from transformers import Seq2SeqTrainer, TrainerCallback
+from transformers.trainer_utils import rotate_checkpoints
+
+from .metrics import corpus_scores
+
+CHECKPOINT_STAGING_DIR = ".checkpoint-staging"
+
+
+class GruSeq2SeqTrainer(Seq2SeqTrainer):
+    """`Seq2SeqTrainer` with the seed's two learning rates and checkpoints that appear only when complete.
+
+    Optimizer: Adam (no weight decay), the encoder at `learning_rate`, the decoder (its embedding,
+    attention, GRU and output layers) at `learning_rate * decoder_learning_ratio`, as the seed's two
+    optimizers.
+
+    Checkpoints: the Trainer writes `checkpoint-N` in place and `get_last_checkpoint` takes the highest
+    number without checking it is complete, so a run killed mid-save would resume from a broken folder.
+    Here each checkpoint is written under `output_dir/.checkpoint-staging/` and renamed into place when
+    complete; a killed save leaves only the staging folder, which the next save clears.
+    """
+
+    def __init__(self, *args, decoder_learning_ratio: float = 5.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.decoder_learning_ratio = decoder_learning_ratio
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            model = self.model if model is None else model
+            decoder_parameters = {id(p) for p in model.decoder.parameters()}
+            trainable = [p for p in model.parameters() if p.requires_grad]
+            lr = self.args.learning_rate
+            self.optimizer = torch.optim.Adam(
+                [
+                    {"params": [p for p in trainable if id(p) not in decoder_parameters], "lr": lr},
+                    {"params": [p for p in trainable if id(p) in decoder_parameters],
+                     "lr": lr * self.decoder_learning_ratio},
+                ],
+                lr=lr,
+            )
+        return self.optimizer
+
+    def _save_checkpoint(self, model, trial) -> None:
+        run_dir = self._get_output_dir(trial=trial)
+        staging_dir = os.path.join(run_dir, CHECKPOINT_STAGING_DIR)
+        name = f"checkpoint-{self.state.global_step}"
+        if self.args.should_save:
+            shutil.rmtree(staging_dir, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        self._get_output_dir = lambda trial=None: staging_dir  # the parent writes staging_dir/checkpoint-N
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            del self._get_output_dir
+        self.accelerator.wait_for_everyone()  # every rank has written its RNG state
+        if self.args.should_save:
+            final_dir = os.path.join(run_dir, name)
+            if os.path.exists(final_dir):
+                shutil.rmtree(final_dir)
+            os.replace(os.path.join(staging_dir, name), final_dir)
+            shutil.rmtree(staging_dir, ignore_errors=True)
+            rotate_checkpoints(run_dir, self.args.save_total_limit, self.state.best_model_checkpoint)
+        self.accelerator.wait_for_everyone()
+
+
+class TimeLimitCallback(TrainerCallback):
+    """Stop training after `minutes` of wall time (then the script evaluates and saves as usual).
+
+    The clock starts at `on_train_begin`, so a resumed run gets the full budget again.
+    """
+
+    def __init__(self, minutes: float):
+        self.seconds = minutes * 60
+        self.start = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.monotonic()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if time.monotonic() - self.start >= self.seconds:
+            control.should_training_stop = True
+
+
+def build_compute_metrics(tokenizer, references: list[str], in_vocabulary: list[bool]):
+    """`compute_metrics` for one split: BLEU, chrF and generated length, plus `bleu_in_vocab` /
+    `chrf_in_vocab` over the examples whose words are all in the vocabularies.
+
+    References are the split's normalized target sentences (not decoded labels, which would turn unknown
+    words into `<unk>`). Predictions beyond `len(references)` (the padded duplicates distributed
+    evaluation returns) are dropped.
+    """
+
+    def compute_metrics(eval_prediction) -> dict:
+        token_ids = eval_prediction.predictions[0] if isinstance(eval_prediction.predictions, tuple) \
+            else eval_prediction.predictions
+        token_ids = np.where(token_ids < 0, tokenizer.pad_token_id, token_ids)[: len(references)]
+        predictions = tokenizer.batch_decode(token_ids, skip_special_tokens=True)
+        scores = corpus_scores(predictions, references)
+        kept = [i for i, known in enumerate(in_vocabulary) if known]
+        in_vocab_scores = corpus_scores([predictions[i] for i in kept], [references[i] for i in kept])
+        generated = (token_ids != tokenizer.pad_token_id) & (token_ids != tokenizer.bos_token_id)
+        return {
+            "bleu": scores["bleu"],
+            "chrf": scores["chrf"],
+            "bleu_in_vocab": in_vocab_scores["bleu"],
+            "chrf_in_vocab": in_vocab_scores["chrf"],
+            "gen_len": float(generated.sum(axis=1).mean()) if len(token_ids) else 0.0,
+        }
+
+    return compute_metrics
