@@ -406,7 +406,7 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
 
         loss = None
         if labels is not None:
-            summed_loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100, reduction="sum")
+            summed_loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="sum")  # skips -100
             num_items = (labels != -100).sum() if num_items_in_batch is None else num_items_in_batch
             loss = summed_loss / num_items
 

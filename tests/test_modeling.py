@@ -3,6 +3,7 @@ initial states, generate() against hand-written loops, save/load, tying and remo
 
 import functools
 import json
+import os
 import subprocess
 import sys
 
@@ -70,8 +71,10 @@ def test_config_defaults_are_the_seed_hyperparameters():
     config = GruSeq2SeqConfig()
     assert (config.hidden_size, config.num_layers, config.dropout) == (500, 2, 0.1)
     assert (config.attention, config.decoder_type, config.decoder_init) == ("dot", "luong", "sum")
-    assert (config.teacher_forcing_ratio, config.tie_word_embeddings, config.is_encoder_decoder) == (0.5, False, True)
-    assert (config.pad_token_id, config.bos_token_id, config.decoder_start_token_id, config.eos_token_id) == (0, 1, 1, 2)
+    assert (config.teacher_forcing_ratio, config.tie_word_embeddings) == (0.5, False)
+    assert config.is_encoder_decoder
+    special_ids = (config.pad_token_id, config.bos_token_id, config.decoder_start_token_id, config.eos_token_id)
+    assert special_ids == (PAD, SOS, SOS, EOS)
 
 
 # ---------------------------------------------------------------- training paths
@@ -150,7 +153,8 @@ def test_default_decoder_inputs_are_labels_shifted_right():
 def test_attention_scores_follow_luong_formulas(score):
     attention = make_model("luong", score).decoder.attention
     generator = torch.Generator().manual_seed(2)
-    query, encoder_outputs = torch.randn(2, 3, HIDDEN, generator=generator), torch.randn(2, 4, HIDDEN, generator=generator)
+    query = torch.randn(2, 3, HIDDEN, generator=generator)
+    encoder_outputs = torch.randn(2, 4, HIDDEN, generator=generator)
     source_mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
     if score == "dot":  # h_t . h_s
         scores = torch.einsum("bth,bsh->bts", query, encoder_outputs)
@@ -338,7 +342,8 @@ def test_sampling_equals_hand_written_sampling_loop():
     finished = torch.zeros(6, dtype=torch.bool)
     for _ in range(5):
         logits = model(input_ids=expanded_ids, attention_mask=expanded_mask, decoder_input_ids=sequences).logits
-        next_tokens = torch.multinomial(logits[:, -1].softmax(-1), num_samples=1).squeeze(1).masked_fill(finished, PAD)
+        next_tokens = torch.multinomial(logits[:, -1].softmax(-1), num_samples=1).squeeze(1)
+        next_tokens = next_tokens.masked_fill(finished, PAD)
         sequences = torch.cat([sequences, next_tokens[:, None]], dim=1)
         finished |= next_tokens == EOS
         if finished.all():
@@ -350,7 +355,11 @@ def test_generate_returns_cross_attentions_per_step():
     model = copy_model("luong", "dot")
     input_ids, attention_mask, _ = make_batch()
     output = model.generate(
-        input_ids, attention_mask=attention_mask, max_new_tokens=4, output_attentions=True, return_dict_in_generate=True
+        input_ids,
+        attention_mask=attention_mask,
+        max_new_tokens=4,
+        output_attentions=True,
+        return_dict_in_generate=True,
     )
     steps = output.sequences.shape[1] - 1
     assert len(output.cross_attentions) == steps
@@ -373,7 +382,8 @@ def test_save_and_load_give_identical_weights_and_logits(tmp_path):
     model.generation_config.max_new_tokens = 9
     model.save_pretrained(tmp_path)
     loaded = GruSeq2SeqForConditionalGeneration.from_pretrained(tmp_path).eval()
-    assert loaded.config.to_diff_dict() | {"_name_or_path": ""} == model.config.to_diff_dict() | {"_name_or_path": ""}
+    unnamed = {"_name_or_path": ""}
+    assert loaded.config.to_diff_dict() | unnamed == model.config.to_diff_dict() | unnamed
     assert loaded.generation_config.max_new_tokens == 9
     for (name, saved), (_, restored) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(saved, restored), name
@@ -411,3 +421,62 @@ def test_tied_word_embeddings(tmp_path):
     loaded = GruSeq2SeqForConditionalGeneration.from_pretrained(tmp_path).eval()
     assert loaded.decoder.out.weight is loaded.decoder.embedding.weight
     assert_same_logits(model, loaded)
+
+
+REMOTE_SCRIPT = """
+import json, sys
+sys.modules["modeling_gru_seq2seq"] = None  # the package is installed: prove the saved files suffice
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
+directory, sentences = sys.argv[1], json.loads(sys.argv[2])
+model = AutoModelForSeq2SeqLM.from_pretrained(directory, trust_remote_code=True).eval()
+tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=True)
+batch = tokenizer(sentences, padding=True, return_tensors="pt")
+translator = pipeline("translation", model=directory, trust_remote_code=True)
+print(json.dumps({
+    "modules": [type(model).__module__, type(tokenizer).__module__, type(translator).__module__],
+    "greedy": model.generate(**batch, max_new_tokens=8).tolist(),
+    "beam": model.generate(**batch, max_new_tokens=8, num_beams=3).tolist(),
+    "pipeline": translator(sentences, max_new_tokens=8),
+}))
+"""
+
+
+def test_saved_directory_translates_in_fresh_process_without_the_package(tmp_path):
+    from modeling_gru_seq2seq import GruSeq2SeqTokenizer, train_word_level
+    from modeling_gru_seq2seq.pipeline_gru_seq2seq import save_translation_pipeline
+
+    pairs = [
+        ("je suis content .", "i am happy ."), ("il est la .", "he is here ."), ("elle a froid !", "she is cold !")
+    ]
+    tokenizer = GruSeq2SeqTokenizer.from_vocabularies(
+        train_word_level([fr for fr, _ in pairs]), train_word_level([en for _, en in pairs])
+    )
+    torch.manual_seed(0)
+    config = GruSeq2SeqConfig(
+        source_vocab_size=tokenizer.source_vocab_size,
+        target_vocab_size=tokenizer.target_vocab_size,
+        hidden_size=HIDDEN,
+        decoder_type="bahdanau",
+    )
+    model = GruSeq2SeqForConditionalGeneration(config).eval()
+    save_translation_pipeline(model, tokenizer, tmp_path / "model")
+    assert json.loads((tmp_path / "model" / "config.json").read_text())["custom_pipelines"] == {
+        "translation": {"impl": "pipeline_gru_seq2seq.TranslationPipeline", "pt": ["AutoModelForSeq2SeqLM"]}
+    }
+
+    sentences = ["Je suis content.", "Elle est là, zorg !"]
+    environment = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    result = subprocess.run(
+        [sys.executable, "-c", REMOTE_SCRIPT, str(tmp_path / "model"), json.dumps(sentences)],
+        capture_output=True, text=True, timeout=120, env=environment,
+    )
+    assert result.returncode == 0, result.stderr
+    remote = json.loads(result.stdout.strip().splitlines()[-1])
+    assert all(module.startswith("transformers_modules.") for module in remote["modules"])
+    batch = tokenizer(sentences, padding=True, return_tensors="pt")
+    greedy = model.generate(**batch, max_new_tokens=8)
+    assert remote["greedy"] == greedy.tolist()
+    assert remote["beam"] == model.generate(**batch, max_new_tokens=8, num_beams=3).tolist()
+    expected_texts = tokenizer.batch_decode(greedy, skip_special_tokens=True)
+    assert remote["pipeline"] == [{"translation_text": text} for text in expected_texts]
+    assert all(text for text in expected_texts)
