@@ -156,7 +156,7 @@ def resume_checkpoint(training_args) -> str | None:
             f"output directory {output_dir} already exists, is not empty and holds no checkpoint to resume: "
             "pass --overwrite_output_dir to start over in it, or choose another --output_dir"
         )
-    logger.info(f"Resuming from {last_checkpoint} (pass --overwrite_output_dir to start over)")
+    print(f"Resuming from {last_checkpoint} (pass --overwrite_output_dir to start over)")
     return last_checkpoint
 
 
@@ -305,6 +305,9 @@ def run(model_args, data_args, training_args) -> int:
         training_args.do_train = training_args.do_eval = training_args.do_predict = True
     elif not (training_args.do_train or training_args.do_eval or training_args.do_predict):
         raise UsageError("with --model_name_or_path, say what to do: --do_train, --do_eval and/or --do_predict")
+    model_path = model_args.model_name_or_path
+    if model_path and os.path.isdir(model_path) and not os.path.isfile(os.path.join(model_path, "config.json")):
+        raise UsageError(f"--model_name_or_path {model_path}: not a saved model (no config.json in it)")
     checkpoint = resume_checkpoint(training_args)
     set_seed(training_args.seed)
 
@@ -335,7 +338,7 @@ def run(model_args, data_args, training_args) -> int:
     training_args.generation_num_beams = data_args.num_beams or training_args.generation_num_beams
     metric = load_sacrebleu_chrf()
     signature = metric.compute(predictions=["a"], references=[["a"]])["bleu_signature"]
-    logger.info(f"BLEU: sacrebleu {signature}")
+    print(f"BLEU and chrF by sacrebleu; BLEU signature: {signature}")
 
     def split_metrics(name):
         if name not in tokenized:
@@ -390,7 +393,7 @@ def run(model_args, data_args, training_args) -> int:
                 handle.write("\n".join(predictions) + "\n")
 
     if trainer.is_world_process_zero():
-        logger.info(f"sacrebleu signature: {signature}")
+        print(f"sacrebleu signature: {signature}")
         if training_args.do_train:
             write_model_card(training_args.output_dir, all_metrics, trainer.model.config, data_args, signature)
             save_plots(trainer, trainer.model, tokenizer, raw.get("validation"), training_args.output_dir,

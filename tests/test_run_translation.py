@@ -1,0 +1,162 @@
+"""run_translation.py end to end on real pairs: training, metrics, outputs, reload, resume after SIGKILL,
+and one-line errors for bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import sacrebleu
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+import run_translation
+from data_scripts.prepare_tatoeba import PrepareArguments, prepare_tatoeba
+from modeling_gru_seq2seq.translate import translate
+
+SCRIPT = os.path.join(os.path.dirname(run_translation.__file__), "run_translation.py")
+TINY = ["--hidden_size", "32", "--num_layers", "2", "--min_count", "1", "--disable_tqdm", "true",
+        "--report_to", "none", "--dataloader_pin_memory", "false"]
+
+
+@pytest.fixture(scope="module")
+def pairs_file(shared_pairs_file, tmp_path_factory):
+    """The first 2,000 lines of the shared file: about 1,900 pairs after the tutorial's filters."""
+    path = tmp_path_factory.mktemp("data") / "pairs.txt"
+    with open(shared_pairs_file, encoding="utf-8") as source:
+        path.write_text("".join(line for _, line in zip(range(2000), source)), encoding="utf-8")
+    return str(path)
+
+
+def run_script(*args, env=None, prelude=""):
+    """Run the script in a fresh interpreter; `prelude` is Python run first (to inject a SIGKILL)."""
+    code = f"{prelude}\nimport runpy, sys\nsys.argv = {[SCRIPT, *args]!r}\nrunpy.run_path(sys.argv[0], run_name='__main__')"
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def trained(pairs_file, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("run") / "out"
+    result = run_script("--train_file", pairs_file, "--output_dir", str(output_dir), *TINY,
+                        "--learning_rate", "3e-3", "--num_train_epochs", "4", "--max_train_samples", "400",
+                        "--max_eval_samples", "40", "--max_predict_samples", "60", "--logging_steps", "2",
+                        "--eval_strategy", "epoch", "--save_strategy", "epoch")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return output_dir, result
+
+
+def test_training_reports_and_saves_everything(trained):
+    output_dir, result = trained
+    results = json.loads((output_dir / "all_results.json").read_text())
+    for key in ("eval_bleu", "eval_chrf", "eval_gen_len", "eval_bleu_in_vocab", "predict_bleu", "predict_chrf",
+                "predict_gen_len", "predict_bleu_in_vocab", "train_loss"):
+        assert key in results, key
+    for name in ("train_results.json", "eval_results.json", "predict_results.json", "trainer_state.json",
+                 "README.md", "loss.png", "attention_0.png", "config.json", "model.safetensors",
+                 "tokenizer.json", "target_tokenizer.json", "generation_config.json"):
+        assert (output_dir / name).is_file(), name
+    losses = [entry["loss"] for entry in json.loads((output_dir / "trainer_state.json").read_text())["log_history"]
+              if "loss" in entry]
+    assert losses[-1] < losses[0] - 1.0  # the stated margin: one nat per target token
+    assert "nrefs:1|case:mixed|eff:no|tok:13a" in result.stdout and "sacrebleu signature" in result.stdout
+
+
+def test_bleu_equals_sacrebleu_on_generated_predictions(trained, pairs_file):
+    output_dir, _ = trained
+    lines = (output_dir / "generated_predictions.txt").read_text(encoding="utf-8").split("\n")[:-1]
+    test_split = prepare_tatoeba(pairs_file, PrepareArguments(min_count=1)).dataset["test"].select(range(60))
+    references = [pair["en"] for pair in test_split["translation"]]
+    assert len(lines) == len(references) == 60
+    results = json.loads((output_dir / "predict_results.json").read_text())
+    assert results["predict_bleu"] == pytest.approx(sacrebleu.corpus_bleu(lines, [references]).score, abs=1e-9)
+    assert results["predict_chrf"] == pytest.approx(sacrebleu.corpus_chrf(lines, [references]).score, abs=1e-9)
+    # the saved model reloads and translates the test sources to the same lines
+    model = AutoModelForSeq2SeqLM.from_pretrained(output_dir)
+    tokenizer = AutoTokenizer.from_pretrained(output_dir)
+    sources = [pair["fr"] for pair in test_split["translation"]]
+    assert [t.text for t in translate(model, tokenizer, sources, batch_size=50)] == lines
+
+
+def resume_args(pairs_file, output_dir):
+    return ["--train_file", pairs_file, "--output_dir", str(output_dir), *TINY, "--max_train_samples", "200",
+            "--max_steps", "12", "--save_strategy", "steps", "--save_steps", "4", "--logging_steps", "1",
+            "--eval_strategy", "no", "--do_eval", "false", "--max_eval_samples", "10", "--max_predict_samples", "10",
+            "--save_total_limit", "5", "--num_attention_plots", "0"]
+
+
+KILL_AFTER_FIRST_CHECKPOINT = """
+import os, signal
+from modeling_gru_seq2seq.training import GruSeq2SeqTrainer
+original = GruSeq2SeqTrainer._save_checkpoint
+def save_then_die(self, *args, **kwargs):
+    original(self, *args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+GruSeq2SeqTrainer._save_checkpoint = save_then_die
+"""
+
+KILL_DURING_SECOND_CHECKPOINT = """
+import os, signal
+from transformers import Trainer
+original = Trainer._save_rng_state
+def die_on_second_save(self, output_dir):
+    if self.state.global_step > 4:  # model and optimizer of checkpoint 8 are written: die mid-save
+        os.kill(os.getpid(), signal.SIGKILL)
+    original(self, output_dir)
+Trainer._save_rng_state = die_on_second_save
+"""
+
+
+def logged_losses(output_dir):
+    state = json.loads((output_dir / "trainer_state.json").read_text())
+    return state["global_step"], {entry["step"]: entry["loss"] for entry in state["log_history"] if "loss" in entry}
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(pairs_file, tmp_path):
+    reference = tmp_path / "reference"
+    assert run_script(*resume_args(pairs_file, reference)).returncode == 0
+    final_step, reference_losses = logged_losses(reference)
+    assert final_step == 12
+
+    for name, prelude, complete_checkpoint in (("after", KILL_AFTER_FIRST_CHECKPOINT, 4),
+                                               ("during", KILL_DURING_SECOND_CHECKPOINT, 4)):
+        output_dir = tmp_path / name
+        killed = run_script(*resume_args(pairs_file, output_dir), prelude=prelude)
+        assert killed.returncode == -9
+        checkpoints = sorted(p.name for p in output_dir.iterdir() if p.name.startswith("checkpoint-"))
+        assert checkpoints == [f"checkpoint-{complete_checkpoint}"]  # a half-written checkpoint never shows
+        resumed = run_script(*resume_args(pairs_file, output_dir))
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        assert f"Resuming from {output_dir / f'checkpoint-{complete_checkpoint}'}" in resumed.stdout
+        step, losses = logged_losses(output_dir)
+        assert step == final_step
+        later = {s: loss for s, loss in reference_losses.items() if s > complete_checkpoint}
+        assert {s: losses[s] for s in later} == pytest.approx(later, rel=1e-5)  # same data, same coin flips
+
+
+def test_one_line_errors_for_bad_input(pairs_file, tmp_path, capsys):
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "notes.txt").write_text("keep me")
+    assert run_translation.main(["--train_file", pairs_file, "--output_dir", str(occupied)]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "already exists" in error and "--overwrite_output_dir" in error and len(error.splitlines()) == 1
+    assert (occupied / "notes.txt").read_text() == "keep me" and len(list(occupied.iterdir())) == 1
+
+    assert run_translation.main(["--train_file", str(tmp_path / "nope.txt"), "--output_dir", str(tmp_path / "a")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'nope.txt'}: no such file"
+
+    assert run_translation.main(["--model_name_or_path", str(occupied), "--output_dir", str(tmp_path / "b")]) == 2
+    assert capsys.readouterr().err.strip().endswith("not a saved model (no config.json in it)")
+
+    with pytest.raises(SystemExit) as exit_info:
+        run_translation.main(["--attention", "cosine", "--output_dir", str(tmp_path / "c")])
+    assert exit_info.value.code == 2 and "invalid choice: 'cosine'" in capsys.readouterr().err
+
+
+def test_no_data_flag_offline_says_what_to_pass(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # no data/eng-fra.txt here, and the Hub is offline under the tests
+    assert run_translation.main(["--output_dir", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "download.pytorch.org" in error and "--train_file path/to/eng-fra.txt" in error
+    assert len(error.splitlines()) == 1
