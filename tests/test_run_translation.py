@@ -8,7 +8,7 @@ import sys
 
 import pytest
 import sacrebleu
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
 
 import run_translation
 from data_scripts.prepare_tatoeba import PrepareArguments, prepare_tatoeba
@@ -76,6 +76,8 @@ def test_bleu_equals_sacrebleu_on_generated_predictions(trained, pairs_file):
     tokenizer = AutoTokenizer.from_pretrained(output_dir)
     sources = [pair["fr"] for pair in test_split["translation"]]
     assert [t.text for t in translate(model, tokenizer, sources, batch_size=50)] == lines
+    translator = pipeline("translation", model=str(output_dir), trust_remote_code=True)
+    assert translator(sources[0]) == [{"translation_text": lines[0]}]
 
 
 def resume_args(pairs_file, output_dir):
