@@ -47,7 +47,12 @@ from modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGener
 from modeling_gru_seq2seq.metrics import load_sacrebleu_chrf
 from modeling_gru_seq2seq.pipeline_gru_seq2seq import save_translation_pipeline
 from modeling_gru_seq2seq.plotting import matplotlib_available, plot_attention, plot_loss
-from modeling_gru_seq2seq.training import GruSeq2SeqTrainer, TimeLimitCallback, build_compute_metrics
+from modeling_gru_seq2seq.training import (
+    GracefulStopCallback,
+    GruSeq2SeqTrainer,
+    TimeLimitCallback,
+    build_compute_metrics,
+)
 from modeling_gru_seq2seq.translate import translate
 
 logger = logging.getLogger(__name__)
@@ -135,6 +140,17 @@ def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataTrainingArgume
     if len(argv) == 1 and argv[0].endswith(".json"):
         return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
     return parser.parse_args_into_dataclasses(argv)
+
+
+def check_conflicts(data_args, training_args) -> None:
+    if data_args.dataset_name and data_args.train_file:
+        raise UsageError("--dataset_name and --train_file both name the training data: pass one")
+    if training_args.overwrite_output_dir and training_args.resume_from_checkpoint:
+        raise UsageError("--overwrite_output_dir starts over, --resume_from_checkpoint resumes: pass one")
+    if training_args.max_train_minutes is not None and training_args.max_train_minutes <= 0:
+        raise UsageError(f"--max_train_minutes must be positive, got {training_args.max_train_minutes}")
+    if data_args.source_lang == data_args.target_lang:
+        raise UsageError(f"--source_lang and --target_lang are both {data_args.source_lang!r}")
 
 
 def resume_checkpoint(training_args) -> str | None:
@@ -306,6 +322,7 @@ def run(model_args, data_args, training_args) -> int:
         training_args.do_train = training_args.do_eval = training_args.do_predict = True
     elif not (training_args.do_train or training_args.do_eval or training_args.do_predict):
         raise UsageError("with --model_name_or_path, say what to do: --do_train, --do_eval and/or --do_predict")
+    check_conflicts(data_args, training_args)
     model_path = model_args.model_name_or_path
     if model_path and os.path.isdir(model_path) and not os.path.isfile(os.path.join(model_path, "config.json")):
         raise UsageError(f"--model_name_or_path {model_path}: not a saved model (no config.json in it)")
@@ -347,7 +364,10 @@ def run(model_args, data_args, training_args) -> int:
         references = [pair[tokenizer.target_lang] for pair in raw[name]["translation"]]
         return build_compute_metrics(tokenizer, references, in_vocabulary_flags(tokenized[name], tokenizer.unk_token_id))
 
-    callbacks = [TimeLimitCallback(training_args.max_train_minutes)] if training_args.max_train_minutes else []
+    graceful_stop = GracefulStopCallback()
+    callbacks = [graceful_stop]
+    if training_args.max_train_minutes:
+        callbacks.append(TimeLimitCallback(training_args.max_train_minutes))
     trainer = GruSeq2SeqTrainer(
         model=model,
         args=training_args,
@@ -371,6 +391,10 @@ def run(model_args, data_args, training_args) -> int:
         trainer.save_metrics("train", metrics)
         trainer.save_state()
         all_metrics.update(metrics)
+        if graceful_stop.signal_received is not None:
+            print(f"Interrupted at step {trainer.state.global_step}: checkpoint and model saved in "
+                  f"{training_args.output_dir}; rerun the same command to resume.")
+            return 128 + graceful_stop.signal_received
 
     if training_args.do_eval and "validation" in tokenized:
         trainer.compute_metrics = split_metrics("validation")

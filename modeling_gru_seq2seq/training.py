@@ -3,6 +3,7 @@ limit and the translation metrics."""
 
 import os
 import shutil
+import signal
 import time
 
 import numpy as np
@@ -87,6 +88,42 @@ class TimeLimitCallback(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if time.monotonic() - self.start >= self.seconds:
             control.should_training_stop = True
+
+
+class GracefulStopCallback(TrainerCallback):
+    """On SIGINT (Ctrl-C) or SIGTERM, finish the current step, save a checkpoint and stop training.
+
+    `signal_received` then holds the signal number; rerunning the same command resumes from that
+    checkpoint. A second signal acts at once (the previous handlers are back after the first).
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signal_received = None
+        self.previous_handlers = {}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.previous_handlers = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
+
+    def _handle(self, number, frame):
+        self.signal_received = number
+        self._restore()
+        print(f"\n{signal.Signals(number).name}: saving a checkpoint after this step, then stopping "
+              "(send it again to stop at once)", flush=True)
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.signal_received is not None:
+            control.should_save = True
+            control.should_training_stop = True
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self._restore()
+
+    def _restore(self):
+        for number, handler in self.previous_handlers.items():
+            signal.signal(number, handler)
+        self.previous_handlers = {}
 
 
 def build_compute_metrics(tokenizer, references: list[str], in_vocabulary: list[bool]):

@@ -3,6 +3,7 @@ and one-line errors for bad input."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -136,6 +137,28 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(pairs_file, tmp_path)
         assert {s: losses[s] for s in later} == pytest.approx(later, rel=1e-5)  # same data, same coin flips
 
 
+def test_ctrl_c_saves_a_checkpoint_and_the_rerun_resumes(pairs_file, tmp_path):
+    output_dir = tmp_path / "interrupted"
+    args = resume_args(pairs_file, output_dir)
+    args[args.index("--max_steps") + 1] = "400"
+    code = f"import runpy, sys\nsys.argv = {[SCRIPT, *args]!r}\nrunpy.run_path(sys.argv[0], run_name='__main__')"
+    process = subprocess.Popen([sys.executable, "-u", "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                               text=True)
+    for line in process.stdout:  # wait until training is under way
+        if "'loss'" in line:
+            process.send_signal(signal.SIGINT)
+            break
+    output = process.stdout.read()
+    assert process.wait(timeout=120) == 128 + signal.SIGINT
+    assert "Interrupted at step" in output and "rerun the same command to resume" in output
+    step = json.loads((output_dir / "trainer_state.json").read_text())["global_step"]
+    assert 0 < step < 400 and (output_dir / f"checkpoint-{step}").is_dir() and (output_dir / "model.safetensors").is_file()
+    args[args.index("--max_steps") + 1] = str(step + 2)
+    resumed = run_script(*args)
+    assert resumed.returncode == 0 and f"Resuming from {output_dir / f'checkpoint-{step}'}" in resumed.stdout
+    assert json.loads((output_dir / "trainer_state.json").read_text())["global_step"] == step + 2
+
+
 def test_one_line_errors_for_bad_input(pairs_file, tmp_path, capsys):
     occupied = tmp_path / "occupied"
     occupied.mkdir()
@@ -150,6 +173,13 @@ def test_one_line_errors_for_bad_input(pairs_file, tmp_path, capsys):
 
     assert run_translation.main(["--model_name_or_path", str(occupied), "--output_dir", str(tmp_path / "b")]) == 2
     assert capsys.readouterr().err.strip().endswith("not a saved model (no config.json in it)")
+
+    for conflict, message in ((["--dataset_name", "x", "--train_file", pairs_file], "--dataset_name and --train_file"),
+                              (["--overwrite_output_dir", "--resume_from_checkpoint", str(occupied)],
+                               "--overwrite_output_dir starts over")):
+        assert run_translation.main([*conflict, "--output_dir", str(tmp_path / "d")]) == 2
+        assert message in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
 
     with pytest.raises(SystemExit) as exit_info:
         run_translation.main(["--attention", "cosine", "--output_dir", str(tmp_path / "c")])
