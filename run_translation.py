@@ -12,8 +12,6 @@ downloads the tutorial's Tatoeba file once (cached by `datasets`). Rerunning wit
 resumes from its last complete checkpoint; `--overwrite_output_dir` starts over.
 """
 
-import dataclasses
-import json
 import logging
 import os
 import shutil
@@ -243,52 +241,11 @@ def in_vocabulary_flags(tokenized, unk: int) -> list[bool]:
     return [unk not in source and unk not in target for source, target in zip(tokenized["input_ids"], tokenized["labels"])]
 
 
-def write_model_card(output_dir: str, metrics: dict, config, data_args, signature: str) -> None:
-    """README.md with metrics, data, settings and a usage example."""
-    shown = {k: v for k, v in metrics.items() if k.endswith(("bleu", "chrf", "bleu_in_vocab", "loss", "gen_len"))}
-    settings = {k: getattr(config, k) for k in
-                ("attention", "decoder_type", "hidden_size", "num_layers", "dropout", "teacher_forcing_ratio",
-                 "decoder_init")}
-    lines = [
-        "---",
-        f"language: [{data_args.source_lang}, {data_args.target_lang}]",
-        "tags: [translation, gru, seq2seq, attention]",
-        "pipeline_tag: translation",
-        "datasets: [tatoeba]",
-        "license: cc-by-2.0",
-        "---",
-        f"# GRU seq2seq translator ({data_args.source_lang} -> {data_args.target_lang})",
-        "",
-        "The Practical PyTorch attention GRU translator, trained with `run_translation.py` of gru-seq2seq.",
-        "",
-        "## Results",
-        "",
-        *(f"- `{key}`: {value:.4f}" for key, value in sorted(shown.items())),
-        f"- sacrebleu signature: `{signature}`",
-        "",
-        "## Settings",
-        "",
-        "```json",
-        json.dumps(settings, indent=2),
-        "```",
-        "",
-        "## Use",
-        "",
-        "```python",
-        "from transformers import pipeline",
-        "translator = pipeline(\"translation\", model=\"<this folder or repo>\", trust_remote_code=True)",
-        "translator(\"je suis froid .\")  # [{'translation_text': 'i am cold .'}]",
-        "```",
-        "",
-        "## Data",
-        "",
-        "Tatoeba sentence pairs (www.manythings.org/anki and tatoeba.org), CC-BY 2.0 (France): normalized,",
-        f"length-filtered ({data_args.min_length}..{data_args.max_length} {data_args.length_unit}), words seen "
-        f"fewer than {data_args.min_count} times trimmed, split by source sentence (seed {data_args.split_seed}).",
-        "",
-    ]
-    with open(os.path.join(output_dir, "README.md"), "w", encoding="utf-8") as handle:
-        handle.write("\n".join(lines))
+def data_summary(data_args) -> str:
+    source = data_args.dataset_name or data_args.train_file or "the tutorial's data/eng-fra.txt"
+    return (f"Trained on {source}: normalized, {data_args.min_length}..{data_args.max_length} "
+            f"{data_args.length_unit} per side, words seen fewer than {data_args.min_count} times trimmed (pairs "
+            f"holding them dropped), split by source sentence (seed {data_args.split_seed}).")
 
 
 def save_plots(trainer, model, tokenizer, validation, output_dir: str, count: int) -> None:
@@ -422,11 +379,13 @@ def run(model_args, data_args, training_args) -> int:
     if trainer.is_world_process_zero():
         print(f"sacrebleu signature: {signature}")
         if training_args.do_train:
-            write_model_card(training_args.output_dir, all_metrics, trainer.model.config, data_args, signature)
+            trainer.create_model_card(language=[data_args.source_lang, data_args.target_lang],
+                                      dataset_args=data_summary(data_args))
             save_plots(trainer, trainer.model, tokenizer, raw.get("validation"), training_args.output_dir,
                        data_args.num_attention_plots)
     if training_args.push_to_hub and training_args.do_train:
-        trainer.push_to_hub(language=[data_args.source_lang, data_args.target_lang], tasks="translation")
+        trainer.push_to_hub(language=[data_args.source_lang, data_args.target_lang],
+                            dataset_args=data_summary(data_args))
     return 0
 
 

@@ -346,6 +346,7 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
         num_items_in_batch: int | torch.Tensor | None = None,
+        teacher_forcing: bool | None = None,
         **kwargs,
     ) -> Seq2SeqLMOutput | tuple:
         r"""
@@ -375,6 +376,10 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
                 Label tokens in the whole gradient-accumulated batch (the `Trainer` passes it). When given, the
                 loss is the summed token loss divided by it, so accumulated steps average over tokens as one
                 large batch does.
+            teacher_forcing (`bool`, *optional*):
+                Feed the reference tokens (True) or the decoder's own argmax (False). Defaults to a draw
+                against `config.teacher_forcing_ratio` in training and to True in eval mode. The Trainer
+                passes its own draw, the same on every process (see `GruSeq2SeqTrainer`).
 
         The loss is the seed's `masked_cross_entropy`: the negative log-likelihood summed over the tokens
         whose label is not -100, divided by their number.
@@ -398,7 +403,8 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
         keys = self.decoder.attention.project_keys(encoder_hidden_states)
         decoder_args = (hidden, encoder_hidden_states, keys, attention_mask)
 
-        teacher_forcing = not self.training or torch.rand(()).item() < self.config.teacher_forcing_ratio
+        if teacher_forcing is None:
+            teacher_forcing = not self.training or torch.rand(()).item() < self.config.teacher_forcing_ratio
         if teacher_forcing:
             logits, hidden, attention_weights = self.decoder(decoder_input_ids, *decoder_args)
         else:

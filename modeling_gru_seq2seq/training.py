@@ -12,12 +12,17 @@ from transformers import Seq2SeqTrainer, TrainerCallback
 from transformers.trainer_utils import rotate_checkpoints
 
 from .metrics import corpus_scores
+from .model_card import write_model_card
 
 CHECKPOINT_STAGING_DIR = ".checkpoint-staging"
 
 
 class GruSeq2SeqTrainer(Seq2SeqTrainer):
     """`Seq2SeqTrainer` with the seed's two learning rates and checkpoints that appear only when complete.
+
+    Teacher forcing: one draw per optimizer step against `config.teacher_forcing_ratio`, from a generator
+    seeded by `(args.seed, global_step)` and passed to the model: every DDP process makes the same choice
+    for its share of the batch, and a resumed run repeats the draws of an uninterrupted one.
 
     Optimizer: Adam (no weight decay), the encoder at `learning_rate`, the decoder (its embedding,
     attention, GRU and output layers) at `learning_rate * decoder_learning_ratio`, as the seed's two
@@ -32,6 +37,19 @@ class GruSeq2SeqTrainer(Seq2SeqTrainer):
     def __init__(self, *args, decoder_learning_ratio: float = 5.0, **kwargs):
         super().__init__(*args, **kwargs)
         self.decoder_learning_ratio = decoder_learning_ratio
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        generator = torch.Generator().manual_seed(self.args.seed * 1_000_003 + self.state.global_step)
+        ratio = self.model.config.teacher_forcing_ratio
+        inputs = {**inputs, "teacher_forcing": bool(torch.rand((), generator=generator) < ratio)}
+        return super().training_step(model, inputs, num_items_in_batch)
+
+    def create_model_card(self, language: list[str] | None = None, dataset_args: str = "", **kwargs) -> None:
+        """The package's model card (`model_card.write_model_card`) instead of the Trainer's template,
+        which also pushes it (`push_to_hub` calls this)."""
+        if self.is_world_process_zero():
+            write_model_card(self.args.output_dir, self.model.config, language or ["fr", "en"], dataset_args,
+                             repo_id=self.hub_model_id)
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
         if self.optimizer is None:

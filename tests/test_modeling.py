@@ -10,7 +10,6 @@ import sys
 import pytest
 import torch
 from safetensors.torch import load_file
-from torch.nn import functional as F
 
 from modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration
 from modeling_gru_seq2seq.modeling_gru_seq2seq import GruSeq2SeqCache
