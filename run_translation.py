@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass, field
 
 import datasets
+import torch
 import transformers
 from datasets import load_dataset
 from transformers import (
@@ -261,6 +262,10 @@ def save_plots(trainer, model, tokenizer, validation, output_dir: str, count: in
 
 
 def main(argv: list[str] | None = None) -> int:
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available():
+        # Distributed on CPUs (torchrun, accelerate launch): without this, accelerate runs each process
+        # alone (DistributedType.NO): no gradient synchronisation and evaluation that is not gathered.
+        os.environ.setdefault("ACCELERATE_USE_CPU", "true")
     model_args, data_args, training_args = parse_arguments(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S",
                         handlers=[logging.StreamHandler(sys.stdout)])

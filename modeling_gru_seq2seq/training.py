@@ -44,6 +44,14 @@ class GruSeq2SeqTrainer(Seq2SeqTrainer):
         inputs = {**inputs, "teacher_forcing": bool(torch.rand((), generator=generator) < ratio)}
         return super().training_step(model, inputs, num_items_in_batch)
 
+    def evaluation_loop(self, *args, **kwargs):
+        """Gather predictions across processes with plain `gather`: every row comes back, in dataset order,
+        followed by the padding duplicates of the last batches, which `build_compute_metrics` and the script
+        cut to the dataset's length. (With 2 CPU processes, `gather_for_metrics` returned 24 rows for 40
+        examples, losing rows; the parent resets this after each loop.)"""
+        self.gather_function = self.accelerator.gather
+        return super().evaluation_loop(*args, **kwargs)
+
     def create_model_card(self, language: list[str] | None = None, dataset_args: str = "", **kwargs) -> None:
         """The package's model card (`model_card.write_model_card`) instead of the Trainer's template,
         which also pushes it (`push_to_hub` calls this)."""
@@ -90,6 +98,16 @@ class GruSeq2SeqTrainer(Seq2SeqTrainer):
         self.accelerator.wait_for_everyone()
 
 
+def any_process(flag: bool) -> bool:
+    """True when `flag` is True on any process (all processes must call this at the same step), so that
+    distributed processes stop at the same step instead of waiting on each other forever."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return flag
+    tensor = torch.tensor([float(flag)], device="cuda" if torch.distributed.get_backend() == "nccl" else "cpu")
+    torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
+    return bool(tensor.item())
+
+
 class TimeLimitCallback(TrainerCallback):
     """Stop training after `minutes` of wall time (then the script evaluates and saves as usual).
 
@@ -104,7 +122,7 @@ class TimeLimitCallback(TrainerCallback):
         self.start = time.monotonic()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if time.monotonic() - self.start >= self.seconds:
+        if any_process(time.monotonic() - self.start >= self.seconds):
             control.should_training_stop = True
 
 
@@ -131,7 +149,7 @@ class GracefulStopCallback(TrainerCallback):
               "(send it again to stop at once)", flush=True)
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.signal_received is not None:
+        if any_process(self.signal_received is not None):
             control.should_save = True
             control.should_training_stop = True
 

@@ -1,0 +1,59 @@
+"""GruSeq2SeqTrainer: the seed's two learning rates, and teacher-forcing draws that every DDP process
+(whatever its data) makes alike."""
+
+import torch
+from datasets import Dataset
+from transformers import Seq2SeqTrainingArguments, default_data_collator
+
+from modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration
+from modeling_gru_seq2seq.training import GruSeq2SeqTrainer, TimeLimitCallback
+
+
+def make_trainer(tmp_path, data_seed: int, steps: int = 16):
+    config = GruSeq2SeqConfig(source_vocab_size=12, target_vocab_size=12, hidden_size=8, num_layers=1,
+                              teacher_forcing_ratio=0.5)
+    model = GruSeq2SeqForConditionalGeneration(config)
+    generator = torch.Generator().manual_seed(data_seed)
+    dataset = Dataset.from_dict({"input_ids": torch.randint(3, 12, (64, 5), generator=generator).tolist(),
+                                 "labels": torch.randint(3, 12, (64, 4), generator=generator).tolist()})
+    args = Seq2SeqTrainingArguments(output_dir=str(tmp_path), max_steps=steps, per_device_train_batch_size=4,
+                                    learning_rate=1e-3, save_strategy="no", report_to="none", seed=7,
+                                    use_cpu=True, remove_unused_columns=False, disable_tqdm=True)
+    return GruSeq2SeqTrainer(model=model, args=args, train_dataset=dataset, data_collator=default_data_collator,
+                             decoder_learning_ratio=5.0)
+
+
+def recorded_teacher_forcing(trainer) -> list:
+    draws, forward = [], trainer.model.forward
+
+    def recording_forward(*args, teacher_forcing=None, **kwargs):
+        draws.append(teacher_forcing)
+        return forward(*args, teacher_forcing=teacher_forcing, **kwargs)
+
+    trainer.model.forward = recording_forward
+    trainer.train()
+    return draws
+
+
+def test_teacher_forcing_draws_depend_on_step_not_on_data(tmp_path):
+    first = recorded_teacher_forcing(make_trainer(tmp_path / "a", data_seed=0))
+    second = recorded_teacher_forcing(make_trainer(tmp_path / "b", data_seed=1))  # another process's shard
+    assert len(first) == 16 and first == second
+    assert set(first) == {True, False}  # ratio 0.5: both kinds of batch happen
+
+
+def test_decoder_learns_at_five_times_the_encoder_rate(tmp_path):
+    trainer = make_trainer(tmp_path, data_seed=0)
+    encoder_group, decoder_group = trainer.create_optimizer().param_groups
+    model = trainer.model
+    assert {id(p) for p in decoder_group["params"]} == {id(p) for p in model.decoder.parameters()}
+    assert {id(p) for p in encoder_group["params"]} == {id(p) for p in model.encoder.parameters()}
+    assert (encoder_group["lr"], decoder_group["lr"]) == (1e-3, 5e-3)
+    assert isinstance(trainer.optimizer, torch.optim.Adam) and encoder_group["weight_decay"] == 0
+
+
+def test_time_limit_stops_training_and_the_run_goes_on(tmp_path):
+    trainer = make_trainer(tmp_path, data_seed=0, steps=50)
+    trainer.add_callback(TimeLimitCallback(minutes=1e-9))
+    trainer.train()
+    assert trainer.state.global_step == 1  # stopped after the first step, without an error
