@@ -44,7 +44,6 @@ from data_scripts.prepare_tatoeba import (
 )
 from modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration
 from modeling_gru_seq2seq.metrics import load_sacrebleu_chrf
-from modeling_gru_seq2seq.pipeline_gru_seq2seq import save_translation_pipeline
 from modeling_gru_seq2seq.plotting import matplotlib_available, plot_attention, plot_loss
 from modeling_gru_seq2seq.training import (
     GracefulStopCallback,
@@ -345,9 +344,7 @@ def run(model_args, data_args, training_args) -> int:
     all_metrics = {}
     if training_args.do_train:
         train_result = trainer.train(resume_from_checkpoint=checkpoint)
-        trainer.save_model()
-        if trainer.is_world_process_zero():  # config.json gains `custom_pipelines` for pipeline("translation")
-            save_translation_pipeline(trainer.model, tokenizer, training_args.output_dir)
+        trainer.save_final_model()
         metrics = dict(train_result.metrics, train_samples=len(tokenized["train"]))
         trainer.log_metrics("train", metrics)
         trainer.save_metrics("train", metrics)

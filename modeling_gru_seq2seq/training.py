@@ -13,8 +13,10 @@ from transformers.trainer_utils import rotate_checkpoints
 
 from .metrics import corpus_scores
 from .model_card import write_model_card
+from .pipeline_gru_seq2seq import save_translation_pipeline
 
 CHECKPOINT_STAGING_DIR = ".checkpoint-staging"
+MODEL_STAGING_DIR = ".model-staging"
 
 
 class GruSeq2SeqTrainer(Seq2SeqTrainer):
@@ -43,6 +45,30 @@ class GruSeq2SeqTrainer(Seq2SeqTrainer):
         ratio = self.model.config.teacher_forcing_ratio
         inputs = {**inputs, "teacher_forcing": bool(torch.rand((), generator=generator) < ratio)}
         return super().training_step(model, inputs, num_items_in_batch)
+
+    def save_final_model(self) -> None:
+        """Save the model, tokenizer and translation pipeline into `output_dir` so that an interrupted save
+        never leaves a folder that loads as if complete.
+
+        Everything is written to `output_dir/.model-staging/`, then moved into place with `config.json`
+        last (an older `config.json` is removed first): until the move ends, `from_pretrained` finds no
+        `config.json` and says so, and rerunning the command resumes from the last checkpoint.
+        """
+        output_dir = self.args.output_dir
+        staging_dir = os.path.join(output_dir, MODEL_STAGING_DIR)
+        if self.args.should_save:
+            shutil.rmtree(staging_dir, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        self.save_model(staging_dir, _internal_call=True)  # _internal_call: no push from the staging folder
+        if self.is_world_process_zero():
+            save_translation_pipeline(self.model, self.processing_class, staging_dir)
+            names = sorted(os.listdir(staging_dir), key=lambda name: name == "config.json")
+            if os.path.exists(os.path.join(output_dir, "config.json")):
+                os.remove(os.path.join(output_dir, "config.json"))
+            for name in names:
+                os.replace(os.path.join(staging_dir, name), os.path.join(output_dir, name))
+            os.rmdir(staging_dir)
+        self.accelerator.wait_for_everyone()
 
     def evaluation_loop(self, *args, **kwargs):
         """Gather predictions across processes with plain `gather`: every row comes back, in dataset order,

@@ -137,6 +137,33 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(pairs_file, tmp_path)
         assert {s: losses[s] for s in later} == pytest.approx(later, rel=1e-5)  # same data, same coin flips
 
 
+KILL_DURING_FINAL_SAVE = """
+import os, signal
+from safetensors import torch as safetensors_torch
+original = safetensors_torch.save_file
+def die_in_final_save(tensors, filename, *args, **kwargs):
+    if ".model-staging" in filename:
+        original(tensors, filename, *args, **kwargs)
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(tensors, filename, *args, **kwargs)
+safetensors_torch.save_file = die_in_final_save
+"""
+
+
+def test_sigkill_during_final_save_never_leaves_a_loadable_half_model(pairs_file, tmp_path):
+    output_dir = tmp_path / "final"
+    killed = run_script(*resume_args(pairs_file, output_dir), prelude=KILL_DURING_FINAL_SAVE)
+    assert killed.returncode == -9
+    assert not (output_dir / "config.json").exists() and (output_dir / "checkpoint-12").is_dir()
+    with pytest.raises((OSError, ValueError), match="config.json"):
+        AutoModelForSeq2SeqLM.from_pretrained(output_dir)
+    resumed = run_script(*resume_args(pairs_file, output_dir))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert not (output_dir / ".model-staging").exists()
+    reloaded = AutoModelForSeq2SeqLM.from_pretrained(output_dir)
+    assert reloaded.config.custom_pipelines and (output_dir / "model.safetensors").is_file()
+
+
 def test_ctrl_c_saves_a_checkpoint_and_the_rerun_resumes(pairs_file, tmp_path):
     output_dir = tmp_path / "interrupted"
     args = resume_args(pairs_file, output_dir)
