@@ -306,10 +306,8 @@ def run(model_args, data_args, training_args) -> int:
                                 for name, split in raw.items()})
     eval_target_length = data_args.val_max_target_length or data_args.max_target_length
     tokenized = datasets.DatasetDict({
-        name: tokenize_translation(
-            datasets.DatasetDict({name: split}), tokenizer, data_args.max_source_length,
-            data_args.max_target_length if name == "train" else eval_target_length,
-        )[name]
+        name: tokenize_translation(split, tokenizer, data_args.max_source_length,
+                                   data_args.max_target_length if name == "train" else eval_target_length)
         for name, split in raw.items()
     })
 

@@ -26,6 +26,7 @@ import sys
 import tempfile
 
 import numpy as np
+import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict, load_dataset
 
 from modeling_gru_seq2seq.tokenization_gru_seq2seq import (
@@ -124,7 +125,7 @@ def read_pairs(path: str, args: PrepareArguments) -> Dataset:
         parse, batched=True, with_indices=True, remove_columns=["text"], keep_in_memory=True,
         desc="Normalizing pairs",
     )
-    blank = sum(1 for text in lines["text"] if not text.strip())
+    blank = pc.sum(pc.equal(pc.utf8_trim_whitespace(lines.data.column("text")), "")).as_py() or 0
     bad = len(lines) - blank - len(pairs)
     if blank:
         print(f"Ignored {blank} blank lines")
@@ -298,11 +299,11 @@ def prepare_tatoeba(
 
 
 def tokenize_translation(
-    dataset: DatasetDict,
+    dataset: Dataset | DatasetDict,
     tokenizer: GruSeq2SeqTokenizer,
     max_source_length: int | None = None,
     max_target_length: int | None = None,
-) -> DatasetDict:
+) -> Dataset | DatasetDict:
     """Add `input_ids`, `attention_mask` and `labels` (each ending in `<eos>`, truncated when asked)."""
     source, target = tokenizer.source_lang, tokenizer.target_lang
 
