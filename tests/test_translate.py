@@ -1,0 +1,268 @@
+"""`gru-translate`: the command driven as a subprocess (arguments, a file, stdin, beams, unknown words, an
+empty and a 300-word line, a missing model, samples with BLEU, the terminal prompt), and the functions
+behind it (batched translation in input order, attention weights, the heatmap figure)."""
+
+import os
+import pty
+import re
+import select
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import sacrebleu
+import torch
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+from modeling_gru_seq2seq import (
+    GruSeq2SeqConfig,
+    GruSeq2SeqForConditionalGeneration,
+    GruSeq2SeqTokenizer,
+    train_word_level,
+)
+from modeling_gru_seq2seq import translate as translate_module
+from modeling_gru_seq2seq.pipeline_gru_seq2seq import save_translation_pipeline
+from modeling_gru_seq2seq.translate import main, translate
+
+PAIRS = [
+    ("je suis content .", "i am happy ."), ("je suis fatigue .", "i am tired ."),
+    ("il est la .", "he is here ."), ("elle est la .", "she is here ."),
+    ("elle a froid !", "she is cold !"), ("il a froid !", "he is cold !"),
+    ("nous sommes amis .", "we are friends ."), ("vous etes en retard .", "you are late ."),
+    ("tu es grand .", "you are tall ."), ("je suis en retard .", "i am late ."),
+    ("il est fatigue .", "he is tired ."), ("elle est contente .", "she is happy ."),
+]
+LONG_LINE = " ".join(["je suis content ."] * 75)  # 300 words
+FILE_LINES = ["Je suis content.", "", "Elle a froid, zorg !", LONG_LINE, "nous sommes amis ."]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A tiny model that has learned `PAIRS` by heart (150 full-batch Adam steps, about a second)."""
+    torch.manual_seed(0)
+    tokenizer = GruSeq2SeqTokenizer.from_vocabularies(
+        train_word_level([fr for fr, _ in PAIRS]), train_word_level([en for _, en in PAIRS])
+    )
+    config = GruSeq2SeqConfig(source_vocab_size=tokenizer.source_vocab_size,
+                              target_vocab_size=tokenizer.target_vocab_size, hidden_size=32, num_layers=1,
+                              dropout=0.0, teacher_forcing_ratio=1.0)
+    model = GruSeq2SeqForConditionalGeneration(config)
+    batch = tokenizer([fr for fr, _ in PAIRS], text_target=[en for _, en in PAIRS], padding=True,
+                      return_tensors="pt")
+    batch["labels"][batch["labels"] == tokenizer.pad_token_id] = -100
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        optimizer.zero_grad()
+        model(**batch).loss.backward()
+        optimizer.step()
+    model.generation_config.max_length = 21  # 20 new tokens
+    directory = tmp_path_factory.mktemp("translate") / "model"
+    save_translation_pipeline(model.eval(), tokenizer, str(directory))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def loaded(model_dir):
+    return AutoModelForSeq2SeqLM.from_pretrained(model_dir), AutoTokenizer.from_pretrained(model_dir)
+
+
+def run_command(*args, stdin="", executable=(sys.executable, "-m", "modeling_gru_seq2seq.translate")):
+    return subprocess.run([*executable, *map(str, args)], input=stdin, capture_output=True, text=True,
+                          timeout=120)
+
+
+def texts(loaded, sentences, **kwargs):
+    return [translation.text for translation in translate(*loaded, sentences, **kwargs)]
+
+
+def test_sentences_as_arguments_with_the_console_script(model_dir, loaded):
+    script = shutil.which("gru-translate", path=os.path.dirname(sys.executable))
+    assert script, "no gru-translate next to python: reinstall the package (pip install -e .)"
+    result = run_command(model_dir, "Je suis content.", "Il est là.", "Nous sommes amis.", executable=(script,))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["i am happy .", "he is here .", "we are friends ."]
+    assert result.stderr == ""
+
+
+@pytest.fixture(scope="module")
+def file_run(model_dir):
+    path = model_dir.parent / "sentences.txt"
+    path.write_text("\n".join(FILE_LINES) + "\n", encoding="utf-8")
+    return run_command(model_dir, "--input_file", path, "--batch_size", 2)
+
+
+def test_input_file_gives_one_line_per_input_line_in_order(file_run, loaded):
+    assert file_run.returncode == 0, file_run.stderr
+    assert file_run.stdout.split("\n") == [*texts(loaded, FILE_LINES, max_source_length=100), ""]
+    assert file_run.stdout.splitlines()[0] == "i am happy ." and file_run.stdout.splitlines()[4] == "we are friends ."
+
+
+def test_stdin_gives_the_same_lines_as_the_file(file_run, model_dir):
+    result = run_command(model_dir, stdin="\n".join(FILE_LINES) + "\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == file_run.stdout and result.stderr == file_run.stderr
+
+
+def test_empty_line_gives_an_empty_line_and_keeps_alignment(file_run, loaded):
+    lines = file_run.stdout.split("\n")
+    assert len(lines) == len(FILE_LINES) + 1 and lines[1] == ""
+    assert [t.output_tokens for t in translate(*loaded, ["", "  ", "123 #"])] == [[], [], []]
+    assert texts(loaded, ["", "il est la .", "  "]) == ["", "he is here .", ""]
+
+
+def test_unknown_words_are_read_as_unk_and_reported(file_run, loaded):
+    assert "sentence 3: 2 unknown words: ',', 'zorg'\n" in file_run.stderr
+    [translation] = translate(*loaded, [FILE_LINES[2]])
+    assert translation.source_tokens == ["elle", "a", "froid", "<unk>", "<unk>", "!", "<eos>"]
+    assert file_run.stdout.splitlines()[2] == translation.text != ""
+
+
+def test_300_word_line_is_cut_to_max_source_length_with_a_warning(file_run, loaded):
+    assert "sentence 4: warning: 300 words, cut to the first 99 (--max_source_length 100)\n" in file_run.stderr
+    first_99_words = " ".join(LONG_LINE.split()[:99])
+    assert file_run.stdout.splitlines()[3] == texts(loaded, [first_99_words])[0]
+    [cut] = translate(*loaded, [LONG_LINE], max_source_length=100, output_attentions=True)
+    assert len(cut.source_tokens) == 100 and cut.attention.shape == (len(cut.output_tokens), 100)
+    assert len(file_run.stderr.splitlines()) == 2  # the unknown words and the cut: no other noise
+
+
+def test_num_beams_3_gives_generate_beam_search_outputs(model_dir, loaded):
+    sentences = ["elle est contente .", "tu es grand .", "il est"]
+    result = run_command(model_dir, *sentences, "--num_beams", 3, "--max_new_tokens", 6)
+    assert result.returncode == 0, result.stderr
+    model, tokenizer = loaded
+    inputs = tokenizer(sentences, padding=True, return_tensors="pt")
+    expected = tokenizer.batch_decode(model.generate(**inputs, num_beams=3, max_new_tokens=6),
+                                      skip_special_tokens=True)
+    assert result.stdout.splitlines() == expected and result.stderr == ""
+    assert expected[:2] == ["she is happy .", "you are tall ."]
+
+
+def test_missing_model_directory_is_a_one_line_error(tmp_path, capsys):
+    result = run_command(tmp_path / "no-such-model", "Je suis content.")
+    assert result.returncode == 2 and result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"error: {tmp_path / 'no-such-model'}: no such model directory")
+    assert main([str(tmp_path), "Je suis content."]) == 2  # a directory without a model in it
+    assert capsys.readouterr().err == f"error: {tmp_path}: not a saved model (no config.json in it)\n"
+
+
+def test_batched_translation_keeps_input_order_and_equals_one_at_a_time(loaded):
+    sentences = [fr for fr, _ in PAIRS] + ["", "il est", "je suis content . il est la ."]
+    batched = translate(*loaded, sentences, batch_size=4)
+    assert [t.text for t in batched] == texts(loaded, sentences, batch_size=1)
+    assert [t.text for t in batched[: len(PAIRS)]] == [en for _, en in PAIRS]
+
+
+def test_attention_rows_sum_to_one_and_equal_generate_cross_attentions(loaded):
+    model, tokenizer = loaded
+    sentences = ["je suis content .", "il est", "vous etes en retard .", "elle a froid , zorg !"]
+    translations = translate(model, tokenizer, sentences, batch_size=3, output_attentions=True)
+    inputs = tokenizer(sentences, padding=True, return_tensors="pt")
+    generated = model.generate(**inputs, output_attentions=True, return_dict_in_generate=True)
+    steps = torch.cat([step[0][:, 0] for step in generated.cross_attentions], dim=1).numpy()
+    for row, translation in enumerate(translations):
+        weights = translation.attention
+        assert weights.shape == (len(translation.output_tokens), len(translation.source_tokens))
+        np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(weights, steps[row, : weights.shape[0], : weights.shape[1]], atol=1e-5)
+    for translation in translate(model, tokenizer, sentences, num_beams=3, output_attentions=True):
+        np.testing.assert_allclose(translation.attention.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.fixture
+def figures(monkeypatch):
+    """The heatmaps the command draws, recorded as `(figure, path)`."""
+    drawn, plot_attention = [], translate_module.plot_attention
+
+    def recording_plot_attention(input_words, output_words, attentions, path=None):
+        drawn.append((plot_attention(input_words, output_words, attentions, path), path))
+        return drawn[-1][0]
+
+    monkeypatch.setattr(translate_module, "plot_attention", recording_plot_attention)
+    return drawn
+
+
+def test_show_attention_draws_the_seed_heatmap(model_dir, loaded, tmp_path, figures, capsys):
+    path = tmp_path / "out.png"
+    assert main([str(model_dir), "Elle a froid, zorg !", "--show_attention", str(path)]) == 0
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    [(figure, saved_path)] = figures
+    assert saved_path == str(path)
+    [translation] = translate(*loaded, ["Elle a froid, zorg !"], output_attentions=True)
+    heatmap, colour_bar = figure.axes
+    assert colour_bar.get_ylim() == (0.0, 1.0)
+    x_labels, y_labels = heatmap.get_xticklabels(), heatmap.get_yticklabels()
+    assert [label.get_text() for label in x_labels] == ["elle", "a", "froid", "<unk>", "<unk>", "!", "<eos>"]
+    assert all(label.get_rotation() == 90 for label in x_labels)
+    assert [label.get_text() for label in y_labels] == translation.output_tokens
+    assert y_labels[-1].get_text() == "<eos>"
+    assert list(heatmap.get_xticks()) == list(range(7))  # one tick per word
+    image = heatmap.get_images()[0].get_array()
+    np.testing.assert_allclose(image, translation.attention, atol=1e-6)
+    np.testing.assert_allclose(image.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_show_attention_folder_holds_one_heatmap_per_sentence(model_dir, tmp_path, figures, capsys):
+    folder = tmp_path / "heatmaps"
+    assert main([str(model_dir), "je suis content .", "", "il est la .", "--show_attention", str(folder)]) == 0
+    assert sorted(os.listdir(folder)) == ["attention_0.png", "attention_2.png"]  # none for the empty line
+    assert [len(figure.axes[0].get_yticklabels()) for figure, _ in figures] == [5, 5]  # 4 words, <eos>
+    assert main([str(model_dir), "a", "b", "--show_attention", str(tmp_path / "one.png")]) == 2
+    assert "give a folder" in capsys.readouterr().err
+
+
+def test_samples_print_pairs_and_corpus_bleu_of_the_file(model_dir, tmp_path):
+    lines = ["I am happy.\tJe suis content.", "He is here!\tIl est là !", "She is cold!\tElle a froid !",
+             "We are tired.\tNous sommes fatigués.", "You are late.\tTu es en retard.", "",
+             "I am tall.\tJe suis grand."]
+    pairs_file = tmp_path / "pairs.tsv"
+    pairs_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = run_command(model_dir, "--samples", pairs_file, "-n", 6, "--seed", 3)
+    assert result.returncode == 0, result.stderr
+    blocks = re.findall(r"^> (.*)\n= (.*)\n< (.*)\n\n", result.stdout, flags=re.MULTILINE)
+    assert len(blocks) == 6
+    assert {source for source, _, _ in blocks} == {
+        "je suis content .", "il est la !", "elle a froid !", "nous sommes fatigues .", "tu es en retard .",
+        "je suis grand .",
+    }
+    assert ("je suis content .", "i am happy .", "i am happy .") in blocks
+    outputs, references = [output for _, _, output in blocks], [reference for _, reference, _ in blocks]
+    bleu, chrf = map(float, re.search(r"^BLEU (\S+)  chrF (\S+)  \(6 pairs", result.stdout, re.MULTILINE).groups())
+    assert bleu == pytest.approx(sacrebleu.corpus_bleu(outputs, [references]).score, abs=0.005)
+    assert chrf == pytest.approx(sacrebleu.corpus_chrf(outputs, [references]).score, abs=0.005)
+    assert 0 < bleu < 100
+    assert "BLEU signature: nrefs:1|case:mixed|eff:no|tok:13a" in result.stdout
+
+
+def test_terminal_stdin_gives_the_seed_prompt(model_dir, loaded):
+    """`> ` prompts, `< ` answers, unknown words on stderr, Ctrl-D ends with exit code 0."""
+    controller, terminal = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "modeling_gru_seq2seq.translate", str(model_dir)],
+                               stdin=terminal, stdout=terminal, stderr=subprocess.PIPE)
+    os.close(terminal)
+
+    def read_until_prompt(timeout=60.0):
+        received, deadline = b"", time.monotonic() + timeout
+        while not received.endswith(b"> ") and time.monotonic() < deadline:
+            if select.select([controller], [], [], 1.0)[0]:
+                received += os.read(controller, 4096)
+        return received.decode().replace("\r\n", "\n")
+
+    try:
+        assert read_until_prompt() == "> "
+        os.write(controller, b"Elle a froid, zorg !\n")
+        answer = texts(loaded, ["Elle a froid, zorg !"])[0]
+        assert read_until_prompt() == f"Elle a froid, zorg !\n< {answer}\n> "  # the terminal echoes input
+        os.write(controller, b"\n")
+        assert read_until_prompt() == "\n< \n> "
+        os.write(controller, b"\x04")  # Ctrl-D: end of input
+        assert process.wait(timeout=30) == 0
+        assert process.stderr.read() == b"2 unknown words: ',', 'zorg'\n"
+    finally:
+        process.kill()
+        process.stderr.close()
+        os.close(controller)
