@@ -146,12 +146,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="heatmap(s): a .png file for one sentence, else a folder of attention_<i>.png")
     parser.add_argument("--samples", metavar="F", help="an English<TAB>French pair file: show random pairs "
                         "as > source, = reference, < output, and BLEU/chrF over the whole file")
-    parser.add_argument("-n", dest="num_samples", type=int, default=10, help="pairs shown with --samples")
+    parser.add_argument("-n", dest="num_samples", metavar="N", type=int, default=10, help="pairs shown with --samples")
     parser.add_argument("--seed", type=int, help="seed of the --samples draw (default: a new draw each run)")
     args = parser.parse_args(argv)
-    for name in ("batch_size", "num_beams", "max_new_tokens", "num_samples"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            parser.error(f"--{name} must be at least 1")
+    counts = {"--batch_size": args.batch_size, "--num_beams": args.num_beams,
+              "--max_new_tokens": args.max_new_tokens, "-n": args.num_samples}
+    for flag, value in counts.items():
+        if value is not None and value < 1:
+            parser.error(f"{flag} must be at least 1")
     if args.max_source_length < 2:
         parser.error("--max_source_length must be at least 2 (a word and <eos>)")
     if args.samples and (args.sentences or args.input_file):
@@ -224,9 +226,13 @@ def heatmap_path(target: str, index: int) -> str:
 def save_heatmaps(translations: list[Translation], target: str, first_index: int = 0) -> None:
     """The seed's `show_attention` for each translation with an output, numbered from `first_index`."""
     for index, translation in enumerate(translations, start=first_index):
-        if translation.output_tokens:
+        if not translation.output_tokens:
+            continue
+        try:
             plot_attention(translation.source_tokens, translation.output_tokens, translation.attention,
                            heatmap_path(target, index))
+        except OSError as error:
+            raise UsageError(f"--show_attention {target}: {error.strerror or error}") from None
 
 
 def generation_kwargs(args: argparse.Namespace) -> dict:
