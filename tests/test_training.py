@@ -50,6 +50,7 @@ def test_decoder_learns_at_five_times_the_encoder_rate(tmp_path):
     assert {id(p) for p in encoder_group["params"]} == {id(p) for p in model.encoder.parameters()}
     assert (encoder_group["lr"], decoder_group["lr"]) == (1e-3, 5e-3)
     assert isinstance(trainer.optimizer, torch.optim.Adam) and encoder_group["weight_decay"] == 0
+    assert trainer.optimizer.defaults["fused"]
 
 
 def test_time_limit_stops_training_and_the_run_goes_on(tmp_path):

@@ -1,0 +1,158 @@
+"""Training throughput of the project's model against the seed peer, in one run.
+
+    OMP_NUM_THREADS=1 python benchmarks/bench_train.py --threads 1 --steps 40
+    python benchmarks/bench_train.py --device cuda --steps 200        # on a GPU
+
+Our side times the Trainer's work per step (forward, masked loss, backward, clipping at 50, Adam with
+the decoder at 5x) on random batches of 50 prepared pairs, as the seed's `random_batch` draws them; the
+peer (`../shared/peers/seed_tutorial.py`) runs as a subprocess on the same file, as written and with
+`--vectorized-attn`, at the same teacher forcing. Prints a table and the ratios, writes
+`bench_train.json` beside this file. The CPU ceiling assumes ~0.4 GFLOP of useful work per pair at
+~105 GFLOP/s (2 threads; see issue 7): about 270 pairs/s.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+from transformers.trainer_pt_utils import LengthGroupedSampler
+
+from data_scripts.prepare_tatoeba import prepare_tatoeba, tokenize_translation
+from modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PEER = os.path.join(HERE, "..", "..", "shared", "peers", "seed_tutorial.py")
+DATA = os.path.join(HERE, "..", "..", "shared", "data", "eng-fra.txt")
+CEILING_PAIRS_PER_S = 270.0
+
+
+def random_batches(train, batch_size: int, steps: int, seed: int, device, group_by_length: bool = False):
+    """`steps` batches of `batch_size` random pairs, padded: (input_ids, attention_mask, labels).
+
+    `group_by_length`: the Trainer's `LengthGroupedSampler` order (`train_sampling_strategy=
+    "group_by_length"`: shuffled megabatches of 50 batches, each sorted by source length)."""
+    generator = torch.Generator().manual_seed(seed)
+    if group_by_length:
+        sampler = LengthGroupedSampler(batch_size, lengths=[len(ids) for ids in train["input_ids"]],
+                                       generator=generator)
+        order = list(sampler)
+        batches = [order[i * batch_size : (i + 1) * batch_size] for i in range(steps)]
+    else:
+        batches = [torch.randint(len(train), (batch_size,), generator=generator).tolist() for _ in range(steps)]
+    for indices in batches:
+        rows = train.select(indices)
+        sources, targets = rows["input_ids"], rows["labels"]
+        input_ids = torch.nn.utils.rnn.pad_sequence([torch.tensor(s) for s in sources], batch_first=True)
+        labels = torch.nn.utils.rnn.pad_sequence([torch.tensor(t) for t in targets], batch_first=True,
+                                                 padding_value=-100)
+        yield input_ids.to(device), (input_ids != 0).long().to(device), labels.to(device)
+
+
+def time_ours(train, config_kwargs, args, teacher_forcing_ratio) -> dict:
+    torch.manual_seed(0)
+    config = GruSeq2SeqConfig(teacher_forcing_ratio=teacher_forcing_ratio, **config_kwargs)
+    model = GruSeq2SeqForConditionalGeneration(config).to(args.device).train()
+    decoder_ids = {id(p) for p in model.decoder.parameters()}
+    optimizer = torch.optim.Adam([
+        {"params": [p for p in model.parameters() if id(p) not in decoder_ids], "lr": 1e-4},
+        {"params": list(model.decoder.parameters()), "lr": 5e-4},
+    ], fused=True)  # as GruSeq2SeqTrainer.create_optimizer
+    step_seconds, pairs, tokens = [], 0, 0
+    batches = random_batches(train, args.batch_size, args.warmup + args.steps, args.seed, args.device,
+                             args.group_by_length)
+    for step, (input_ids, attention_mask, labels) in enumerate(batches):
+        start = time.perf_counter()
+        loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 50.0)
+        optimizer.step()
+        if args.device == "cuda":
+            torch.cuda.synchronize()
+        if step >= args.warmup:
+            step_seconds.append(time.perf_counter() - start)
+            pairs += input_ids.shape[0]
+            tokens += int((labels != -100).sum())
+    total = sum(step_seconds)
+    return {"train_pairs_per_s": pairs / total, "train_target_tokens_per_s": tokens / total,
+            "step_seconds_median": statistics.median(step_seconds), "loss": float(loss)}
+
+
+def time_peer(args, teacher_forcing_ratio, vectorized: bool) -> dict:
+    command = [sys.executable, PEER, "--data", args.data, "--steps", str(args.steps), "--warmup", str(args.warmup),
+               "--threads", str(args.threads), "--device", args.device, "--teacher-forcing-ratio",
+               str(teacher_forcing_ratio), "--print-every", "1000000", "--evaluate-every", "0"]
+    if vectorized:
+        command.append("--vectorized-attn")
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", default=DATA)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch_size", type=int, default=50)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip_peer", action="store_true")
+    parser.add_argument("--group_by_length", action="store_true", help="our batches as run_translation.py draws them")
+    parser.add_argument("--variants", nargs="*", default=["dot-0.5", "dot-1.0", "general-0.5", "concat-0.5",
+                                                           "bahdanau-0.5"])
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    corpus = prepare_tatoeba(args.data)
+    train = tokenize_translation(corpus.dataset["train"], corpus.tokenizer)
+    sizes = {"source_vocab_size": corpus.tokenizer.source_vocab_size,
+             "target_vocab_size": corpus.tokenizer.target_vocab_size}
+    rows = []
+    for variant in args.variants:
+        name, ratio = variant.rsplit("-", 1)
+        kwargs = dict(sizes, decoder_type="bahdanau" if name == "bahdanau" else "luong",
+                      attention="concat" if name == "bahdanau" else name)
+        rows.append({"who": "ours", "variant": variant, **time_ours(train, kwargs, args, float(ratio))})
+        if name == "dot" and not args.skip_peer:
+            for vectorized in (False, True):
+                if float(ratio) == 1.0 and not vectorized:
+                    continue
+                peer = time_peer(args, float(ratio), vectorized)
+                rows.append({"who": "peer vectorized" if vectorized else "peer", "variant": variant,
+                             **{k: peer[k] for k in ("train_pairs_per_s", "train_target_tokens_per_s",
+                                                     "step_seconds_median")}})
+    for row in rows:  # stalls of a busy machine hit the mean: the median step is the robust figure
+        row["median_pairs_per_s"] = args.batch_size / row["step_seconds_median"]
+    print(f"\n{'who':<16} {'variant':<13} {'pairs/s':>8} {'tokens/s':>9} {'median step s':>13} "
+          f"{'pairs/s at median':>17} {'of ceiling':>10}")
+    for row in rows:
+        print(f"{row['who']:<16} {row['variant']:<13} {row['train_pairs_per_s']:8.1f} "
+              f"{row['train_target_tokens_per_s']:9.1f} {row['step_seconds_median']:13.3f} "
+              f"{row['median_pairs_per_s']:17.1f} {row['median_pairs_per_s'] / CEILING_PAIRS_PER_S:10.0%}")
+    ratios = {}
+    for variant in ("dot-0.5", "dot-1.0"):
+        ours = next((r for r in rows if r["who"] == "ours" and r["variant"] == variant), None)
+        for who in ("peer", "peer vectorized"):
+            peer = next((r for r in rows if r["who"] == who and r["variant"] == variant), None)
+            if ours and peer:
+                ratios[f"{variant} vs {who}"] = peer["step_seconds_median"] / ours["step_seconds_median"]
+    for key, value in ratios.items():
+        print(f"ratio {key} (median step): {value:.2f}x")
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS (ours): {peak_rss_mb:.0f} MB")
+    result = {"date": time.strftime("%Y-%m-%d"), "device": args.device, "threads": args.threads,
+              "torch": torch.__version__, "steps": args.steps, "rows": rows, "ratios": ratios,
+              "peak_rss_mb_ours": peak_rss_mb}
+    with open(os.path.join(HERE, "bench_train.json"), "w") as handle:
+        json.dump(result, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
