@@ -1,0 +1,111 @@
+"""Translation throughput of a trained model against the seed peer's one-sentence greedy decoding.
+
+    python benchmarks/bench_generate.py runs/default --threads 2
+    python benchmarks/bench_generate.py runs/default --device cuda
+
+The same 1,000 held-out sources (validation then test split of the shared file, seed 42) are translated
+by `translate()` greedily and with 5 beams, at batch 1 and 64; the peer
+(`../shared/peers/seed_tutorial.py --vectorized-attn`) trains briefly, then decodes the same pairs one
+sentence at a time (its `evaluate()`). Prints a table and ratios, writes `bench_generate.json` beside
+this file. The CPU ceiling assumes ~0.14 GFLOP per greedy sentence at ~105 GFLOP/s: ~700 sentences/s.
+"""
+
+import argparse
+import contextlib
+import io
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+
+from data_scripts.prepare_tatoeba import PrepareArguments, export_pairs, prepare_tatoeba
+from modeling_gru_seq2seq.translate import translate
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PEER = os.path.join(HERE, "..", "..", "shared", "peers", "seed_tutorial.py")
+DATA = os.path.join(HERE, "..", "..", "shared", "data", "eng-fra.txt")
+CEILING_SENTENCES_PER_S = 700.0
+
+
+def held_out_pairs(data: str, count: int):
+    with contextlib.redirect_stdout(io.StringIO()):
+        dataset = prepare_tatoeba(data).dataset
+    pairs = list(dataset["validation"]["translation"]) + list(dataset["test"]["translation"])
+    return pairs[:count]
+
+
+def time_ours(model, tokenizer, sources, batch_size, num_beams) -> dict:
+    translate(model, tokenizer, sources[:batch_size], batch_size=batch_size, num_beams=num_beams)  # warm-up
+    start = time.perf_counter()
+    results = translate(model, tokenizer, sources, batch_size=batch_size, num_beams=num_beams, max_new_tokens=25)
+    seconds = time.perf_counter() - start
+    mean_length = sum(len(r.output_tokens) for r in results) / len(results)
+    return {"sentences_per_s": len(sources) / seconds, "seconds": seconds, "mean_output_tokens": mean_length}
+
+
+def time_peer(args, pairs_file) -> dict:
+    command = [sys.executable, PEER, "--data", args.data, "--steps", str(args.peer_train_steps), "--warmup", "0",
+               "--threads", str(args.threads), "--device", args.device, "--vectorized-attn",
+               "--eval-pairs", pairs_file, "--print-every", "1000000", "--evaluate-every", "0"]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="a trained model directory (e.g. run_translation.py's --output_dir)")
+    parser.add_argument("--data", default=DATA)
+    parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--peer_train_steps", type=int, default=300)
+    parser.add_argument("--skip_peer", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    pairs = held_out_pairs(args.data, args.count)
+    sources = [pair["fr"] for pair in pairs]
+    model = AutoModelForSeq2SeqLM.from_pretrained(args.model).to(args.device).eval()
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    rows = []
+    for num_beams in (1, 5):
+        for batch_size in (1, 64):
+            name = f"{'greedy' if num_beams == 1 else 'beam 5'}, batch {batch_size}"
+            rows.append({"who": "ours", "mode": name, **time_ours(model, tokenizer, sources, batch_size, num_beams)})
+    if not args.skip_peer:
+        with tempfile.TemporaryDirectory() as folder:
+            from datasets import Dataset, DatasetDict
+
+            export_pairs(DatasetDict({"held_out": Dataset.from_dict({"translation": pairs})}), folder, "tsv",
+                         PrepareArguments())
+            peer = time_peer(args, os.path.join(folder, "held_out.tsv"))
+        rows.append({"who": "peer vectorized", "mode": "greedy, one sentence",
+                     "sentences_per_s": peer["decode_sentences_per_s"], "seconds": peer["decode_seconds"],
+                     "mean_output_tokens": None, "pairs_decoded": peer.get("eval_pairs_used")})
+    print(f"\n{'who':<16} {'mode':<22} {'sent/s':>8} {'seconds':>8} {'out tokens':>10} {'of ceiling':>10}")
+    for row in rows:
+        length = f"{row['mean_output_tokens']:10.2f}" if row["mean_output_tokens"] else f"{'-':>10}"
+        print(f"{row['who']:<16} {row['mode']:<22} {row['sentences_per_s']:8.1f} {row['seconds']:8.2f} {length} "
+              f"{row['sentences_per_s'] / CEILING_SENTENCES_PER_S:10.0%}")
+    peer_row = next((r for r in rows if r["who"].startswith("peer")), None)
+    ratios = {}
+    if peer_row:
+        for row in rows[:-1]:
+            ratios[f"{row['mode']} vs peer greedy"] = row["sentences_per_s"] / peer_row["sentences_per_s"]
+            print(f"ratio {row['mode']} vs peer greedy: {ratios[row['mode'] + ' vs peer greedy']:.2f}x")
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak RSS (ours): {peak_rss_mb:.0f} MB")
+    with open(os.path.join(HERE, "bench_generate.json"), "w") as handle:
+        json.dump({"date": time.strftime("%Y-%m-%d"), "device": args.device, "threads": args.threads,
+                   "torch": torch.__version__, "model": args.model, "rows": rows, "ratios": ratios,
+                   "peak_rss_mb_ours": peak_rss_mb}, handle, indent=2)
+
+
+if __name__ == "__main__":
+    main()
