@@ -23,7 +23,6 @@ import dataclasses
 import os
 import shutil
 import sys
-import tempfile
 
 import numpy as np
 import pyarrow.compute as pc
@@ -84,22 +83,25 @@ class PreparedCorpus:
 def read_pairs(path: str, args: PrepareArguments) -> Dataset:
     """Read a pair file (TSV or jsonl, path or URL) into normalized columns named after the languages.
 
-    The TSV layout (2 or 3 tab-separated columns) is taken from the first line; a later line with another
-    column count is a bad line: a `DataFileError` naming file and line, or skipped and counted when
-    `args.skip_bad_lines`. Blank lines are ignored and counted.
+    The TSV layout (2 or 3 tab-separated columns) is taken from the first line that is not blank; a later
+    line with another column count is a bad line: a `DataFileError` naming file and line, or skipped and
+    counted when `args.skip_bad_lines`. Blank lines are ignored and counted. The counts go to stderr, so
+    that they never mix with a command's output.
     """
     if path.endswith((".json", ".jsonl")):
         return _read_jsonl(path, args)
     _check_local_file(path)
     lines = load_dataset("text", data_files=path, split="train", encoding="utf-8-sig")
-    first = next((text for text in lines["text"][:1000] if text.strip()), None)
-    if first is None:
+    is_blank = pc.equal(pc.utf8_trim_whitespace(lines.data.column("text")), "")
+    layout_index = pc.index(is_blank, False).as_py()  # the first line that is not blank, -1 if none
+    if layout_index < 0:
         raise DataFileError(f"{path}: no sentence pairs (the file is empty or blank)")
-    num_columns = first.count("\t") + 1
+    layout_line = layout_index + 1
+    num_columns = lines[layout_index]["text"].count("\t") + 1
     if num_columns not in (2, 3):
         raise DataFileError(
-            f"{path}:1: expected 2 tab-separated columns (English<TAB>French) or 3 (with attribution), "
-            f"found {num_columns}"
+            f"{path}:{layout_line}: expected 2 tab-separated columns (English<TAB>French) or 3 (with "
+            f"attribution), found {num_columns}"
         )
     first_lang, second_lang = args.file_languages
 
@@ -113,8 +115,8 @@ def read_pairs(path: str, args: PrepareArguments) -> Dataset:
                 if args.skip_bad_lines:
                     continue
                 raise DataFileError(
-                    f"{path}:{index + 1}: expected {num_columns} tab-separated columns like line 1, found "
-                    f"{len(fields)}: {text[:80]!r} (pass --skip_bad_lines to skip such lines)"
+                    f"{path}:{index + 1}: expected {num_columns} tab-separated columns like line {layout_line}, "
+                    f"found {len(fields)}: {text[:80]!r} (pass --skip_bad_lines to skip such lines)"
                 )
             columns[first_lang].append(normalize_string(fields[0]))
             columns[second_lang].append(normalize_string(fields[1]))
@@ -125,12 +127,12 @@ def read_pairs(path: str, args: PrepareArguments) -> Dataset:
         parse, batched=True, with_indices=True, remove_columns=["text"], keep_in_memory=True,
         desc="Normalizing pairs",
     )
-    blank = pc.sum(pc.equal(pc.utf8_trim_whitespace(lines.data.column("text")), "")).as_py() or 0
+    blank = pc.sum(is_blank).as_py() or 0
     bad = len(lines) - blank - len(pairs)
     if blank:
-        print(f"Ignored {blank} blank lines")
+        print(f"Ignored {blank} blank lines", file=sys.stderr)
     if bad:
-        print(f"Skipped {bad} bad lines (column count differs from line 1)")
+        print(f"Skipped {bad} bad lines (column count differs from line {layout_line})", file=sys.stderr)
     return pairs
 
 
@@ -175,8 +177,15 @@ def _check_local_file(path: str) -> None:
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as error:
-        line = data.count(b"\n", 0, error.start) + 1
+        line = _line_number(data, error.start)
         raise DataFileError(f"{path}:{line}: invalid UTF-8 ({error.reason} at byte {error.start})") from None
+
+
+def _line_number(data: bytes, offset: int) -> int:
+    """1-based line of byte `offset`, counting LF, CRLF and a lone CR as line ends, as the text reader does
+    (universal newlines)."""
+    before = data[:offset]
+    return before.count(b"\n") + before.count(b"\r") - before.count(b"\r\n") + 1
 
 
 def filter_length(pairs: Dataset, args: PrepareArguments) -> Dataset:
@@ -292,6 +301,7 @@ def prepare_tatoeba(
 
     splits = split_by_source(trimmed, args)
     splits.update(prepare_evaluation_files(args, validation=validation_file, test=test_file))
+    _check_split_sizes(splits, args, train_file, num_sources=len(set(trimmed[source])))
     dataset = DatasetDict({name: to_translation_layout(split, args) for name, split in splits.items()})
     stats.update({f"{name}_pairs": len(split) for name, split in dataset.items()})
     print("Split: " + ", ".join(f"{name} {len(split)}" for name, split in dataset.items()))
@@ -337,30 +347,52 @@ def save_corpus(corpus: PreparedCorpus, output_dir: str, exports: tuple[str, ...
                 args: PrepareArguments | None = None) -> None:
     """Save the dataset (`save_to_disk`), the tokenizer (`tokenizer/`) and exports into `output_dir`.
 
-    Everything is written to a temporary folder beside it and renamed into place when complete, so an
-    interrupted run never leaves a folder that loads as if it were whole.
+    Everything is written to `.{name}.partial` beside it and renamed into place when complete; a replaced
+    `output_dir` is first renamed to `.{name}.old` and deleted last. So a run killed at any point leaves
+    either no `output_dir` (the next run redoes the work) or a complete one, old or new, and the next run
+    clears the hidden leftovers.
     """
     if os.path.exists(output_dir) and not overwrite:
         raise FileExistsError(f"{output_dir} already exists (pass --overwrite_output_dir to replace it)")
-    parent = os.path.dirname(os.path.abspath(output_dir))
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".partial-", dir=parent)
+    staging, old = _sibling_paths(output_dir)
+    for leftover in (staging, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    os.makedirs(staging)
     try:
         corpus.dataset.save_to_disk(staging)
         corpus.tokenizer.save_pretrained(os.path.join(staging, "tokenizer"))
         for file_format in exports:
             export_pairs(corpus.dataset, staging, file_format, args or PrepareArguments())
         if os.path.exists(output_dir):
-            shutil.rmtree(output_dir)
+            os.replace(output_dir, old)
         os.replace(staging, output_dir)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(staging, ignore_errors=True)  # after an error; gone already after the rename
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _sibling_paths(output_dir: str) -> tuple[str, str]:
+    """The staging folder and the folder holding a replaced output while it is deleted, beside `output_dir`."""
+    parent, name = os.path.split(os.path.abspath(output_dir))
+    os.makedirs(parent, exist_ok=True)
+    return os.path.join(parent, f".{name}.partial"), os.path.join(parent, f".{name}.old")
 
 
 def _nonempty(pairs: Dataset, path: str, step: str) -> Dataset:
     if len(pairs) == 0:
         raise DataFileError(f"{path}: no pairs left after {step}")
     return pairs
+
+
+def _check_split_sizes(splits: DatasetDict, args: PrepareArguments, path: str, num_sources: int) -> None:
+    """A split asked for (a fraction above 0) that got no pair is an error, not an empty split that looks
+    like a result (and that `load_from_disk` cannot read back)."""
+    for split, fraction in (("validation", args.validation_fraction), ("test", args.test_fraction)):
+        if fraction > 0 and len(splits[split]) == 0:
+            raise DataFileError(
+                f"{path}: the {split} split is empty ({fraction:g} of {num_sources} source sentences rounds to "
+                f"none): give more pairs, a --{split}_file, or a {split} fraction of 0"
+            )
 
 
 def _length_rule(args: PrepareArguments) -> str:

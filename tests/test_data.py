@@ -140,8 +140,9 @@ def test_skip_bad_lines_counts_what_it_skips(tmp_path, capsys):
     path.write_text("Go.\tVa !\nno tab here\n\nHi.\tSalut.\tx\nRun!\tCours !\n", encoding="utf-8")
     pairs = read_pairs(str(path), PrepareArguments(skip_bad_lines=True))
     assert pairs["line"] == [1, 5] and pairs["fr"] == ["va !", "cours !"]
-    printed = capsys.readouterr().out
-    assert "Skipped 2 bad lines" in printed and "Ignored 1 blank lines" in printed
+    captured = capsys.readouterr()
+    assert "Skipped 2 bad lines" in captured.err and "Ignored 1 blank lines" in captured.err
+    assert captured.out == ""  # notes never mix with a command's output
 
 
 def test_invalid_utf8_names_the_line(tmp_path):
