@@ -23,8 +23,6 @@ import torch
 import transformers
 from datasets import load_dataset
 from transformers import (
-    AutoModelForSeq2SeqLM,
-    AutoTokenizer,
     DataCollatorForSeq2Seq,
     HfArgumentParser,
     Seq2SeqTrainingArguments,
@@ -43,6 +41,7 @@ from data_scripts.prepare_tatoeba import (
     tokenize_translation,
 )
 from modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration
+from modeling_gru_seq2seq.loading import ModelLoadError, load_model_and_tokenizer
 from modeling_gru_seq2seq.metrics import load_sacrebleu_chrf
 from modeling_gru_seq2seq.plotting import matplotlib_available, plot_attention, plot_loss
 from modeling_gru_seq2seq.training import (
@@ -211,11 +210,7 @@ def load_corpus(data_args, prepare_args, tokenizer, need_train: bool):
 
 
 def build_model(model_args, tokenizer, max_new_tokens: int):
-    if model_args.model_name_or_path:
-        return AutoModelForSeq2SeqLM.from_pretrained(
-            model_args.model_name_or_path, cache_dir=model_args.cache_dir,
-            trust_remote_code=model_args.trust_remote_code,
-        )
+    """A new model shaped by `model_args`, with the tokenizer's vocabulary sizes and special ids."""
     config = GruSeq2SeqConfig(
         source_vocab_size=tokenizer.source_vocab_size,
         target_vocab_size=tokenizer.target_vocab_size,
@@ -273,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         log.set_verbosity(log_level) if hasattr(log, "set_verbosity") else log.setLevel(log_level)
     try:
         return run(model_args, data_args, training_args)
-    except (UsageError, DataFileError) as error:
+    except (UsageError, DataFileError, ModelLoadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 
@@ -284,9 +279,10 @@ def run(model_args, data_args, training_args) -> int:
     elif not (training_args.do_train or training_args.do_eval or training_args.do_predict):
         raise UsageError("with --model_name_or_path, say what to do: --do_train, --do_eval and/or --do_predict")
     check_conflicts(data_args, training_args)
-    model_path = model_args.model_name_or_path
-    if model_path and os.path.isdir(model_path) and not os.path.isfile(os.path.join(model_path, "config.json")):
-        raise UsageError(f"--model_name_or_path {model_path}: not a saved model (no config.json in it)")
+    model, tokenizer = None, None
+    if model_args.model_name_or_path:
+        model, tokenizer = load_model_and_tokenizer(model_args.model_name_or_path, cache_dir=model_args.cache_dir,
+                                                    trust_remote_code=model_args.trust_remote_code)
     checkpoint = resume_checkpoint(training_args)
     set_seed(training_args.seed)
 
@@ -295,9 +291,6 @@ def run(model_args, data_args, training_args) -> int:
         max_length=data_args.max_length, length_unit=data_args.length_unit, min_count=data_args.min_count,
         split_seed=data_args.split_seed, skip_bad_lines=data_args.skip_bad_lines,
     )
-    tokenizer = AutoTokenizer.from_pretrained(model_args.model_name_or_path, cache_dir=model_args.cache_dir,
-                                              trust_remote_code=model_args.trust_remote_code) \
-        if model_args.model_name_or_path else None
     with training_args.main_process_first(desc="data preparation"):
         raw, tokenizer = load_corpus(data_args, prepare_args, tokenizer, training_args.do_train)
     splits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,
@@ -311,7 +304,8 @@ def run(model_args, data_args, training_args) -> int:
         for name, split in raw.items()
     })
 
-    model = build_model(model_args, tokenizer, max_new_tokens=data_args.val_max_target_length or 50)
+    if model is None:
+        model = build_model(model_args, tokenizer, max_new_tokens=data_args.val_max_target_length or 50)
     training_args.generation_num_beams = data_args.num_beams or training_args.generation_num_beams
     metric = load_sacrebleu_chrf()
     signature = metric.compute(predictions=["a"], references=[["a"]])["bleu_signature"]

@@ -25,10 +25,10 @@ import datasets
 import numpy as np
 import torch
 import transformers
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from data_scripts.prepare_tatoeba import DataFileError, PrepareArguments, read_pairs
 
+from .loading import ModelLoadError, load_model_and_tokenizer
 from .metrics import corpus_scores
 from .plotting import matplotlib_available, plot_attention
 from .tokenization_gru_seq2seq import normalize_string
@@ -164,15 +164,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def load_model(name: str):
-    """Model and tokenizer from a directory or a Hub id, on the GPU when there is one."""
-    if os.path.isdir(name) and not os.path.isfile(os.path.join(name, "config.json")):
-        raise UsageError(f"{name}: not a saved model (no config.json in it)")
-    try:
-        model = AutoModelForSeq2SeqLM.from_pretrained(name)
-        tokenizer = AutoTokenizer.from_pretrained(name)
-    except OSError as error:
-        where = "cannot load it" if os.path.isdir(name) else "no such model directory, nor a Hub model"
-        raise UsageError(f"{name}: {where} ({str(error).splitlines()[0]})") from None
+    """Model and tokenizer from a directory or a Hub id (checked, see `loading`), on the GPU when there is one."""
+    model, tokenizer = load_model_and_tokenizer(name)
     return model.to("cuda" if torch.cuda.is_available() else "cpu"), tokenizer
 
 
@@ -315,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
             translate_lines(*load_model(args.model), sentences, args)
         else:
             interactive(*load_model(args.model), args)
-    except UsageError as error:
+    except (UsageError, ModelLoadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C

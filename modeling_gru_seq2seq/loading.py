@@ -1,0 +1,136 @@
+"""Load a saved model and its tokenizer, or say in one line which file is wrong and how.
+
+A directory left by an interrupted save, copied in part or assembled from two runs would otherwise fail
+deep inside transformers, safetensors or tokenizers with a long traceback, or load and then fail on the
+first sentence (a tokenizer larger than the model's embeddings). `load_model_and_tokenizer` checks a local
+directory file by file first: `config.json` (present, JSON, a gru-seq2seq configuration with known
+choices), every `*.safetensors` file (as long as its header says), the JSON files of the generation
+config and the tokenizer, then the vocabulary sizes against the model's. Every problem is a
+`ModelLoadError` whose message is `path/file: problem`. A Hub id is left to transformers, which downloads
+and caches it; only the vocabulary sizes are checked after loading.
+"""
+
+import json
+import os
+
+from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
+
+from .training import MODEL_STAGING_DIR
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+SOURCE_VOCABULARY_FILE, TARGET_VOCABULARY_FILE = "tokenizer.json", "target_tokenizer.json"
+OPTIONAL_JSON_FILES = ("generation_config.json", "tokenizer_config.json")
+MODEL_TYPE = "gru_seq2seq"
+
+
+class ModelLoadError(ValueError):
+    """A model directory or Hub id that does not load as a complete gru-seq2seq model; the message is
+    `path/file: problem` (one line)."""
+
+
+def load_model_and_tokenizer(path: str, **from_pretrained_kwargs):
+    """`(model, tokenizer)` from a saved directory or a Hub id, checked; `from_pretrained_kwargs` (e.g.
+    `cache_dir`, `trust_remote_code`) go to every `from_pretrained`. Raises `ModelLoadError`."""
+    if os.path.isdir(path):
+        check_model_directory(path)
+    config = _load(AutoConfig, path, CONFIG_FILE, from_pretrained_kwargs)
+    check_model_type(os.path.join(path, CONFIG_FILE), config.model_type)
+    tokenizer = _load(AutoTokenizer, path, SOURCE_VOCABULARY_FILE, from_pretrained_kwargs)
+    check_vocabulary_sizes(path, config, tokenizer)
+    model = _load(AutoModelForSeq2SeqLM, path, WEIGHTS_FILE, dict(from_pretrained_kwargs, config=config))
+    return model, tokenizer
+
+
+def check_model_directory(path: str) -> None:
+    """Every file a saved model needs is there and whole, before anything is loaded."""
+    check_config_file(path)
+    weights = sorted(name for name in os.listdir(path) if name.endswith(".safetensors"))
+    if not weights and not os.path.isfile(os.path.join(path, "pytorch_model.bin")):
+        raise ModelLoadError(f"{os.path.join(path, WEIGHTS_FILE)}: missing (the directory holds no weights)")
+    for name in weights:
+        check_safetensors_file(os.path.join(path, name))
+    for name in (SOURCE_VOCABULARY_FILE, TARGET_VOCABULARY_FILE):
+        if not os.path.isfile(os.path.join(path, name)):
+            raise ModelLoadError(f"{os.path.join(path, name)}: missing (the tokenizer needs both vocabularies)")
+        read_json(os.path.join(path, name))
+    for name in OPTIONAL_JSON_FILES:
+        if os.path.isfile(os.path.join(path, name)):
+            read_json(os.path.join(path, name))
+
+
+def check_config_file(path: str) -> None:
+    """`config.json` is there, is JSON and names this model type. A directory without it is often a
+    training run that has not finished saving: say so when checkpoints or the staging folder are there."""
+    config_path = os.path.join(path, CONFIG_FILE)
+    if not os.path.isfile(config_path):
+        leftovers = sorted(name for name in os.listdir(path)
+                           if name.startswith("checkpoint-") or name == MODEL_STAGING_DIR)
+        hint = (f"; it holds {', '.join(leftovers)}: a training run that did not finish saving, rerun its "
+                "command to resume") if leftovers else ""
+        raise ModelLoadError(f"{path}: not a saved model (no {CONFIG_FILE} in it){hint}")
+    check_model_type(config_path, read_json(config_path).get("model_type"))
+
+
+def check_model_type(config_path: str, model_type: str | None) -> None:
+    """The configuration is this package's (another model would load, then fail on its first batch)."""
+    if model_type != MODEL_TYPE:
+        raise ModelLoadError(f"{config_path}: model_type {model_type!r} is not a gru-seq2seq model ({MODEL_TYPE!r})")
+
+
+def check_safetensors_file(path: str) -> None:
+    """The file is exactly as long as its header says: 8 bytes of header length, the JSON header, then
+    the tensors up to the largest end offset. A save killed mid-write leaves it shorter."""
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        header_length = int.from_bytes(handle.read(8), "little") if size >= 8 else None
+        header_bytes = handle.read(header_length) if header_length is not None and 8 + header_length <= size else None
+    if header_bytes is None:
+        raise ModelLoadError(f"{path}: truncated ({size} bytes, shorter than its own header; an interrupted save?)")
+    try:
+        header = json.loads(header_bytes)
+        data_length = max((entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"),
+                          default=0)
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        raise ModelLoadError(f"{path}: not a safetensors file (its header is unreadable)") from None
+    expected = 8 + header_length + data_length
+    if size != expected:
+        state = "truncated" if size < expected else "longer than its header says"
+        raise ModelLoadError(f"{path}: {state} ({size} bytes, its header describes {expected}; an interrupted save?)")
+
+
+def read_json(path: str) -> dict:
+    """The JSON object in `path`; `ModelLoadError` for anything else (a truncated file, an empty one)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            content = json.load(handle)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ModelLoadError(f"{path}: not valid JSON ({error}; truncated by an interrupted save?)") from None
+    if not isinstance(content, dict):
+        raise ModelLoadError(f"{path}: not a JSON object")
+    return content
+
+
+def check_vocabulary_sizes(path: str, config, tokenizer) -> None:
+    """Each tokenizer vocabulary has as many ids as the model's embedding for it has rows (`config` gives
+    the shapes; `from_pretrained` then refuses weights of other shapes)."""
+    for side, file_name in (("source", SOURCE_VOCABULARY_FILE), ("target", TARGET_VOCABULARY_FILE)):
+        tokenizer_size = getattr(tokenizer, f"{side}_vocab_size")
+        model_size = getattr(config, f"{side}_vocab_size")
+        if tokenizer_size != model_size:
+            raise ModelLoadError(
+                f"{os.path.join(path, file_name)}: a {side} vocabulary of {tokenizer_size} ids, but the model's "
+                f"{side} embedding has {model_size} rows ({CONFIG_FILE}): the tokenizer belongs to another model"
+            )
+
+
+def _load(auto_class, path: str, file_name: str, kwargs: dict):
+    """`auto_class.from_pretrained(path, **kwargs)`, any failure as one line naming `file_name` (local) or
+    saying that `path` is neither a directory nor a Hub model."""
+    try:
+        return auto_class.from_pretrained(path, **kwargs)
+    except Exception as error:  # transformers, safetensors and tokenizers raise many types
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if not os.path.isdir(path):
+            raise ModelLoadError(f"{path}: no such model directory, nor a Hub model ({first_line})") from None
+        raise ModelLoadError(f"{os.path.join(path, file_name)}: {first_line}") from None
