@@ -19,6 +19,7 @@ import dataclasses
 import itertools
 import os
 import random
+import signal
 import sys
 
 import datasets
@@ -308,12 +309,16 @@ def main(argv: list[str] | None = None) -> int:
             translate_lines(*load_model(args.model), sentences, args)
         else:
             interactive(*load_model(args.model), args)
+        sys.stdout.flush()  # a closed pipe shows here, not at exit
     except (UsageError, ModelLoadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # Ctrl-C
         print(file=sys.stderr)
         return 130
+    except BrokenPipeError:  # the reader went away (`gru-translate MODEL < file | head -1`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
+        return 128 + signal.SIGPIPE
     return 0
 
 
