@@ -29,3 +29,12 @@ def shared_pairs_file() -> pathlib.Path:
             pytest.fail(message)
         pytest.skip(message)
     return SHARED_PAIRS_FILE
+
+
+# Hypothesis profiles (tests/test_properties.py): `ci` runs 200 examples per property and is loaded when
+# CI=true; `dev`, the local default, runs 50. No deadline: timings on shared CPUs vary too much.
+from hypothesis import settings  # noqa: E402
+
+settings.register_profile("ci", max_examples=200, deadline=None, print_blob=True)
+settings.register_profile("dev", max_examples=50, deadline=None)
+settings.load_profile("ci" if os.environ.get("CI", "").lower() == "true" else "dev")
