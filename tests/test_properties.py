@@ -13,7 +13,7 @@ import re
 
 import pytest
 import torch
-from hypothesis import Phase, event, given, settings
+from hypothesis import Phase, assume, event, given, settings
 from hypothesis import strategies as st
 
 from modeling_gru_seq2seq import (
@@ -120,6 +120,7 @@ def test_decode_of_encode_is_the_normalized_sentence_when_every_word_is_known(se
 
 @given(mixed_text())
 def test_encode_never_raises_ids_are_in_range_and_unknown_words_become_unk(text):
+    assume(not any(token in text for token in SPECIAL_TOKENS))  # their own (failing) test is below
     source_ids = tokenizer()(text)["input_ids"]
     assert all(0 <= i < tokenizer().source_vocab_size for i in source_ids) and source_ids[-1] == EOS
     assert tokenizer().convert_tokens_to_ids(expected_words(text, tokenizer().get_vocab())) == source_ids[:-1]
