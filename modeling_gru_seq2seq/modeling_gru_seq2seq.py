@@ -308,6 +308,8 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
         else:
             self.decoder = GruSeq2SeqBahdanauDecoder(config)
         self.post_init()
+        # <pad> and <sos> are never a next word; without this an untrained (or unlucky) model emits them
+        self.generation_config.suppress_tokens = [config.pad_token_id, config.bos_token_id]
 
     def get_encoder(self) -> GruSeq2SeqEncoder:
         return self.encoder

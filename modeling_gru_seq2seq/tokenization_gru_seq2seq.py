@@ -95,6 +95,7 @@ class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
         target = target_tokenizer_object or _load_tokenizer_file(target_tokenizer_file, "target_tokenizer_file")
         self.source_lang, self.target_lang = source_lang, target_lang
         kwargs.setdefault("clean_up_tokenization_spaces", False)
+        kwargs.setdefault("split_special_tokens", True)  # a typed "<pad>" is a word, not the padding id
         super().__init__(
             tokenizer_object=source,
             source_lang=source_lang,

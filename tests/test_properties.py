@@ -2,18 +2,13 @@
 two-vocabulary tokenizer (any text, known and unknown words) and the model (random valid batches, and
 `generate` on them). Examples per property come from the profile loaded in conftest.py (`ci`: 200); the
 model's properties run a quarter of that (each example builds and runs a model).
-
-Two properties fail today and are marked `xfail(strict=True)` (and not shrunk): their fixes belong to the
-tokenizer and the model files (see each test's reason); once fixed, the strict marker makes the test fail
-until it is removed.
 """
 
 import functools
 import re
 
-import pytest
 import torch
-from hypothesis import Phase, assume, event, given, settings
+from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
 from modeling_gru_seq2seq import (
@@ -37,7 +32,6 @@ TARGET_TEXT = "i am happy . he is here ! how are you , marie ? she is cold . you
 SEPARATORS = [" ", "  ", "\t", "\n", "\u00a0", " - ", "'", " 42 ", "\u202f"]  # each normalizes to one space
 
 MODEL_EXAMPLES = max(10, settings().max_examples // 4)
-NO_SHRINKING = [Phase.explicit, Phase.reuse, Phase.generate]  # for the known failures: report, don't minimize
 SOURCE_VOCAB, TARGET_VOCAB = 9, 7
 PAD, SOS, EOS = 0, 1, 2
 DECODERS = [("luong", "dot"), ("luong", "general"), ("luong", "concat"), ("bahdanau", "concat")]
@@ -130,10 +124,6 @@ def test_encode_never_raises_ids_are_in_range_and_unknown_words_become_unk(text)
     assert decoded == " ".join(expected_words(text, tokenizer().target_vocab()))
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "special-token strings typed by a user ('<pad>', '<eos>') are matched before normalization and become "
-    "special ids; fix in tokenization_gru_seq2seq.py: kwargs.setdefault('split_special_tokens', True)"))
-@settings(phases=NO_SHRINKING)
 @given(st.lists(st.sampled_from(["je", "suis", *SPECIAL_TOKENS]), min_size=1, max_size=6).map(" ".join))
 def test_special_token_strings_in_text_are_words_like_any_other(text):
     ids = tokenizer()(text)["input_ids"]
@@ -215,10 +205,7 @@ def test_generate_starts_with_sos_and_stops_at_eos_or_the_limit(drawn):
             assert len(row) == max_new_tokens
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "an untrained (or unlucky) model can generate <pad> (and <sos>) before <eos>: nothing suppresses them; "
-    "fix in modeling_gru_seq2seq.py: generation_config.suppress_tokens = [pad_token_id, bos_token_id]"))
-@settings(max_examples=MODEL_EXAMPLES, phases=NO_SHRINKING)
+@settings(max_examples=MODEL_EXAMPLES)
 @given(generation)
 def test_generate_never_emits_pad_before_eos(drawn):
     for row in generate(*drawn)[:, 1:].tolist():
