@@ -336,7 +336,7 @@ def run(model_args, data_args, training_args) -> int:
     all_metrics = {}
     if training_args.do_train:
         train_result = trainer.train(resume_from_checkpoint=checkpoint)
-        trainer.save_final_model()
+        trainer.save_model()
         metrics = dict(train_result.metrics, train_samples=len(tokenized["train"]))
         trainer.log_metrics("train", metrics)
         trainer.save_metrics("train", metrics)

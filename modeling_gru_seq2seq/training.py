@@ -46,20 +46,23 @@ class GruSeq2SeqTrainer(Seq2SeqTrainer):
         inputs = {**inputs, "teacher_forcing": bool(torch.rand((), generator=generator) < ratio)}
         return super().training_step(model, inputs, num_items_in_batch)
 
-    def save_final_model(self) -> None:
-        """Save the model, tokenizer and translation pipeline into `output_dir` so that an interrupted save
-        never leaves a folder that loads as if complete.
+    def save_model(self, output_dir: str | None = None, _internal_call: bool = False) -> None:
+        """Save the model, tokenizer and translation pipeline into `args.output_dir` so that an interrupted
+        save never leaves a folder that loads as if complete (other folders: the Trainer's plain save).
 
         Everything is written to `output_dir/.model-staging/`, then moved into place with `config.json`
         last (an older `config.json` is removed first): until the move ends, `from_pretrained` finds no
-        `config.json` and says so, and rerunning the command resumes from the last checkpoint.
+        `config.json` and says so, and rerunning the command resumes from the last checkpoint. This also
+        covers the save that `push_to_hub` makes. Checkpoints are staged by `_save_checkpoint`.
         """
+        if output_dir is not None and os.path.abspath(output_dir) != os.path.abspath(self.args.output_dir):
+            return super().save_model(output_dir, _internal_call)  # a checkpoint, or a copy elsewhere
         output_dir = self.args.output_dir
         staging_dir = os.path.join(output_dir, MODEL_STAGING_DIR)
         if self.args.should_save:
             shutil.rmtree(staging_dir, ignore_errors=True)
         self.accelerator.wait_for_everyone()
-        self.save_model(staging_dir, _internal_call=True)  # _internal_call: no push from the staging folder
+        super().save_model(staging_dir, _internal_call=True)  # _internal_call: no push from the staging folder
         if self.is_world_process_zero():
             save_translation_pipeline(self.model, self.processing_class, staging_dir)
             names = sorted(os.listdir(staging_dir), key=lambda name: name == "config.json")
@@ -69,6 +72,8 @@ class GruSeq2SeqTrainer(Seq2SeqTrainer):
                 os.replace(os.path.join(staging_dir, name), os.path.join(output_dir, name))
             os.rmdir(staging_dir)
         self.accelerator.wait_for_everyone()
+        if self.args.push_to_hub and not _internal_call:
+            self.push_to_hub(commit_message="Model save")
 
     def evaluation_loop(self, *args, **kwargs):
         """Gather predictions across processes with plain `gather`: every row comes back, in dataset order,
@@ -207,7 +212,9 @@ def build_compute_metrics(tokenizer, references: list[str], in_vocabulary: list[
         scores = corpus_scores(predictions, references)
         kept = [i for i, known in enumerate(in_vocabulary) if known]
         in_vocab_scores = corpus_scores([predictions[i] for i in kept], [references[i] for i in kept])
-        generated = (token_ids != tokenizer.pad_token_id) & (token_ids != tokenizer.bos_token_id)
+        is_eos = token_ids == tokenizer.eos_token_id
+        after_eos = (np.cumsum(is_eos, axis=1) - is_eos) > 0  # beam search fills finished rows with <eos>
+        generated = ~after_eos & (token_ids != tokenizer.pad_token_id) & (token_ids != tokenizer.bos_token_id)
         return {
             "bleu": scores["bleu"],
             "chrf": scores["chrf"],

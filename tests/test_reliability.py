@@ -169,9 +169,10 @@ def test_killed_data_preparation_leaves_no_corpus_or_the_old_one_and_the_rerun_c
 
 # ---------------------------------------------------------------- push_to_hub killed while saving locally
 
-# Trainer.push_to_hub saves the model into output_dir again, in place, before uploading: kill it there,
-# leaving model.safetensors half written as a kill in the middle of the write would. (Patched before
-# transformers is imported, which binds safetensors' save_file.)
+# Trainer.push_to_hub saves the model into output_dir again before uploading (through
+# GruSeq2SeqTrainer.save_model's staging folder): kill it there, leaving model.safetensors half written as a
+# kill in the middle of the write would. (Patched before transformers is imported, which binds
+# safetensors' save_file.)
 KILL_IN_PUSH_SAVE = """
 import os, signal
 from safetensors import torch as safetensors_torch
@@ -193,7 +194,7 @@ GruSeq2SeqTrainer.push_to_hub = push
 """
 
 
-def test_sigkill_in_push_to_hub_local_save_is_named_at_load_and_the_rerun_pushes(pairs_file, tmp_path):
+def test_sigkill_in_push_to_hub_local_save_keeps_the_saved_model_whole_and_the_rerun_pushes(pairs_file, tmp_path):
     pushed, output_dir = tmp_path / "hub", tmp_path / "out"
     args = ["--train_file", pairs_file, "--output_dir", str(output_dir), *TINY, "--max_steps", "3",
             "--save_strategy", "steps", "--save_steps", "3", "--eval_strategy", "no", "--max_eval_samples", "8",
@@ -202,8 +203,9 @@ def test_sigkill_in_push_to_hub_local_save_is_named_at_load_and_the_rerun_pushes
     env = {"PUSHED_DIR": str(pushed)}
     killed = run_script(*args, env=env, prelude=KILL_IN_PUSH_SAVE + FAKE_HUB)
     assert killed.returncode == -signal.SIGKILL
-    with pytest.raises(ModelLoadError, match=re.escape(f"{output_dir / 'model.safetensors'}: truncated")):
-        load_model_and_tokenizer(str(output_dir))
+    staged = output_dir / ".model-staging" / "model.safetensors"
+    assert staged.stat().st_size < (output_dir / "model.safetensors").stat().st_size  # the half-written save
+    load_model_and_tokenizer(str(output_dir))  # ... stayed in staging: the model saved before the push is whole
 
     rerun = run_script(*args, env=env, prelude=FAKE_HUB)
     assert rerun.returncode == 0, rerun.stderr[-3000:]

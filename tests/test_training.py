@@ -1,6 +1,7 @@
 """GruSeq2SeqTrainer: the seed's two learning rates, and teacher-forcing draws that every DDP process
 (whatever its data) makes alike."""
 
+import numpy as np
 import torch
 from datasets import Dataset
 from transformers import Seq2SeqTrainingArguments, default_data_collator
@@ -58,3 +59,18 @@ def test_time_limit_stops_training_and_the_run_goes_on(tmp_path):
     trainer.add_callback(TimeLimitCallback(minutes=1e-9))
     trainer.train()
     assert trainer.state.global_step == 1  # stopped after the first step, without an error
+
+
+def test_gen_len_counts_tokens_up_to_the_first_eos():
+    from transformers import EvalPrediction
+
+    from modeling_gru_seq2seq import GruSeq2SeqTokenizer, train_word_level
+    from modeling_gru_seq2seq.training import build_compute_metrics
+
+    tokenizer = GruSeq2SeqTokenizer.from_vocabularies(train_word_level(["a b"]), train_word_level(["i am"]))
+    i, am = tokenizer.target_vocab()["i"], tokenizer.target_vocab()["am"]
+    # greedy pads finished rows with <pad>, beam search with <eos>: both count 3 tokens (i am <eos>)
+    predictions = np.array([[1, i, am, 2, 0, 0], [1, i, am, 2, 2, 2]])
+    metrics = build_compute_metrics(tokenizer, ["i am", "i am"], [True, True])(
+        EvalPrediction(predictions=predictions, label_ids=predictions))
+    assert metrics["gen_len"] == 3.0 and metrics["bleu"] == metrics["bleu_in_vocab"]
