@@ -106,6 +106,9 @@ class DataTrainingArguments:
     max_length: int = field(default=25)
     length_unit: str = field(default="chars", metadata={"choices": ["chars", "words"]})
     split_seed: int = field(default=42, metadata={"help": "Seed of the train/validation/test split."})
+    validation_fraction: float = field(default=0.05, metadata={"help": "Share of source sentences held out for "
+                                                               "validation (0 with --validation_file: train on all)."})
+    test_fraction: float = field(default=0.05, metadata={"help": "Share of source sentences held out for test."})
     skip_bad_lines: bool = field(default=False, metadata={"help": "Skip (and count) malformed lines."})
     num_attention_plots: int = field(default=3, metadata={"help": "attention_<i>.png for validation sentences."})
 
@@ -290,6 +293,7 @@ def run(model_args, data_args, training_args) -> int:
         source_lang=data_args.source_lang, target_lang=data_args.target_lang, min_length=data_args.min_length,
         max_length=data_args.max_length, length_unit=data_args.length_unit, min_count=data_args.min_count,
         split_seed=data_args.split_seed, skip_bad_lines=data_args.skip_bad_lines,
+        validation_fraction=data_args.validation_fraction, test_fraction=data_args.test_fraction,
     )
     with training_args.main_process_first(desc="data preparation"):
         raw, tokenizer = load_corpus(data_args, prepare_args, tokenizer, training_args.do_train)
