@@ -337,7 +337,6 @@ def run(model_args, data_args, training_args) -> int:
         decoder_learning_ratio=training_args.decoder_learning_ratio,
     )
 
-    all_metrics = {}
     if training_args.do_train:
         train_result = trainer.train(resume_from_checkpoint=checkpoint)
         trainer.save_model()
@@ -345,7 +344,6 @@ def run(model_args, data_args, training_args) -> int:
         trainer.log_metrics("train", metrics)
         trainer.save_metrics("train", metrics)
         trainer.save_state()
-        all_metrics.update(metrics)
         if graceful_stop.signal_received is not None:
             print(f"Interrupted at step {trainer.state.global_step}: checkpoint and model saved in "
                   f"{training_args.output_dir}; rerun the same command to resume.")
@@ -357,7 +355,6 @@ def run(model_args, data_args, training_args) -> int:
         metrics["eval_samples"] = len(tokenized["validation"])
         trainer.log_metrics("eval", metrics)
         trainer.save_metrics("eval", metrics)
-        all_metrics.update(metrics)
 
     if training_args.do_predict and "test" in tokenized:
         trainer.compute_metrics = split_metrics("test")
@@ -365,7 +362,6 @@ def run(model_args, data_args, training_args) -> int:
         metrics = dict(results.metrics, predict_samples=len(tokenized["test"]))
         trainer.log_metrics("predict", metrics)
         trainer.save_metrics("predict", metrics)
-        all_metrics.update(metrics)
         if trainer.is_world_process_zero():
             token_ids = results.predictions[: len(tokenized["test"])]
             token_ids[token_ids < 0] = tokenizer.pad_token_id

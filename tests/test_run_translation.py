@@ -219,3 +219,16 @@ def test_no_data_flag_offline_says_what_to_pass(tmp_path, monkeypatch, capsys):
     error = capsys.readouterr().err.strip()
     assert "download.pytorch.org" in error and "--train_file path/to/eng-fra.txt" in error
     assert len(error.splitlines()) == 1
+
+
+def test_zero_fractions_with_given_files_train_on_every_kept_pair(pairs_file, tmp_path):
+    held_out = tmp_path / "held_out.txt"
+    held_out.write_text("I am cold.\tJe suis froid.\nHe is here.\tIl est là.\n", encoding="utf-8")
+    output_dir = tmp_path / "out"
+    result = run_script("--train_file", pairs_file, "--validation_file", str(held_out), "--test_file", str(held_out),
+                        "--validation_fraction", "0", "--test_fraction", "0", "--output_dir", str(output_dir), *TINY,
+                        "--max_steps", "1", "--eval_strategy", "no", "--num_attention_plots", "0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    kept = prepare_tatoeba(pairs_file, PrepareArguments(min_count=1)).stats["pairs_kept"]
+    assert json.loads((output_dir / "train_results.json").read_text())["train_samples"] == kept
+    assert json.loads((output_dir / "predict_results.json").read_text())["predict_samples"] == 2
