@@ -246,14 +246,16 @@ def data_summary(data_args) -> str:
             f"holding them dropped), split by source sentence (seed {data_args.split_seed}).")
 
 
-def save_plots(trainer, model, tokenizer, validation, output_dir: str, count: int) -> None:
+def save_plots(trainer, tokenizer, validation, count: int) -> None:
+    """`loss.png` from the log history and `attention_<i>.png` for the first `count` validation sources."""
+    output_dir = trainer.args.output_dir
     if not matplotlib_available():
         print("matplotlib is not installed: skipping loss.png and attention plots (pip install gru-seq2seq[plot])")
         return
     if trainer.state.log_history:
         plot_loss(trainer.state.log_history, os.path.join(output_dir, "loss.png"))
     sources = [pair[tokenizer.source_lang] for pair in validation["translation"][:count]] if validation else []
-    for index, result in enumerate(translate(model, tokenizer, sources, output_attentions=True)):
+    for index, result in enumerate(translate(trainer.model, tokenizer, sources, output_attentions=True)):
         plot_attention(result.source_tokens, result.output_tokens, result.attention,
                        os.path.join(output_dir, f"attention_{index}.png"))
 
@@ -375,8 +377,7 @@ def run(model_args, data_args, training_args) -> int:
         if training_args.do_train:
             trainer.create_model_card(language=[data_args.source_lang, data_args.target_lang],
                                       dataset_args=data_summary(data_args))
-            save_plots(trainer, trainer.model, tokenizer, raw.get("validation"), training_args.output_dir,
-                       data_args.num_attention_plots)
+            save_plots(trainer, tokenizer, raw.get("validation"), data_args.num_attention_plots)
     if training_args.push_to_hub and training_args.do_train:
         trainer.push_to_hub(language=[data_args.source_lang, data_args.target_lang],
                             dataset_args=data_summary(data_args))
