@@ -7,7 +7,9 @@ The same 1,000 held-out sources (validation then test split of the shared file, 
 by `translate()` greedily and with 5 beams, at batch 1 and 64; the peer
 (`../shared/peers/seed_tutorial.py --vectorized-attn`) trains briefly, then decodes the same pairs one
 sentence at a time (its `evaluate()`). Prints a table and ratios, writes `bench_generate.json` beside
-this file. The CPU ceiling assumes ~0.14 GFLOP per greedy sentence at ~105 GFLOP/s: ~700 sentences/s.
+this file. The ceiling is measured in the same run, as in `bench_train.py`: a sentence's forward GEMM work
+(a third of `useful_gflop_per_pair`, ~0.14 GFLOP at the seed's sizes) at the speed of the GRU step's
+matmul (issue 7 assumed ~105 GFLOP/s, ~700 sentences/s).
 """
 
 import argparse
@@ -27,10 +29,11 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 from data_scripts.prepare_tatoeba import PrepareArguments, export_pairs, prepare_tatoeba
 from modeling_gru_seq2seq.translate import translate
 
+from bench_train import step_gemm_gflops, useful_gflop_per_pair  # noqa: E402  (this folder is on sys.path)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEER = os.path.join(HERE, "..", "..", "shared", "peers", "seed_tutorial.py")
 DATA = os.path.join(HERE, "..", "..", "shared", "data", "eng-fra.txt")
-CEILING_SENTENCES_PER_S = 700.0
 
 
 def held_out_pairs(data: str, count: int):
@@ -78,6 +81,12 @@ def main():
         for batch_size in (1, 64):
             name = f"{'greedy' if num_beams == 1 else 'beam 5'}, batch {batch_size}"
             rows.append({"who": "ours", "mode": name, **time_ours(model, tokenizer, sources, batch_size, num_beams)})
+    gflops = step_gemm_gflops(args.device)
+    source_tokens = sum(len(ids) for ids in tokenizer(sources)["input_ids"]) / len(sources)
+    greedy_tokens = rows[1]["mean_output_tokens"]  # greedy, batch 64
+    ceiling = gflops / (useful_gflop_per_pair(model.config, source_tokens, greedy_tokens) / 3)
+    print(f"step GEMM {gflops:.0f} GFLOP/s; {source_tokens:.2f} source, {greedy_tokens:.2f} output tokens a "
+          f"sentence; greedy ceiling {ceiling:.0f} sentences/s")
     if not args.skip_peer:
         with tempfile.TemporaryDirectory() as folder:
             from datasets import Dataset, DatasetDict
@@ -92,7 +101,7 @@ def main():
     for row in rows:
         length = f"{row['mean_output_tokens']:10.2f}" if row["mean_output_tokens"] else f"{'-':>10}"
         print(f"{row['who']:<16} {row['mode']:<22} {row['sentences_per_s']:8.1f} {row['seconds']:8.2f} {length} "
-              f"{row['sentences_per_s'] / CEILING_SENTENCES_PER_S:10.0%}")
+              f"{row['sentences_per_s'] / ceiling:10.0%}")
     peer_row = next((r for r in rows if r["who"].startswith("peer")), None)
     ratios = {}
     if peer_row:
@@ -103,7 +112,8 @@ def main():
     print(f"peak RSS (ours): {peak_rss_mb:.0f} MB")
     with open(os.path.join(HERE, "bench_generate.json"), "w") as handle:
         json.dump({"date": time.strftime("%Y-%m-%d"), "device": args.device, "threads": args.threads,
-                   "torch": torch.__version__, "model": args.model, "rows": rows, "ratios": ratios,
+                   "torch": torch.__version__, "model": args.model, "step_gemm_gflops": gflops,
+                   "ceiling_sentences_per_s": ceiling, "rows": rows, "ratios": ratios,
                    "peak_rss_mb_ours": peak_rss_mb}, handle, indent=2)
 
 

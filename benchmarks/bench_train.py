@@ -7,8 +7,10 @@ Our side times the Trainer's work per step (forward, masked loss, backward, clip
 the decoder at 5x) on random batches of 50 prepared pairs, as the seed's `random_batch` draws them; the
 peer (`../shared/peers/seed_tutorial.py`) runs as a subprocess on the same file, as written and with
 `--vectorized-attn`, at the same teacher forcing. Prints a table and the ratios, writes
-`bench_train.json` beside this file. The CPU ceiling assumes ~0.4 GFLOP of useful work per pair at
-~105 GFLOP/s (2 threads; see issue 7): about 270 pairs/s.
+`bench_train.json` beside this file. The ceiling is measured in the same run: the useful GEMM work of a
+pair (`useful_gflop_per_pair`, ~0.4-0.5 GFLOP at the seed's sizes) at the speed of the GRU's own step
+GEMM, a `[50,500]x[500,1500]` matmul, on this machine and thread count (issue 7 assumed ~105 GFLOP/s,
+about 270 pairs/s; machines here have measured 105 to 225 GFLOP/s).
 """
 
 import argparse
@@ -29,7 +31,30 @@ from modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGener
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEER = os.path.join(HERE, "..", "..", "shared", "peers", "seed_tutorial.py")
 DATA = os.path.join(HERE, "..", "..", "shared", "data", "eng-fra.txt")
-CEILING_PAIRS_PER_S = 270.0
+
+
+def step_gemm_gflops(device: str, seconds: float = 1.0) -> float:
+    """GFLOP/s of the `[50,500]x[500,1500]` matmul, the shape of a GRU step at the seed's sizes."""
+    a, b = torch.randn(50, 500, device=device), torch.randn(500, 1500, device=device)
+    for _ in range(20):
+        a @ b
+    runs, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        runs += 1
+    if device == "cuda":
+        torch.cuda.synchronize()
+    return 2 * 50 * 500 * 1500 * runs / (time.perf_counter() - start) / 1e9
+
+
+def useful_gflop_per_pair(config, source_tokens: float, target_tokens: float) -> float:
+    """GEMM work of one training pair on its real tokens (forward and backward, 3x the forward): per source
+    token the encoder GRU (input and recurrent products, both directions, every layer), per target token
+    the decoder GRU, the attentional layer and the output layer."""
+    hidden, layers = config.hidden_size, config.num_layers
+    encoder = sum(2 * 2 * 3 * hidden * ((hidden if layer == 0 else 2 * hidden) + hidden) for layer in range(layers))
+    decoder = layers * 2 * 3 * hidden * 2 * hidden + 2 * 2 * hidden * hidden + 2 * hidden * config.target_vocab_size
+    return 3 * (encoder * source_tokens + decoder * target_tokens) / 1e9
 
 
 def random_batches(train, batch_size: int, steps: int, seed: int, device, group_by_length: bool = False):
@@ -114,6 +139,13 @@ def main():
     train = tokenize_translation(corpus.dataset["train"], corpus.tokenizer)
     sizes = {"source_vocab_size": corpus.tokenizer.source_vocab_size,
              "target_vocab_size": corpus.tokenizer.target_vocab_size}
+    gflops = step_gemm_gflops(args.device)
+    mean_source = sum(map(len, train["input_ids"])) / len(train)
+    mean_target = sum(map(len, train["labels"])) / len(train)
+    gflop_per_pair = useful_gflop_per_pair(GruSeq2SeqConfig(**sizes), mean_source, mean_target)
+    ceiling = gflops / gflop_per_pair
+    print(f"step GEMM {gflops:.0f} GFLOP/s; {gflop_per_pair:.3f} GFLOP per pair ({mean_source:.2f} source, "
+          f"{mean_target:.2f} target tokens); ceiling {ceiling:.0f} pairs/s")
     rows = []
     for variant in args.variants:
         name, ratio = variant.rsplit("-", 1)
@@ -135,7 +167,7 @@ def main():
     for row in rows:
         print(f"{row['who']:<16} {row['variant']:<13} {row['train_pairs_per_s']:8.1f} "
               f"{row['train_target_tokens_per_s']:9.1f} {row['step_seconds_median']:13.3f} "
-              f"{row['median_pairs_per_s']:17.1f} {row['median_pairs_per_s'] / CEILING_PAIRS_PER_S:10.0%}")
+              f"{row['median_pairs_per_s']:17.1f} {row['median_pairs_per_s'] / ceiling:10.0%}")
     ratios = {}
     for variant in ("dot-0.5", "dot-1.0"):
         ours = next((r for r in rows if r["who"] == "ours" and r["variant"] == variant), None)
@@ -148,7 +180,8 @@ def main():
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS (ours): {peak_rss_mb:.0f} MB")
     result = {"date": time.strftime("%Y-%m-%d"), "device": args.device, "threads": args.threads,
-              "torch": torch.__version__, "steps": args.steps, "rows": rows, "ratios": ratios,
+              "torch": torch.__version__, "steps": args.steps, "step_gemm_gflops": gflops,
+              "useful_gflop_per_pair": gflop_per_pair, "ceiling_pairs_per_s": ceiling, "rows": rows, "ratios": ratios,
               "peak_rss_mb_ours": peak_rss_mb}
     with open(os.path.join(HERE, "bench_train.json"), "w") as handle:
         json.dump(result, handle, indent=2)

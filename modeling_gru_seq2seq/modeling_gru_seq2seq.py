@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from torch.nn import functional as F
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
 from transformers import Cache, GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import Seq2SeqLMOutput
 from transformers.utils import ModelOutput
@@ -180,6 +180,8 @@ class GruSeq2SeqLuongDecoder(nn.Module):
     teacher-forced target runs as one GRU call and one batched attention.
     """
 
+    parallel_over_time = True  # a teacher-forced target runs in one call
+
     def __init__(self, config: GruSeq2SeqConfig):
         super().__init__()
         hidden_size = config.hidden_size
@@ -203,22 +205,36 @@ class GruSeq2SeqLuongDecoder(nn.Module):
         encoder_outputs: torch.Tensor,
         keys: torch.Tensor,
         source_mask: torch.Tensor,
+        target_lengths: torch.LongTensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """
         Args:
             input_ids (`torch.LongTensor` of shape `(batch, tgt_len)`): previous target tokens.
             hidden (`torch.Tensor` of shape `(num_layers, batch, hidden)`): GRU state before them.
             encoder_outputs, keys, source_mask: see [`GruSeq2SeqAttention.forward`].
+            target_lengths (`torch.LongTensor` of shape `(batch,)`, *optional*): decode only the first
+                `target_lengths[i]` tokens of row i. The GRU runs packed, so padding costs no work, and
+                the output layers see only those tokens; logits and attention weights after them are 0.
 
         Returns:
-            logits `(batch, tgt_len, vocab)`, the GRU state after the last token `(num_layers, batch, hidden)`
-            and the attention weights `(batch, tgt_len, src_len)`.
+            logits `(batch, tgt_len, vocab)`, the GRU state after each row's last token `(num_layers, batch,
+            hidden)` and the attention weights `(batch, tgt_len, src_len)`.
         """
         embedded = self.embedding_dropout(self.embedding(input_ids))
-        gru_outputs, hidden = self.gru(embedded, hidden)
+        if target_lengths is None:
+            gru_outputs, hidden = self.gru(embedded, hidden)
+        else:
+            packed = pack_padded_sequence(embedded, target_lengths.cpu(), batch_first=True, enforce_sorted=False)
+            packed_outputs, hidden = self.gru(packed, hidden)
+            gru_outputs, _ = pad_packed_sequence(packed_outputs, batch_first=True, total_length=input_ids.shape[1])
         context, attention_weights = self.attention(gru_outputs, encoder_outputs, keys, source_mask)
-        attentional_states = torch.tanh(self.concat(torch.cat([gru_outputs, context], dim=-1)))
-        return self.out(attentional_states), hidden, attention_weights
+        states = torch.cat([gru_outputs, context], dim=-1)
+        if target_lengths is None:
+            return self.out(torch.tanh(self.concat(states))), hidden, attention_weights
+        decoded = torch.arange(input_ids.shape[1], device=input_ids.device) < target_lengths.unsqueeze(1)
+        logits = states.new_zeros(*decoded.shape, self.out.out_features)
+        logits[decoded] = self.out(torch.tanh(self.concat(states[decoded])))
+        return logits, hidden, attention_weights * decoded.unsqueeze(-1)
 
 
 class GruSeq2SeqBahdanauDecoder(nn.Module):
@@ -231,6 +247,8 @@ class GruSeq2SeqBahdanauDecoder(nn.Module):
     the paper's tanh. The seed's final log-softmax is left to the loss: this returns logits. The attention
     query is the previous state, so steps run one after the other even when teacher-forced.
     """
+
+    parallel_over_time = False  # one step per call
 
     def __init__(self, config: GruSeq2SeqConfig):
         super().__init__()
@@ -255,16 +273,13 @@ class GruSeq2SeqBahdanauDecoder(nn.Module):
         keys: torch.Tensor,
         source_mask: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Same arguments and returns as [`GruSeq2SeqLuongDecoder.forward`]."""
+        """One decoding step (`input_ids` of shape `(batch, 1)`); otherwise the arguments and returns of
+        [`GruSeq2SeqLuongDecoder.forward`]. [`GruSeq2SeqForConditionalGeneration`] runs longer targets a step
+        at a time."""
         embedded = self.embedding_dropout(self.embedding(input_ids))
-        step_logits, step_attention_weights = [], []
-        for step_embedded in embedded.split(1, dim=1):  # (batch, 1, hidden) per time step
-            query = hidden[-1].unsqueeze(1)
-            context, attention_weights = self.attention(query, encoder_outputs, keys, source_mask)
-            gru_output, hidden = self.gru(torch.cat([step_embedded, context], dim=-1), hidden)
-            step_logits.append(self.out(torch.cat([gru_output, context], dim=-1)))
-            step_attention_weights.append(attention_weights)
-        return torch.cat(step_logits, dim=1), hidden, torch.cat(step_attention_weights, dim=1)
+        context, attention_weights = self.attention(hidden[-1].unsqueeze(1), encoder_outputs, keys, source_mask)
+        gru_output, hidden = self.gru(torch.cat([embedded, context], dim=-1), hidden)
+        return self.out(torch.cat([gru_output, context], dim=-1)), hidden, attention_weights
 
 
 class GruSeq2SeqPreTrainedModel(PreTrainedModel):
@@ -361,7 +376,9 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
                 Previous target tokens; defaults to `labels` shifted right (see
                 `prepare_decoder_input_ids_from_labels`). With `cache`, only the tokens after the cached ones.
             labels (`torch.LongTensor` of shape `(batch, tgt_len)`, *optional*):
-                Target token ids, -100 where no loss is wanted (padding).
+                Target token ids, -100 where no loss is wanted (padding). Each row is decoded only up to its
+                last label that is not -100: the padding after it costs no work, and the logits (and
+                attention weights) there are 0.
             encoder_outputs ([`GruSeq2SeqEncoderOutput`], *optional*):
                 Precomputed encoder outputs (`generate()` runs the encoder once and passes them).
             cache ([`GruSeq2SeqCache`], *optional*):
@@ -407,15 +424,19 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
 
         if teacher_forcing is None:
             teacher_forcing = not self.training or torch.rand(()).item() < self.config.teacher_forcing_ratio
-        if teacher_forcing:
-            logits, hidden, attention_weights = self.decoder(decoder_input_ids, *decoder_args)
+        target_lengths = None if labels is None else self.labelled_lengths(labels, decoder_input_ids)
+        if teacher_forcing and self.decoder.parallel_over_time:
+            logits, hidden, attention_weights = self.decoder(decoder_input_ids, *decoder_args, target_lengths)
         else:
-            logits, hidden, attention_weights = self._decode_free_running(decoder_input_ids, *decoder_args)
+            logits, hidden, attention_weights = self._decode_stepwise(
+                decoder_input_ids, *decoder_args, target_lengths, teacher_forcing
+            )
 
         loss = None
         if labels is not None:
-            summed_loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="sum")  # skips -100
-            num_items = (labels != -100).sum() if num_items_in_batch is None else num_items_in_batch
+            labelled = labels != -100
+            summed_loss = F.cross_entropy(logits[labelled], labels[labelled], reduction="sum")
+            num_items = labelled.sum() if num_items_in_batch is None else num_items_in_batch
             loss = summed_loss / num_items
 
         output = Seq2SeqLMOutput(
@@ -427,26 +448,59 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
         )
         return output if return_dict else output.to_tuple()
 
-    def _decode_free_running(
+    @staticmethod
+    def labelled_lengths(labels: torch.LongTensor, decoder_input_ids: torch.LongTensor) -> torch.LongTensor:
+        """`(batch,)`: how many tokens of each row to decode, up to and including its last label that is not
+        -100 (at least 1). The padding after it is never computed."""
+        if labels.shape != decoder_input_ids.shape:
+            raise ValueError(
+                f"labels have shape {tuple(labels.shape)} but decoder_input_ids {tuple(decoder_input_ids.shape)}: "
+                "they must be the same, one label per decoder input"
+            )
+        positions = torch.arange(1, labels.shape[1] + 1, device=labels.device)
+        return ((labels != -100) * positions).amax(dim=1).clamp(min=1)
+
+    def _decode_stepwise(
         self,
         decoder_input_ids: torch.LongTensor,
         hidden: torch.Tensor,
         encoder_hidden_states: torch.Tensor,
         keys: torch.Tensor,
         source_mask: torch.Tensor,
+        target_lengths: torch.LongTensor | None,
+        teacher_forcing: bool,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Decode `tgt_len` steps from the first decoder input, feeding back each step's argmax (no gradient
-        flows through the choice). Same returns as the decoders' `forward`."""
+        """Decode one step at a time, feeding the reference tokens (`teacher_forcing`) or each step's argmax
+        (no gradient flows through the choice). With `target_lengths`, rows run longest first and step t
+        decodes only the rows longer than t, so no step is spent on padding; logits and attention weights
+        after a row's length are 0. Same arguments and returns as [`GruSeq2SeqLuongDecoder.forward`]."""
+        batch, tgt_len = decoder_input_ids.shape
+        if target_lengths is None:
+            order, active_rows = None, [batch] * tgt_len
+        else:
+            order = target_lengths.argsort(descending=True)
+            positions = torch.arange(tgt_len, device=target_lengths.device)
+            active_rows = (target_lengths.unsqueeze(1) > positions).sum(dim=0).tolist()  # rows decoding at step t
+            decoder_input_ids, hidden = decoder_input_ids[order], hidden[:, order]
+            encoder_hidden_states, keys, source_mask = encoder_hidden_states[order], keys[order], source_mask[order]
         next_input_ids = decoder_input_ids[:, :1]
         step_logits, step_attention_weights = [], []
-        for _ in range(decoder_input_ids.shape[1]):
-            logits, hidden, attention_weights = self.decoder(
-                next_input_ids, hidden, encoder_hidden_states, keys, source_mask
+        for step, rows in enumerate(active_rows):
+            if teacher_forcing:
+                next_input_ids = decoder_input_ids[:, step : step + 1]
+            logits, step_hidden, attention_weights = self.decoder(
+                next_input_ids[:rows], hidden[:, :rows], encoder_hidden_states[:rows], keys[:rows], source_mask[:rows]
             )
+            hidden = step_hidden if rows == batch else torch.cat([step_hidden, hidden[:, rows:]], dim=1)
             next_input_ids = logits.argmax(dim=-1)
-            step_logits.append(logits)
-            step_attention_weights.append(attention_weights)
-        return torch.cat(step_logits, dim=1), hidden, torch.cat(step_attention_weights, dim=1)
+            step_logits.append(logits.squeeze(1))
+            step_attention_weights.append(attention_weights.squeeze(1))
+        # (rows at step t, ...) per step -> (batch, tgt_len, ...), zeros after each row's length
+        logits, attention_weights = pad_sequence(step_logits), pad_sequence(step_attention_weights)
+        if order is None:
+            return logits, hidden, attention_weights
+        restore = order.argsort()
+        return logits[restore], hidden[:, restore], attention_weights[restore]
 
 
 GruSeq2SeqForConditionalGeneration.register_for_auto_class("AutoModelForSeq2SeqLM")

@@ -46,6 +46,11 @@ def make_batch(seed=1):
     return input_ids, attention_mask, labels
 
 
+def labelled(labels):
+    """(batch, tgt_len) bool: the positions a model given these labels decodes (up to each row's last label)."""
+    return (labels != -100).flip(1).cumsum(1).flip(1) > 0
+
+
 # ---------------------------------------------------------------- configuration
 
 
@@ -101,7 +106,9 @@ def test_teacher_forcing_ratio_picks_reference_or_own_argmax(decoder_type, atten
     own_tokens = free_logits.argmax(-1)[:, :-1]
     fed_back = torch.cat([torch.full((3, 1), SOS), own_tokens], dim=1)
     replayed = free_running.eval()(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=fed_back)
-    torch.testing.assert_close(free_logits, replayed.logits, atol=1e-5, rtol=0)
+    decoded = labelled(labels)
+    torch.testing.assert_close(free_logits[decoded], replayed.logits[decoded], atol=1e-5, rtol=0)
+    assert torch.all(free_logits[~decoded] == 0)  # the padding after each row's last label is not decoded
 
     forced = make_model(decoder_type, attention, dropout=0.0, teacher_forcing_ratio=1.0).train()
     forced_logits = forced(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits
@@ -109,13 +116,24 @@ def test_teacher_forcing_ratio_picks_reference_or_own_argmax(decoder_type, atten
     torch.testing.assert_close(forced_logits, reference, atol=1e-6, rtol=0)
 
 
-def test_teacher_forced_luong_runs_one_gru_call():
+def test_teacher_forced_luong_runs_one_gru_call_over_the_labelled_tokens_only():
     model = make_model("luong", "general").eval()
     calls = []
-    model.decoder.gru.register_forward_hook(lambda module, args, output: calls.append(args[0].shape))
+    model.decoder.gru.register_forward_hook(lambda module, args, output: calls.append(args[0].data.shape))
+    model.decoder.out.register_forward_hook(lambda module, args, output: calls.append(args[0].shape))
     input_ids, attention_mask, labels = make_batch()
     model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
-    assert calls == [torch.Size([3, 5, HIDDEN])]
+    assert calls == [torch.Size([5 + 2 + 4, HIDDEN])] * 2  # packed: no padding reaches the GRU or the output layer
+
+
+@pytest.mark.parametrize("decoder_type, attention", DECODERS, ids=DECODER_IDS)
+def test_free_running_steps_decode_only_the_rows_still_going(decoder_type, attention):
+    model = make_model(decoder_type, attention, teacher_forcing_ratio=0.0).train()
+    rows_per_step = []
+    model.decoder.register_forward_hook(lambda module, args, output: rows_per_step.append(args[0].shape))
+    input_ids, attention_mask, labels = make_batch()  # target lengths 5, 2, 4
+    model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss.backward()
+    assert rows_per_step == [torch.Size([rows, 1]) for rows in (3, 3, 2, 2, 1)]
 
 
 def test_loss_is_masked_cross_entropy():
@@ -142,7 +160,16 @@ def test_default_decoder_inputs_are_labels_shifted_right():
     assert shifted[1].tolist() == [SOS, labels[1, 0].item(), labels[1, 1].item(), PAD, PAD]
     implicit = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).logits
     explicit = model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=shifted).logits
-    assert torch.equal(implicit, explicit)
+    decoded = labelled(labels)  # with labels, only these are decoded; without, every position
+    torch.testing.assert_close(implicit[decoded], explicit[decoded], atol=1e-6, rtol=0)
+    assert torch.all(implicit[~decoded] == 0) and torch.all(explicit[~decoded] != 0)
+
+
+def test_labels_and_decoder_inputs_of_other_shapes_are_refused():
+    model = make_model().eval()
+    input_ids, attention_mask, labels = make_batch()
+    with pytest.raises(ValueError, match=r"labels have shape \(3, 5\) but decoder_input_ids \(3, 4\)"):
+        model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, decoder_input_ids=labels[:, :4])
 
 
 # ---------------------------------------------------------------- attention
@@ -182,7 +209,7 @@ def test_batch_invariance_and_attention_ignores_padding(decoder_type, attention)
     batch = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels, output_attentions=True)
     weights = batch.cross_attentions[0][:, 0]  # (batch, tgt_len, src_len)
     assert torch.all(weights[attention_mask.unsqueeze(1).expand_as(weights) == 0] == 0)
-    torch.testing.assert_close(weights.sum(-1), torch.ones(3, 5))
+    torch.testing.assert_close(weights.sum(-1), labelled(labels).float())  # 1 where decoded, 0 after
     for i in range(3):
         source_length, target_length = attention_mask[i].sum().item(), (labels[i] != -100).sum().item()
         alone = model(
