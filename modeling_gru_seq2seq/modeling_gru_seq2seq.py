@@ -18,6 +18,13 @@ from transformers.modeling_outputs import Seq2SeqLMOutput
 from transformers.utils import ModelOutput
 
 from .configuration_gru_seq2seq import GruSeq2SeqConfig
+from .packed_gru import PackedGRU
+
+
+def flat_positions(mask: torch.Tensor) -> torch.LongTensor:
+    """Indices of the True entries of a `(batch, tgt_len)` mask into its flattened `batch * tgt_len` positions.
+    (`index_select` with them has a cheap backward; boolean indexing's accumulates slowly on the CPU.)"""
+    return mask.flatten().nonzero().squeeze(1)
 
 
 class GruSeq2SeqCache(Cache):
@@ -72,7 +79,7 @@ class GruSeq2SeqEncoder(nn.Module):
     def __init__(self, config: GruSeq2SeqConfig):
         super().__init__()
         self.embedding = nn.Embedding(config.source_vocab_size, config.hidden_size)
-        self.gru = nn.GRU(
+        self.gru = PackedGRU(
             config.hidden_size,
             config.hidden_size,
             config.num_layers,
@@ -187,7 +194,7 @@ class GruSeq2SeqLuongDecoder(nn.Module):
         hidden_size = config.hidden_size
         self.embedding = nn.Embedding(config.target_vocab_size, hidden_size)
         self.embedding_dropout = nn.Dropout(config.dropout)
-        self.gru = nn.GRU(
+        self.gru = PackedGRU(
             hidden_size,
             hidden_size,
             config.num_layers,
@@ -232,9 +239,10 @@ class GruSeq2SeqLuongDecoder(nn.Module):
         if target_lengths is None:
             return self.out(torch.tanh(self.concat(states))), hidden, attention_weights
         decoded = torch.arange(input_ids.shape[1], device=input_ids.device) < target_lengths.unsqueeze(1)
-        logits = states.new_zeros(*decoded.shape, self.out.out_features)
-        logits[decoded] = self.out(torch.tanh(self.concat(states[decoded])))
-        return logits, hidden, attention_weights * decoded.unsqueeze(-1)
+        positions = flat_positions(decoded)
+        decoded_logits = self.out(torch.tanh(self.concat(states.flatten(0, 1).index_select(0, positions))))
+        logits = decoded_logits.new_zeros(decoded.numel(), self.out.out_features).index_copy(0, positions, decoded_logits)
+        return logits.unflatten(0, decoded.shape), hidden, attention_weights * decoded.unsqueeze(-1)
 
 
 class GruSeq2SeqBahdanauDecoder(nn.Module):
@@ -434,9 +442,12 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
 
         loss = None
         if labels is not None:
-            labelled = labels != -100
-            summed_loss = F.cross_entropy(logits[labelled], labels[labelled], reduction="sum")
-            num_items = labelled.sum() if num_items_in_batch is None else num_items_in_batch
+            positions = flat_positions(labels != -100)
+            summed_loss = F.cross_entropy(
+                logits.flatten(0, 1).index_select(0, positions), labels.flatten().index_select(0, positions),
+                reduction="sum",
+            )
+            num_items = positions.numel() if num_items_in_batch is None else num_items_in_batch
             loss = summed_loss / num_items
 
         output = Seq2SeqLMOutput(
@@ -481,8 +492,10 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
             order = target_lengths.argsort(descending=True)
             positions = torch.arange(tgt_len, device=target_lengths.device)
             active_rows = (target_lengths.unsqueeze(1) > positions).sum(dim=0).tolist()  # rows decoding at step t
-            decoder_input_ids, hidden = decoder_input_ids[order], hidden[:, order]
-            encoder_hidden_states, keys, source_mask = encoder_hidden_states[order], keys[order], source_mask[order]
+            decoder_input_ids, hidden = decoder_input_ids.index_select(0, order), hidden.index_select(1, order)
+            keys_are_outputs = keys is encoder_hidden_states  # `dot` and `general` attend over the outputs
+            encoder_hidden_states, source_mask = encoder_hidden_states.index_select(0, order), source_mask[order]
+            keys = encoder_hidden_states if keys_are_outputs else keys.index_select(0, order)
         next_input_ids = decoder_input_ids[:, :1]
         step_logits, step_attention_weights = [], []
         for step, rows in enumerate(active_rows):
@@ -500,7 +513,7 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
         if order is None:
             return logits, hidden, attention_weights
         restore = order.argsort()
-        return logits[restore], hidden[:, restore], attention_weights[restore]
+        return logits.index_select(0, restore), hidden.index_select(1, restore), attention_weights[restore]
 
 
 GruSeq2SeqForConditionalGeneration.register_for_auto_class("AutoModelForSeq2SeqLM")
