@@ -29,7 +29,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 from data_scripts.prepare_tatoeba import PrepareArguments, export_pairs, prepare_tatoeba
 from modeling_gru_seq2seq.translate import translate
 
-from bench_train import step_gemm_gflops, useful_gflop_per_pair  # noqa: E402  (this folder is on sys.path)
+from bench_train import step_gemm_gflops, useful_gflop_per_pair  # benchmarks/, on sys.path when run as a script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEER = os.path.join(HERE, "..", "..", "shared", "peers", "seed_tutorial.py")

@@ -241,8 +241,9 @@ class GruSeq2SeqLuongDecoder(nn.Module):
         decoded = torch.arange(input_ids.shape[1], device=input_ids.device) < target_lengths.unsqueeze(1)
         positions = flat_positions(decoded)
         decoded_logits = self.out(torch.tanh(self.concat(states.flatten(0, 1).index_select(0, positions))))
-        logits = decoded_logits.new_zeros(decoded.numel(), self.out.out_features).index_copy(0, positions, decoded_logits)
-        return logits.unflatten(0, decoded.shape), hidden, attention_weights * decoded.unsqueeze(-1)
+        logits = decoded_logits.new_zeros(decoded.numel(), self.out.out_features)
+        logits = logits.index_copy(0, positions, decoded_logits).unflatten(0, decoded.shape)
+        return logits, hidden, attention_weights * decoded.unsqueeze(-1)
 
 
 class GruSeq2SeqBahdanauDecoder(nn.Module):

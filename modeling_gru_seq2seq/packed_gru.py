@@ -107,10 +107,12 @@ class GruLayerFunction(torch.autograd.Function):
 
 class PackedGRU(nn.GRU):
     """`nn.GRU` (same arguments, parameters and results) that trains a packed batch on the CPU with
-    [`GruLayerFunction`]. Padded tensors, other devices (cuDNN) and calls without gradients run `nn.GRU`."""
+    [`GruLayerFunction`]. Padded tensors, other devices (cuDNN), calls without gradients and `bias=False` run
+    `nn.GRU` itself."""
 
     def forward(self, input, hx=None):
-        if not (isinstance(input, PackedSequence) and input.data.device.type == "cpu" and torch.is_grad_enabled()):
+        packed_on_cpu = isinstance(input, PackedSequence) and input.data.device.type == "cpu"
+        if not (packed_on_cpu and torch.is_grad_enabled() and self.bias):
             return super().forward(input, hx)
         batch_sizes = input.batch_sizes.tolist()
         directions = 2 if self.bidirectional else 1
@@ -141,4 +143,5 @@ class PackedGRU(nn.GRU):
         final_states = torch.stack(final_states)
         if input.unsorted_indices is not None:
             final_states = final_states.index_select(1, input.unsorted_indices)
-        return PackedSequence(layer_input, input.batch_sizes, input.sorted_indices, input.unsorted_indices), final_states
+        output = PackedSequence(layer_input, input.batch_sizes, input.sorted_indices, input.unsorted_indices)
+        return output, final_states
