@@ -10,7 +10,7 @@ peer (`../shared/peers/seed_tutorial.py`) runs as a subprocess on the same file,
 `bench_train.json` beside this file. The ceiling is measured in the same run: the useful GEMM work of a
 pair (`useful_gflop_per_pair`, ~0.4-0.5 GFLOP at the seed's sizes) at the speed of the GRU's own step
 GEMM, a `[50,500]x[500,1500]` matmul, on this machine and thread count (issue 7 assumed ~105 GFLOP/s,
-about 270 pairs/s; machines here have measured 105 to 225 GFLOP/s).
+about 270 pairs/s; machines here have measured 105 to about 300 GFLOP/s).
 """
 
 import argparse
