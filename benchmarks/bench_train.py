@@ -9,8 +9,10 @@ peer (`../shared/peers/seed_tutorial.py`) runs as a subprocess on the same file,
 `--vectorized-attn`, at the same teacher forcing. Prints a table and the ratios, writes
 `bench_train.json` beside this file. The ceiling is measured in the same run: the useful GEMM work of a
 pair (`useful_gflop_per_pair`, ~0.4-0.5 GFLOP at the seed's sizes) at the speed of the GRU's own step
-GEMM, a `[50,500]x[500,1500]` matmul, on this machine and thread count (issue 7 assumed ~105 GFLOP/s,
-about 270 pairs/s; machines here have measured 105 to about 300 GFLOP/s).
+GEMM, a `[50,500]x[500,1500]` matmul, on this machine and thread count, the faster of torch's (`torch.mm`,
+MKL) and the one our compiled GRU layers run (`gru_kernels`: oneDNN where it works). Issue 7 assumed ~105
+GFLOP/s, about 270 pairs/s; machines here have measured 105 to about 360 GFLOP/s, and oneDNN runs twice
+MKL's speed on the AMD ones.
 """
 
 import argparse
@@ -27,20 +29,24 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from data_scripts.prepare_tatoeba import prepare_tatoeba, tokenize_translation
 from modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration
+from modeling_gru_seq2seq.gru_kernels import recurrence_ops
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEER = os.path.join(HERE, "..", "..", "shared", "peers", "seed_tutorial.py")
 DATA = os.path.join(HERE, "..", "..", "shared", "data", "eng-fra.txt")
 
 
-def step_gemm_gflops(device: str, seconds: float = 1.0) -> float:
-    """GFLOP/s of the `[50,500]x[500,1500]` matmul, the shape of a GRU step at the seed's sizes."""
+def step_gemm_gflops(device: str, seconds: float = 1.0, gemm=None) -> float:
+    """GFLOP/s of the `[50,500]x[500,1500]` matmul, the shape of a GRU step at the seed's sizes: torch's own
+    (`torch.mm`, MKL on x86 CPUs), or `gemm(result, a, b, beta)`."""
     a, b = torch.randn(50, 500, device=device), torch.randn(500, 1500, device=device)
+    result = torch.empty(50, 1500, device=device)
+    run = (lambda: torch.mm(a, b, out=result)) if gemm is None else (lambda: gemm(result, a, b, 0.0))
     for _ in range(20):
-        a @ b
+        run()
     runs, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        a @ b
+        run()
         runs += 1
     if device == "cuda":
         torch.cuda.synchronize()
@@ -139,13 +145,17 @@ def main():
     train = tokenize_translation(corpus.dataset["train"], corpus.tokenizer)
     sizes = {"source_vocab_size": corpus.tokenizer.source_vocab_size,
              "target_vocab_size": corpus.tokenizer.target_vocab_size}
-    gflops = step_gemm_gflops(args.device)
+    ops = recurrence_ops() if args.device == "cpu" else None
+    torch_gflops = step_gemm_gflops(args.device)
+    ops_gflops = step_gemm_gflops(args.device, gemm=ops.gemm) if ops is not None else 0.0
+    gflops = max(torch_gflops, ops_gflops)  # the faster of torch's products and those our GRU layers run
     mean_source = sum(map(len, train["input_ids"])) / len(train)
     mean_target = sum(map(len, train["labels"])) / len(train)
     gflop_per_pair = useful_gflop_per_pair(GruSeq2SeqConfig(**sizes), mean_source, mean_target)
     ceiling = gflops / gflop_per_pair
-    print(f"step GEMM {gflops:.0f} GFLOP/s; {gflop_per_pair:.3f} GFLOP per pair ({mean_source:.2f} source, "
-          f"{mean_target:.2f} target tokens); ceiling {ceiling:.0f} pairs/s")
+    backend = " (oneDNN)" if ops is not None and ops.uses_onednn() else ""
+    print(f"step GEMM: torch {torch_gflops:.0f} GFLOP/s, ours{backend} {ops_gflops:.0f} GFLOP/s; {gflop_per_pair:.3f} "
+          f"GFLOP per pair ({mean_source:.2f} source, {mean_target:.2f} target tokens); ceiling {ceiling:.0f} pairs/s")
     rows = []
     for variant in args.variants:
         name, ratio = variant.rsplit("-", 1)
@@ -181,6 +191,7 @@ def main():
     print(f"peak RSS (ours): {peak_rss_mb:.0f} MB")
     result = {"date": time.strftime("%Y-%m-%d"), "device": args.device, "threads": args.threads,
               "torch": torch.__version__, "steps": args.steps, "step_gemm_gflops": gflops,
+              "step_gemm_gflops_torch": torch_gflops, "step_gemm_gflops_ours": ops_gflops,
               "useful_gflop_per_pair": gflop_per_pair, "ceiling_pairs_per_s": ceiling, "rows": rows, "ratios": ratios,
               "peak_rss_mb_ours": peak_rss_mb}
     with open(os.path.join(HERE, "bench_train.json"), "w") as handle:

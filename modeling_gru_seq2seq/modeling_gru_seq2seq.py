@@ -265,7 +265,7 @@ class GruSeq2SeqBahdanauDecoder(nn.Module):
         self.embedding = nn.Embedding(config.target_vocab_size, hidden_size)
         self.embedding_dropout = nn.Dropout(config.dropout)
         self.attention = GruSeq2SeqAttention("concat", hidden_size)
-        self.gru = nn.GRU(
+        self.gru = PackedGRU(
             2 * hidden_size,
             hidden_size,
             config.num_layers,

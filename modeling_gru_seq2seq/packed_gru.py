@@ -1,11 +1,13 @@
-"""`PackedGRU`: `nn.GRU` whose backward over a packed batch on the CPU takes one GEMM per weight.
+"""`PackedGRU`: `nn.GRU` that trains on the CPU with one GEMM per weight gradient and a compiled loop over time.
 
 Autograd through `nn.GRU` on the CPU records every time step: its backward adds a `(3 * hidden, hidden)`
 gradient into `weight_hh` at each step (a small `[batch, 3 * hidden]^T x [batch, hidden]` product plus a
 full-size addition) and allocates and fills zero tensors for the sliced states of a packed batch. Here one
 layer and direction is an `autograd.Function` whose backward runs the recurrence for the state gradient
 only, writes each step's gate gradients into one packed buffer, then gets every weight and bias gradient
-from a single product over all time steps.
+from a single product over all time steps. Both loops over time run compiled where they can
+([`gru_kernels`]: one product and one fused pass over the gates per step, the products on oneDNN), else as
+the torch operations below.
 
 Shapes use `tokens` (the packed batch's tokens, `sum(batch_sizes)`), `batch` (rows, longest first inside a
 packed batch) and `hidden`. Gates are in torch's order: reset r, update z, new n:
@@ -19,108 +21,143 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence
 
+from .gru_kernels import recurrence_ops
+
+
+def step_starts(batch_sizes: list[int]) -> list[int]:
+    """Offset of each time step's rows in the packed data."""
+    starts = [0]
+    for rows in batch_sizes[:-1]:
+        starts.append(starts[-1] + rows)
+    return starts
+
+
+def gru_forward(inputs, initial_state, weight_ih, weight_hh, bias_ih, bias_hh, batch_sizes, reverse):
+    """One layer and direction forward with torch operations, as `gru_seq2seq::gru_forward` in [`gru_kernels`].
+
+    Args:
+        inputs (`torch.Tensor` of shape `(tokens, input_size)`): packed data.
+        initial_state (`torch.Tensor` of shape `(batch, hidden)`): state before each row's first step.
+        weight_ih, weight_hh, bias_ih, bias_hh: the layer's `nn.GRU` parameters.
+        batch_sizes (`list[int]`): rows at each time step (non-increasing).
+        reverse (`bool`): run from each row's last token to its first.
+
+    Returns:
+        outputs `(tokens, hidden)` (packed like `inputs`), final states `(batch, hidden)`, and for the backward
+        pass each step's previous state `(tokens, hidden)` and gates `(tokens, 4 * hidden)`: r, z, n and
+        `W_hn h + b_hn`.
+    """
+    hidden = weight_hh.shape[1]
+    starts = step_starts(batch_sizes)
+    input_gates = torch.addmm(bias_ih, inputs, weight_ih.t())  # (tokens, 3 * hidden), all steps at once
+    tokens = inputs.shape[0]
+    previous_states = initial_state.new_empty(tokens, hidden)
+    gates = initial_state.new_empty(tokens, 4 * hidden)
+    outputs = initial_state.new_empty(tokens, hidden)
+    state = initial_state.clone()  # (batch, hidden): rows past their last step keep their final state
+    for step in range(len(batch_sizes) - 1, -1, -1) if reverse else range(len(batch_sizes)):
+        rows, here = batch_sizes[step], slice(starts[step], starts[step] + batch_sizes[step])
+        previous = state[:rows]
+        previous_states[here] = previous
+        hidden_gates = torch.addmm(bias_hh, previous, weight_hh.t())  # (rows, 3 * hidden)
+        step_inputs, step_gates = input_gates[here], gates[here]
+        torch.sigmoid(step_inputs[:, : 2 * hidden] + hidden_gates[:, : 2 * hidden], out=step_gates[:, : 2 * hidden])
+        step_gates[:, 3 * hidden :] = hidden_gates[:, 2 * hidden :]
+        reset, update = step_gates[:, :hidden], step_gates[:, hidden : 2 * hidden]
+        new = step_gates[:, 2 * hidden : 3 * hidden]
+        torch.tanh(torch.addcmul(step_inputs[:, 2 * hidden :], reset, hidden_gates[:, 2 * hidden :]), out=new)
+        torch.addcmul(new, update, previous - new, out=outputs[here])
+        state[:rows] = outputs[here]
+    return outputs, state, previous_states, gates
+
+
+def gru_backward(output_grads, final_state_grad, inputs, weight_ih, weight_hh, previous_states, gates, batch_sizes,
+                 reverse):
+    """One layer and direction backward with torch operations, as `gru_seq2seq::gru_backward`: the loop over
+    time carries only the state gradient and stores each step's gate gradients; every weight gradient is then
+    one product over all steps.
+
+    Returns:
+        the gradients of `inputs`, `initial_state`, `weight_ih`, `weight_hh`, `bias_ih` and `bias_hh`.
+    """
+    hidden = weight_hh.shape[1]
+    starts = step_starts(batch_sizes)
+    reset, update, new, hidden_new = gates.split(hidden, dim=1)
+    # Per-token factors for all steps at once: dL/d(pre-activation) = dL/dh' * factor
+    new_factor = (1 - update) * (1 - new * new)  # n's
+    update_factor = (previous_states - new) * update * (1 - update)  # z's
+    reset_factor = hidden_new * reset * (1 - reset)  # times n's gradient, r's
+    input_gate_grads = gates.new_empty(gates.shape[0], 3 * hidden)  # (tokens, 3 * hidden), input side
+    hidden_gate_grads = gates.new_empty(gates.shape[0], 3 * hidden)  # recurrent side: r * dn in the n block
+    state_grad = final_state_grad.clone()  # (batch, hidden)
+    for step in range(len(batch_sizes)) if reverse else range(len(batch_sizes) - 1, -1, -1):
+        rows, here = batch_sizes[step], slice(starts[step], starts[step] + batch_sizes[step])
+        grad = output_grads[here] + state_grad[:rows]  # dL/dh' at this step
+        reset_grad, update_grad, new_grad = input_gate_grads[here].split(hidden, dim=1)
+        torch.mul(grad, new_factor[here], out=new_grad)
+        torch.mul(new_grad, reset_factor[here], out=reset_grad)
+        torch.mul(grad, update_factor[here], out=update_grad)
+        hidden_gate_grads[here, : 2 * hidden] = input_gate_grads[here, : 2 * hidden]
+        torch.mul(new_grad, reset[here], out=hidden_gate_grads[here, 2 * hidden :])
+        state_grad[:rows] = torch.addmm(grad * update[here], hidden_gate_grads[here], weight_hh)
+    return (
+        input_gate_grads @ weight_ih,
+        state_grad,
+        input_gate_grads.t() @ inputs,
+        hidden_gate_grads.t() @ previous_states,
+        input_gate_grads.sum(0),
+        hidden_gate_grads.sum(0),
+    )
+
 
 class GruLayerFunction(torch.autograd.Function):
-    """One GRU layer in one direction over packed data (time-major, rows longest first)."""
+    """One GRU layer in one direction over packed data (time-major, rows longest first): [`gru_forward`] and
+    [`gru_backward`], compiled ([`gru_kernels.recurrence_ops`]) where they can be, else in torch operations;
+    under CPU autocast always the latter. Same arguments as [`gru_forward`]; returns its outputs and final
+    states."""
 
     @staticmethod
     def forward(ctx, inputs, initial_state, weight_ih, weight_hh, bias_ih, bias_hh, batch_sizes, reverse):
-        """
-        Args:
-            inputs (`torch.Tensor` of shape `(tokens, input_size)`): packed data.
-            initial_state (`torch.Tensor` of shape `(batch, hidden)`): state before each row's first step.
-            weight_ih, weight_hh, bias_ih, bias_hh: the layer's `nn.GRU` parameters.
-            batch_sizes (`list[int]`): rows at each time step (non-increasing).
-            reverse (`bool`): run from each row's last token to its first.
-
-        Returns:
-            outputs `(tokens, hidden)` (packed like `inputs`) and the final states `(batch, hidden)`.
-        """
-        hidden = weight_hh.shape[1]
-        starts = [0]
-        for rows in batch_sizes[:-1]:
-            starts.append(starts[-1] + rows)
-        input_gates = torch.addmm(bias_ih, inputs, weight_ih.t())  # (tokens, 3 * hidden), all steps at once
-        tokens = inputs.shape[0]
-        previous_states = inputs.new_empty(tokens, hidden)
-        reset_update = inputs.new_empty(tokens, 2 * hidden)  # sigmoid outputs r, z
-        new_gates = inputs.new_empty(tokens, hidden)  # n
-        hidden_new_gates = inputs.new_empty(tokens, hidden)  # W_hn h + b_hn
-        outputs = inputs.new_empty(tokens, hidden)
-        state = initial_state.clone()  # (batch, hidden): rows past their last step keep their final state
-        steps = range(len(batch_sizes) - 1, -1, -1) if reverse else range(len(batch_sizes))
-        for step in steps:
-            rows, here = batch_sizes[step], slice(starts[step], starts[step] + batch_sizes[step])
-            previous = state[:rows]
-            previous_states[here] = previous
-            hidden_gates = torch.addmm(bias_hh, previous, weight_hh.t())  # (rows, 3 * hidden)
-            gates = input_gates[here]
-            torch.sigmoid(gates[:, : 2 * hidden] + hidden_gates[:, : 2 * hidden], out=reset_update[here])
-            hidden_new_gates[here] = hidden_gates[:, 2 * hidden :]
-            reset, update = reset_update[here].chunk(2, dim=1)
-            torch.tanh(torch.addcmul(gates[:, 2 * hidden :], reset, hidden_gates[:, 2 * hidden :]), out=new_gates[here])
-            new = new_gates[here]
-            torch.addcmul(new, update, previous - new, out=outputs[here])
-            state[:rows] = outputs[here]
-        ctx.batch_sizes, ctx.starts, ctx.reverse = batch_sizes, starts, reverse
-        ctx.save_for_backward(
-            inputs, weight_ih, weight_hh, previous_states, reset_update, new_gates, hidden_new_gates
+        ops = None if torch.is_autocast_enabled("cpu") else recurrence_ops()
+        outputs, state, previous_states, gates = (ops.gru_forward if ops is not None else gru_forward)(
+            inputs, initial_state, weight_ih, weight_hh, bias_ih, bias_hh, batch_sizes, reverse
         )
+        ctx.batch_sizes, ctx.reverse, ctx.ops = batch_sizes, reverse, ops
+        ctx.save_for_backward(inputs, weight_ih, weight_hh, previous_states, gates)
         return outputs, state
 
     @staticmethod
     def backward(ctx, output_grads, final_state_grad):
-        inputs, weight_ih, weight_hh, previous_states, reset_update, new_gates, hidden_new_gates = ctx.saved_tensors
-        hidden = weight_hh.shape[1]
-        reset, update = reset_update.chunk(2, dim=1)
-        # Per-token factors of the gate gradients, for all steps at once: dL/d(pre-activation) = dL/dh' * ...
-        new_factor = (1 - update) * (1 - new_gates * new_gates)  # for n's pre-activation
-        update_factor = (previous_states - new_gates) * update * (1 - update)  # for z's
-        reset_factor = hidden_new_gates * reset * (1 - reset)  # times n's gradient, for r's
-        output_grads = output_grads.contiguous()
-        hidden_gate_grads = new_gates.new_empty(new_gates.shape[0], 3 * hidden)  # (tokens, 3 * hidden)
-        input_new_grads = torch.empty_like(new_gates)  # n's pre-activation gradient (the input side's)
-        state_grad = final_state_grad.clone()  # (batch, hidden)
-        steps = range(len(ctx.batch_sizes)) if ctx.reverse else range(len(ctx.batch_sizes) - 1, -1, -1)
-        for step in steps:
-            rows = ctx.batch_sizes[step]
-            here = slice(ctx.starts[step], ctx.starts[step] + rows)
-            grad = output_grads[here] + state_grad[:rows]  # dL/dh' at this step
-            torch.mul(grad, new_factor[here], out=input_new_grads[here])
-            torch.mul(input_new_grads[here], reset_factor[here], out=hidden_gate_grads[here, :hidden])
-            torch.mul(grad, update_factor[here], out=hidden_gate_grads[here, hidden : 2 * hidden])
-            torch.mul(input_new_grads[here], reset[here], out=hidden_gate_grads[here, 2 * hidden :])
-            state_grad[:rows] = torch.addmm(grad * update[here], hidden_gate_grads[here], weight_hh)
-        input_gate_grads = torch.cat([hidden_gate_grads[:, : 2 * hidden], input_new_grads], dim=1)
-        needs = ctx.needs_input_grad
-        return (
-            input_gate_grads @ weight_ih if needs[0] else None,
-            state_grad if needs[1] else None,
-            input_gate_grads.t() @ inputs if needs[2] else None,
-            hidden_gate_grads.t() @ previous_states if needs[3] else None,
-            input_gate_grads.sum(0) if needs[4] else None,
-            hidden_gate_grads.sum(0) if needs[5] else None,
-            None,
-            None,
+        grads = (ctx.ops.gru_backward if ctx.ops is not None else gru_backward)(
+            output_grads.contiguous(), final_state_grad.contiguous(), *ctx.saved_tensors, ctx.batch_sizes, ctx.reverse
         )
+        return *(grad if needed else None for grad, needed in zip(grads, ctx.needs_input_grad)), None, None
 
 
 class PackedGRU(nn.GRU):
-    """`nn.GRU` (same arguments, parameters and results) that trains a packed batch on the CPU with
-    [`GruLayerFunction`]. Padded tensors, other devices (cuDNN), calls without gradients and `bias=False` run
-    `nn.GRU` itself."""
+    """`nn.GRU` (same arguments, parameters and results) that trains on the CPU with [`GruLayerFunction`]: a
+    packed batch as it is, a padded one `(batch, steps, input)` (or `(steps, batch, input)`) as a packed batch
+    whose rows all have `steps` tokens. Other devices (cuDNN), calls without gradients, unbatched or empty
+    inputs and `bias=False` run `nn.GRU` itself."""
 
     def forward(self, input, hx=None):
-        packed_on_cpu = isinstance(input, PackedSequence) and input.data.device.type == "cpu"
-        if not (packed_on_cpu and torch.is_grad_enabled() and self.bias):
+        packed = isinstance(input, PackedSequence)
+        data = input.data if packed else input
+        usable = packed or (data.dim() == 3 and data.numel() > 0)
+        if not (usable and data.device.type == "cpu" and torch.is_grad_enabled() and self.bias):
             return super().forward(input, hx)
-        batch_sizes = input.batch_sizes.tolist()
+        if packed:
+            batch_sizes = input.batch_sizes.tolist()
+            if hx is not None and input.sorted_indices is not None:
+                hx = hx.index_select(1, input.sorted_indices)
+        else:  # time-major rows of equal length: packed data as it is
+            data = data.transpose(0, 1) if self.batch_first else data
+            steps, batch = data.shape[:2]
+            data, batch_sizes = data.reshape(steps * batch, -1), [batch] * steps
         directions = 2 if self.bidirectional else 1
         if hx is None:
-            hx = input.data.new_zeros(self.num_layers * directions, batch_sizes[0], self.hidden_size)
-        elif input.sorted_indices is not None:
-            hx = hx.index_select(1, input.sorted_indices)
-        layer_input, final_states = input.data, []
+            hx = data.new_zeros(self.num_layers * directions, batch_sizes[0], self.hidden_size)
+        layer_input, final_states = data, []
         for layer in range(self.num_layers):
             if layer > 0 and self.training and self.dropout:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
@@ -141,6 +178,9 @@ class PackedGRU(nn.GRU):
                 final_states.append(final_state)
             layer_input = torch.cat(outputs, dim=1) if directions == 2 else outputs[0]
         final_states = torch.stack(final_states)
+        if not packed:
+            output = layer_input.view(steps, batch, -1)
+            return (output.transpose(0, 1) if self.batch_first else output), final_states
         if input.unsorted_indices is not None:
             final_states = final_states.index_select(1, input.unsorted_indices)
         output = PackedSequence(layer_input, input.batch_sizes, input.sorted_indices, input.unsorted_indices)

@@ -1,46 +1,89 @@
-"""PackedGRU against nn.GRU: the same outputs, final states and gradients for every input and parameter."""
+"""PackedGRU against nn.GRU: the same outputs, final states and gradients for every input and parameter, with
+the compiled recurrence (gru_kernels) and with the torch-operation one."""
 
 import pytest
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from modeling_gru_seq2seq import packed_gru
+from modeling_gru_seq2seq.gru_kernels import recurrence_ops
 from modeling_gru_seq2seq.packed_gru import GruLayerFunction, PackedGRU
 
 
-@pytest.mark.parametrize("bidirectional", [True, False])
-@pytest.mark.parametrize("num_layers", [1, 2])
-@pytest.mark.parametrize("initial_state", [True, False])
-def test_packed_gru_matches_nn_gru_in_values_and_gradients(bidirectional, num_layers, initial_state):
+@pytest.fixture(params=["compiled", "torch"])
+def recurrence(request, monkeypatch):
+    if request.param == "compiled":
+        assert recurrence_ops() is not None, "the compiled GRU recurrence did not build (see the warning)"
+    else:
+        monkeypatch.setattr(packed_gru, "recurrence_ops", lambda: None)
+    return request.param
+
+
+def run_both(kwargs, dtype, inputs, states, run):
+    """`run(gru, x, h0)` -> (outputs, final states) for nn.GRU and PackedGRU with the same parameters; returns
+    each one's outputs, final states and the gradients of a loss that uses every output."""
     torch.manual_seed(0)
-    kwargs = {"input_size": 5, "hidden_size": 7, "num_layers": num_layers, "bidirectional": bidirectional,
-              "batch_first": True}
-    reference = nn.GRU(**kwargs).double()
-    packed_gru = PackedGRU(**kwargs).double()
-    packed_gru.load_state_dict(reference.state_dict())
-    lengths = torch.tensor([3, 6, 1, 6, 4])  # unsorted, with ties and a one-token row
-    inputs = torch.randn(5, 6, 5, dtype=torch.double)
-    states = torch.randn(num_layers * (2 if bidirectional else 1), 5, 7, dtype=torch.double)
-    output_weights = torch.randn(5, 6, 7 * (2 if bidirectional else 1), dtype=torch.double)
-    state_weights = torch.randn_like(states)
+    reference = nn.GRU(**kwargs).to(dtype)
+    packed = PackedGRU(**kwargs).to(dtype)
+    packed.load_state_dict(reference.state_dict())
+    output_weights, state_weights = None, torch.randn_like(states)
     results = []
-    for gru in (reference, packed_gru):
+    for gru in (reference, packed):
         x, h0 = inputs.clone().requires_grad_(), states.clone().requires_grad_()
-        packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-        output, final_state = gru(packed, h0 if initial_state else None)
-        padded, _ = pad_packed_sequence(output, batch_first=True)
-        ((padded * output_weights).sum() + (final_state * state_weights).sum()).backward()  # uses every output
-        grads = [x.grad] + ([h0.grad] if initial_state else []) + [p.grad for p in gru.parameters()]
-        results.append((padded, final_state, grads))
-    (padded, final_state, grads), (packed_padded, packed_final, packed_grads) = results
-    torch.testing.assert_close(packed_padded, padded)
-    torch.testing.assert_close(packed_final, final_state)
+        output, final_state = run(gru, x, h0)
+        output_weights = torch.randn_like(output) if output_weights is None else output_weights
+        ((output * output_weights).sum() + (final_state * state_weights).sum()).backward()
+        results.append((output, final_state, [x.grad, h0.grad] + [p.grad for p in gru.parameters()]))
+    return results
+
+
+def assert_same(results, dtype):
+    (output, final_state, grads), (packed_output, packed_final, packed_grads) = results
+    tolerance = {"rtol": 1e-4, "atol": 1e-5} if dtype == torch.float32 else {}
+    torch.testing.assert_close(packed_output, output, **tolerance)
+    torch.testing.assert_close(packed_final, final_state, **tolerance)
     assert len(packed_grads) == len(grads)
     for expected, got in zip(grads, packed_grads):
-        torch.testing.assert_close(got, expected)
+        torch.testing.assert_close(got, expected, **tolerance)
 
 
-def test_packed_gru_takes_its_own_path_only_for_packed_batches_with_gradients(monkeypatch):
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])  # float32: oneDNN's products where it runs
+@pytest.mark.parametrize("bidirectional", [True, False])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_packed_gru_matches_nn_gru_on_packed_batches(recurrence, dtype, bidirectional, num_layers):
+    kwargs = {"input_size": 5, "hidden_size": 7, "num_layers": num_layers, "bidirectional": bidirectional,
+              "batch_first": True}
+    lengths = torch.tensor([3, 6, 1, 6, 4])  # unsorted, with ties and a one-token row
+    inputs = torch.randn(5, 6, 5, dtype=dtype)
+    states = torch.randn(num_layers * (2 if bidirectional else 1), 5, 7, dtype=dtype)
+
+    def run(gru, x, h0):
+        output, final_state = gru(pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False), h0)
+        return pad_packed_sequence(output, batch_first=True)[0], final_state
+
+    assert_same(run_both(kwargs, dtype, inputs, states, run), dtype)
+
+
+@pytest.mark.parametrize("batch_first", [True, False])
+@pytest.mark.parametrize("steps", [1, 4])  # 1: a step of stepwise decoding
+def test_packed_gru_matches_nn_gru_on_padded_batches(recurrence, batch_first, steps):
+    kwargs = {"input_size": 3, "hidden_size": 4, "num_layers": 2, "batch_first": batch_first}
+    inputs = torch.randn(*((2, steps) if batch_first else (steps, 2)), 3, dtype=torch.float64)
+    states = torch.randn(2, 2, 4, dtype=torch.float64)
+    assert_same(run_both(kwargs, torch.float64, inputs, states, lambda gru, x, h0: gru(x, h0)), torch.float64)
+
+
+def test_packed_gru_matches_nn_gru_without_initial_state(recurrence):
+    torch.manual_seed(0)
+    reference, gru = nn.GRU(3, 4, bidirectional=True), PackedGRU(3, 4, bidirectional=True)
+    gru.load_state_dict(reference.state_dict())
+    inputs = torch.randn(5, 2, 3)
+    for expected, got in zip(reference(inputs), gru(inputs)):
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_packed_gru_takes_its_own_path_only_on_the_cpu_with_gradients(monkeypatch):
     calls = []
     apply = GruLayerFunction.apply
     monkeypatch.setattr(GruLayerFunction, "apply", lambda *args: calls.append(1) or apply(*args))
@@ -50,8 +93,19 @@ def test_packed_gru_takes_its_own_path_only_for_packed_batches_with_gradients(mo
     packed = pack_padded_sequence(inputs, torch.tensor([3, 2]), batch_first=True)
     trained_output, _ = gru(packed)
     assert len(calls) == 4  # 2 layers x 2 directions
-    gru(inputs)  # a padded batch: nn.GRU itself
+    gru(inputs)  # a padded batch: the same path
+    assert len(calls) == 8
     with torch.no_grad():
         inference_output, _ = gru(packed)
-    assert len(calls) == 4
+    gru(inputs[0])  # unbatched: nn.GRU itself
+    assert len(calls) == 8
     torch.testing.assert_close(inference_output.data, trained_output.data.detach())
+
+
+def test_recurrence_ops_can_be_switched_off(monkeypatch):
+    monkeypatch.setenv("GRU_SEQ2SEQ_NO_COMPILE", "1")
+    recurrence_ops.cache_clear()
+    try:
+        assert recurrence_ops() is None
+    finally:
+        recurrence_ops.cache_clear()

@@ -1,0 +1,238 @@
+"""The loops over time of [`GruLayerFunction`] (`gru_forward`, `gru_backward`) compiled for the CPU, built on
+first use.
+
+Each time step of a GRU layer is one matrix product (the recurrent gates) and a handful of elementwise
+operations (two sigmoids, a tanh, the state update). Here the whole loop over time runs in C++, per step one
+product and one fused pass over the gates, and the products run on oneDNN where it works in float32: the
+GRU's products are most of a training step, and on AMD CPUs MKL (torch's BLAS there) runs them at about half
+oneDNN's speed. The source below is compiled with `torch.utils.cpp_extension` (a C++ compiler and `ninja`)
+into the torch extensions folder (`$TORCH_EXTENSIONS_DIR`, else `~/.cache/torch_extensions`) the first time
+it is needed, about 10 seconds, and loaded from there afterwards. Where it cannot be built, [`recurrence_ops`]
+returns `None` after one warning and the callers use the same loops written with torch operations.
+
+Set `GRU_SEQ2SEQ_NO_COMPILE=1` to never build it.
+"""
+
+import functools
+import hashlib
+import os
+import platform
+import warnings
+
+import torch
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+CPP_SOURCE = r"""
+#include <ATen/ATen.h>
+#include <torch/library.h>
+#include <cmath>
+#include <exception>
+#include <vector>
+
+namespace at::native {  // exported by libtorch_cpu (ATen/native/mkldnn/Matmul.h, not shipped): result = beta * result
+                        // + alpha * mat1 @ mat2 with oneDNN
+TORCH_API void mkldnn_matmul(const Tensor& mat1, const Tensor& mat2, const Tensor& result, float beta, float alpha);
+}
+
+namespace {
+
+// Whether oneDNN's matmul runs here in float32 and agrees with ATen's (a build without oneDNN, or one that takes
+// only bfloat16 there, throws).
+bool onednn_works() {
+  static const bool works = [] {
+    try {
+      const auto a = at::arange(12, at::kFloat).reshape({4, 3}).sin(), b = at::arange(15, at::kFloat).reshape({3, 5});
+      const auto result = at::empty({4, 5}, at::kFloat);
+      at::native::mkldnn_matmul(a, b, result, 0.0f, 1.0f);
+      return at::allclose(result, at::mm(a, b));
+    } catch (const std::exception&) {
+      return false;
+    }
+  }();
+  return works;
+}
+
+// result = beta * result + a @ b. float32 by oneDNN where it works: the GRU's products are most of a training step,
+// and on AMD CPUs MKL (ATen's BLAS) runs them at about half oneDNN's speed; else by ATen.
+void gemm(at::Tensor result, const at::Tensor& a, const at::Tensor& b, float beta) {
+  if (result.scalar_type() == at::kFloat && onednn_works()) {
+    at::native::mkldnn_matmul(a, b, result, beta, 1.0f);
+  } else if (beta == 0.0f) {
+    at::mm_out(result, a, b);
+  } else {
+    result.addmm_(a, b, beta);
+  }
+}
+
+template <typename T>
+inline T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
+
+std::vector<int64_t> step_starts(at::IntArrayRef batch_sizes) {
+  std::vector<int64_t> starts(batch_sizes.size(), 0);
+  for (size_t step = 1; step < batch_sizes.size(); ++step) starts[step] = starts[step - 1] + batch_sizes[step - 1];
+  return starts;
+}
+
+// One forward step over `rows` rows: gates from the input side `xg` = W_i* x and the recurrent side `hg` = W_h* h
+// (rows, 3H) plus the biases `bi`, `bh` (3H); the state `h` (rows, H) is updated in place. Writes `out` and `prev`
+// (rows, H) and the gates the backward step reads, `g` (rows, 4H): r, z, n and W_hn h + b_hn.
+template <typename T>
+void forward_step(int64_t rows, int64_t H, const T* __restrict__ xg, const T* __restrict__ hg,
+                  const T* __restrict__ bi, const T* __restrict__ bh, T* __restrict__ h, T* __restrict__ out,
+                  T* __restrict__ prev, T* __restrict__ g) {
+  for (int64_t row = 0; row < rows; ++row, xg += 3 * H, hg += 3 * H, h += H, out += H, prev += H, g += 4 * H) {
+    for (int64_t j = 0; j < H; ++j) {
+      const T r = sigmoid(xg[j] + bi[j] + hg[j] + bh[j]);
+      const T z = sigmoid(xg[H + j] + bi[H + j] + hg[H + j] + bh[H + j]);
+      const T hn = hg[2 * H + j] + bh[2 * H + j];
+      const T n = std::tanh(xg[2 * H + j] + bi[2 * H + j] + r * hn);
+      const T next = n + z * (h[j] - n);
+      g[j] = r;
+      g[H + j] = z;
+      g[2 * H + j] = n;
+      g[3 * H + j] = hn;
+      prev[j] = h[j];
+      out[j] = next;
+      h[j] = next;
+    }
+  }
+}
+
+// One backward step: `dh` (rows, H) holds the gradient reaching the state from later steps and leaves holding its
+// direct part (z * dL/dh'); the gates' pre-activation gradients go to `dxg` (input side) and `dhg` (recurrent side,
+// r * dn in the n block), (rows, 3H) each.
+template <typename T>
+void backward_step(int64_t rows, int64_t H, const T* __restrict__ dout, const T* __restrict__ prev,
+                   const T* __restrict__ g, T* __restrict__ dh, T* __restrict__ dxg, T* __restrict__ dhg) {
+  for (int64_t row = 0; row < rows; ++row, dout += H, prev += H, g += 4 * H, dh += H, dxg += 3 * H, dhg += 3 * H) {
+    for (int64_t j = 0; j < H; ++j) {
+      const T grad = dout[j] + dh[j];
+      const T r = g[j], z = g[H + j], n = g[2 * H + j], hn = g[3 * H + j];
+      const T dn = grad * (1 - z) * (1 - n * n);
+      const T dz = grad * (prev[j] - n) * z * (1 - z);
+      const T dr = dn * hn * r * (1 - r);
+      dxg[j] = dr;
+      dxg[H + j] = dz;
+      dxg[2 * H + j] = dn;
+      dhg[j] = dr;
+      dhg[H + j] = dz;
+      dhg[2 * H + j] = dn * r;
+      dh[j] = grad * z;
+    }
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_forward(
+    const at::Tensor& inputs, const at::Tensor& initial_state, const at::Tensor& weight_ih,
+    const at::Tensor& weight_hh, const at::Tensor& bias_ih, const at::Tensor& bias_hh, at::IntArrayRef batch_sizes,
+    bool reverse) {
+  const int64_t H = weight_hh.size(1), tokens = inputs.size(0), batch = initial_state.size(0);
+  const auto starts = step_starts(batch_sizes);
+  const auto options = initial_state.options();
+  auto input_gates = at::empty({tokens, 3 * H}, options);
+  gemm(input_gates, inputs.contiguous(), weight_ih.t(), 0.0f);  // every step's input side at once
+  auto outputs = at::empty({tokens, H}, options), previous_states = at::empty({tokens, H}, options);
+  auto gates = at::empty({tokens, 4 * H}, options), hidden_gates = at::empty({batch, 3 * H}, options);
+  auto state = initial_state.contiguous().clone();  // rows past their last step keep their final state
+  const auto bias_i = bias_ih.contiguous(), bias_h = bias_hh.contiguous(), weight_t = weight_hh.t();
+  const int64_t steps = batch_sizes.size();
+  AT_DISPATCH_FLOATING_TYPES(initial_state.scalar_type(), "gru_forward", [&] {
+    for (int64_t i = 0; i < steps; ++i) {
+      const int64_t step = reverse ? steps - 1 - i : i, rows = batch_sizes[step], start = starts[step];
+      gemm(hidden_gates.narrow(0, 0, rows), state.narrow(0, 0, rows), weight_t, 0.0f);
+      forward_step(rows, H, input_gates.data_ptr<scalar_t>() + start * 3 * H, hidden_gates.data_ptr<scalar_t>(),
+                   bias_i.data_ptr<scalar_t>(), bias_h.data_ptr<scalar_t>(), state.data_ptr<scalar_t>(),
+                   outputs.data_ptr<scalar_t>() + start * H, previous_states.data_ptr<scalar_t>() + start * H,
+                   gates.data_ptr<scalar_t>() + start * 4 * H);
+    }
+  });
+  return {outputs, state, previous_states, gates};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_backward(
+    const at::Tensor& output_grads, const at::Tensor& final_state_grad, const at::Tensor& inputs,
+    const at::Tensor& weight_ih, const at::Tensor& weight_hh, const at::Tensor& previous_states,
+    const at::Tensor& gates, at::IntArrayRef batch_sizes, bool reverse) {
+  const int64_t H = weight_hh.size(1), tokens = gates.size(0);
+  const auto starts = step_starts(batch_sizes);
+  const auto options = gates.options();
+  const auto grads = output_grads.contiguous(), weight = weight_hh.contiguous();
+  auto input_gate_grads = at::empty({tokens, 3 * H}, options), hidden_gate_grads = at::empty({tokens, 3 * H}, options);
+  auto state_grad = final_state_grad.contiguous().clone();
+  const int64_t steps = batch_sizes.size();
+  AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_backward", [&] {
+    for (int64_t i = 0; i < steps; ++i) {
+      const int64_t step = reverse ? i : steps - 1 - i, rows = batch_sizes[step], start = starts[step];
+      backward_step(rows, H, grads.data_ptr<scalar_t>() + start * H, previous_states.data_ptr<scalar_t>() + start * H,
+                    gates.data_ptr<scalar_t>() + start * 4 * H, state_grad.data_ptr<scalar_t>(),
+                    input_gate_grads.data_ptr<scalar_t>() + start * 3 * H,
+                    hidden_gate_grads.data_ptr<scalar_t>() + start * 3 * H);
+      gemm(state_grad.narrow(0, 0, rows), hidden_gate_grads.narrow(0, start, rows), weight, 1.0f);
+    }
+  });
+  auto input_grad = at::empty({tokens, inputs.size(1)}, options);
+  auto weight_ih_grad = at::empty_like(weight_ih), weight_hh_grad = at::empty_like(weight_hh);
+  gemm(input_grad, input_gate_grads, weight_ih, 0.0f);
+  gemm(weight_ih_grad, input_gate_grads.t(), inputs.contiguous(), 0.0f);  // one product over all steps
+  gemm(weight_hh_grad, hidden_gate_grads.t(), previous_states, 0.0f);
+  return {input_grad, state_grad, weight_ih_grad, weight_hh_grad, input_gate_grads.sum(0), hidden_gate_grads.sum(0)};
+}
+
+void gemm_op(const at::Tensor& result, const at::Tensor& a, const at::Tensor& b, double beta) {
+  gemm(result, a, b, static_cast<float>(beta));
+}
+
+}  // namespace
+
+TORCH_LIBRARY(gru_seq2seq, m) {
+  m.def("uses_onednn() -> bool", [] { return onednn_works(); });
+  m.def("gemm(Tensor(a!) result, Tensor a, Tensor b, float beta) -> ()");
+  m.def("gru_forward(Tensor inputs, Tensor initial_state, Tensor weight_ih, Tensor weight_hh, Tensor bias_ih, "
+        "Tensor bias_hh, int[] batch_sizes, bool reverse) -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("gru_backward(Tensor output_grads, Tensor final_state_grad, Tensor inputs, Tensor weight_ih, "
+        "Tensor weight_hh, Tensor previous_states, Tensor gates, int[] batch_sizes, bool reverse) "
+        "-> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
+}
+
+TORCH_LIBRARY_IMPL(gru_seq2seq, CPU, m) {
+  m.impl("gru_forward", &gru_forward);
+  m.impl("gru_backward", &gru_backward);
+  m.impl("gemm", &gemm_op);
+}
+"""
+
+# -ffast-math lets gcc call glibc's vector exp and tanh (libmvec) in the gate loops
+CFLAGS = ["-O3", "-ffast-math"]
+
+
+@functools.cache
+def recurrence_ops():
+    """`torch.ops.gru_seq2seq` (`gru_forward`, `gru_backward`; `gemm` and `uses_onednn` for benchmarks), compiled
+    and loaded once per process, or `None` when `GRU_SEQ2SEQ_NO_COMPILE` is set or the build fails (with one
+    warning saying why)."""
+    if os.environ.get("GRU_SEQ2SEQ_NO_COMPILE", "") not in ("", "0"):
+        return None
+    from torch.utils import cpp_extension
+
+    key = [CPP_SOURCE, torch.__version__, platform.machine(), *CFLAGS]  # a new build for each of them
+    digest = hashlib.sha256("\n".join(key).encode()).hexdigest()[:16]
+    name = f"gru_seq2seq_{digest}"
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()
+    build_directory = os.path.join(root, name)
+    logger.info(f"Loading the compiled GRU recurrence from {build_directory} (built there the first time)")
+    try:
+        os.makedirs(build_directory, exist_ok=True)
+        source = os.path.join(build_directory, "gru_kernels.cpp")
+        if not os.path.exists(source):
+            with open(source + f".{os.getpid()}", "w") as handle:
+                handle.write(CPP_SOURCE)
+            os.replace(source + f".{os.getpid()}", source)
+        cpp_extension.load(name, [source], extra_cflags=CFLAGS, build_directory=build_directory,
+                           is_python_module=False)
+    except Exception as error:  # no compiler, no ninja, a read-only home: run the torch-operation loops
+        warnings.warn(f"gru-seq2seq: could not build the compiled GRU loop ({type(error).__name__}: {error}); "
+                      "training on the CPU runs the slower torch-operation loop instead", stacklevel=2)
+        return None
+    return torch.ops.gru_seq2seq
