@@ -112,7 +112,7 @@ def time_ours(train, config_kwargs, args, teacher_forcing_ratio) -> dict:
             tokens += int((labels != -100).sum())
     total = sum(step_seconds)
     return {"train_pairs_per_s": pairs / total, "train_target_tokens_per_s": tokens / total,
-            "step_seconds_median": statistics.median(step_seconds), "loss": float(loss)}
+            "step_seconds_median": statistics.median(step_seconds), "loss": float(loss.detach())}
 
 
 def time_peer(args, teacher_forcing_ratio, vectorized: bool) -> dict:
