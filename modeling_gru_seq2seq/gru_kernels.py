@@ -13,10 +13,12 @@ returns `None` after one warning and the callers use the same loops written with
 Set `GRU_SEQ2SEQ_NO_COMPILE=1` to never build it.
 """
 
+import contextlib
 import functools
 import hashlib
 import os
 import platform
+import time
 import warnings
 
 import torch
@@ -203,8 +205,20 @@ TORCH_LIBRARY_IMPL(gru_seq2seq, CPU, m) {
 }
 """
 
-# -ffast-math lets gcc call glibc's vector exp and tanh (libmvec) in the gate loops
+# -ffast-math lets gcc call glibc's vector exp and tanh (libmvec) in the gate loops; the link step does not get
+# it, so loading the library leaves the process's floating-point modes alone
 CFLAGS = ["-O3", "-ffast-math"]
+STALE_LOCK_SECONDS = 600  # a build takes about 10 seconds
+
+
+def build_directory() -> str:
+    """Where the library is built: one folder per source, torch version, machine type and flags."""
+    from torch.utils import cpp_extension
+
+    key = [CPP_SOURCE, torch.__version__, platform.machine(), *CFLAGS]
+    digest = hashlib.sha256("\n".join(key).encode()).hexdigest()[:16]
+    root = os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()
+    return os.path.join(root, f"gru_seq2seq_{digest}")
 
 
 @functools.cache
@@ -216,23 +230,24 @@ def recurrence_ops():
         return None
     from torch.utils import cpp_extension
 
-    key = [CPP_SOURCE, torch.__version__, platform.machine(), *CFLAGS]  # a new build for each of them
-    digest = hashlib.sha256("\n".join(key).encode()).hexdigest()[:16]
-    name = f"gru_seq2seq_{digest}"
-    root = os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()
-    build_directory = os.path.join(root, name)
-    logger.info(f"Loading the compiled GRU recurrence from {build_directory} (built there the first time)")
+    folder = build_directory()
+    logger.info(f"Loading the compiled GRU recurrence from {folder} (built there the first time)")
     try:
-        os.makedirs(build_directory, exist_ok=True)
-        source = os.path.join(build_directory, "gru_kernels.cpp")
+        os.makedirs(folder, exist_ok=True)
+        lock = os.path.join(folder, "lock")
+        if os.path.exists(lock) and time.time() - os.path.getmtime(lock) > STALE_LOCK_SECONDS:
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(lock)  # left by an interrupted build: torch would wait for it forever
+        source = os.path.join(folder, "gru_kernels.cpp")
         if not os.path.exists(source):
             with open(source + f".{os.getpid()}", "w") as handle:
                 handle.write(CPP_SOURCE)
             os.replace(source + f".{os.getpid()}", source)
-        cpp_extension.load(name, [source], extra_cflags=CFLAGS, build_directory=build_directory,
+        cpp_extension.load(os.path.basename(folder), [source], extra_cflags=CFLAGS, build_directory=folder,
                            is_python_module=False)
     except Exception as error:  # no compiler, no ninja, a read-only home: run the torch-operation loops
-        warnings.warn(f"gru-seq2seq: could not build the compiled GRU loop ({type(error).__name__}: {error}); "
-                      "training on the CPU runs the slower torch-operation loop instead", stacklevel=2)
+        warnings.warn("gru-seq2seq: the compiled GRU loop could not be built, so the CPU runs the slower torch-"
+                      "operation loop (GRU_SEQ2SEQ_NO_COMPILE=1 skips this attempt). "
+                      f"{type(error).__name__}: {error}", stacklevel=2)
         return None
     return torch.ops.gru_seq2seq

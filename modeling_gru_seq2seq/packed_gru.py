@@ -135,16 +135,18 @@ class GruLayerFunction(torch.autograd.Function):
 
 
 class PackedGRU(nn.GRU):
-    """`nn.GRU` (same arguments, parameters and results) that trains on the CPU with [`GruLayerFunction`]: a
+    """`nn.GRU` (same arguments, parameters and results) that runs on the CPU with [`GruLayerFunction`]: a
     packed batch as it is, a padded one `(batch, steps, input)` (or `(steps, batch, input)`) as a packed batch
-    whose rows all have `steps` tokens. Other devices (cuDNN), calls without gradients, unbatched or empty
-    inputs and `bias=False` run `nn.GRU` itself."""
+    whose rows all have `steps` tokens. Other devices (cuDNN), unbatched or empty inputs, `bias=False`, and
+    calls without gradients where the compiled loop is not there (or under autocast) run `nn.GRU` itself."""
 
     def forward(self, input, hx=None):
         packed = isinstance(input, PackedSequence)
         data = input.data if packed else input
-        usable = packed or (data.dim() == 3 and data.numel() > 0)
-        if not (usable and data.device.type == "cpu" and torch.is_grad_enabled() and self.bias):
+        usable = (packed or (data.dim() == 3 and data.numel() > 0)) and data.device.type == "cpu" and self.bias
+        # without gradients only the compiled loop beats nn.GRU's own
+        compiled = not torch.is_autocast_enabled("cpu") and recurrence_ops() is not None
+        if not (usable and (torch.is_grad_enabled() or compiled)):
             return super().forward(input, hx)
         if packed:
             batch_sizes = input.batch_sizes.tolist()
