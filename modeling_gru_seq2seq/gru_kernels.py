@@ -188,7 +188,11 @@ void gemm_op(const at::Tensor& result, const at::Tensor& a, const at::Tensor& b,
 
 }  // namespace
 
-TORCH_LIBRARY(gru_seq2seq, m) {
+// The ops' namespace is the build folder's name (-DOPS_NAMESPACE=...): two versions of this file can load side by side
+#define DEFINE_OPS(ns, m) TORCH_LIBRARY(ns, m)
+#define IMPLEMENT_OPS(ns, key, m) TORCH_LIBRARY_IMPL(ns, key, m)
+
+DEFINE_OPS(OPS_NAMESPACE, m) {
   m.def("uses_onednn() -> bool", [] { return onednn_works(); });
   m.def("gemm(Tensor(a!) result, Tensor a, Tensor b, float beta) -> ()");
   m.def("gru_forward(Tensor inputs, Tensor initial_state, Tensor weight_ih, Tensor weight_hh, Tensor bias_ih, "
@@ -198,7 +202,7 @@ TORCH_LIBRARY(gru_seq2seq, m) {
         "-> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
 }
 
-TORCH_LIBRARY_IMPL(gru_seq2seq, CPU, m) {
+IMPLEMENT_OPS(OPS_NAMESPACE, CPU, m) {
   m.impl("gru_forward", &gru_forward);
   m.impl("gru_backward", &gru_backward);
   m.impl("gemm", &gemm_op);
@@ -223,9 +227,9 @@ def build_directory() -> str:
 
 @functools.cache
 def recurrence_ops():
-    """`torch.ops.gru_seq2seq` (`gru_forward`, `gru_backward`; `gemm` and `uses_onednn` for benchmarks), compiled
-    and loaded once per process, or `None` when `GRU_SEQ2SEQ_NO_COMPILE` is set or the build fails (with one
-    warning saying why)."""
+    """The compiled ops, `torch.ops.<build folder name>` (`gru_forward`, `gru_backward`; `gemm` and `uses_onednn`
+    for benchmarks), built and loaded once per process, or `None` when `GRU_SEQ2SEQ_NO_COMPILE` is set or the
+    build fails (with one warning saying why)."""
     if os.environ.get("GRU_SEQ2SEQ_NO_COMPILE", "") not in ("", "0"):
         return None
     from torch.utils import cpp_extension
@@ -243,11 +247,12 @@ def recurrence_ops():
             with open(source + f".{os.getpid()}", "w") as handle:
                 handle.write(CPP_SOURCE)
             os.replace(source + f".{os.getpid()}", source)
-        cpp_extension.load(os.path.basename(folder), [source], extra_cflags=CFLAGS, build_directory=folder,
-                           is_python_module=False)
+        name = os.path.basename(folder)
+        cpp_extension.load(name, [source], extra_cflags=[*CFLAGS, f"-DOPS_NAMESPACE={name}"],
+                           build_directory=folder, is_python_module=False)
     except Exception as error:  # no compiler, no ninja, a read-only home: run the torch-operation loops
         warnings.warn("gru-seq2seq: the compiled GRU loop could not be built, so the CPU runs the slower torch-"
                       "operation loop (GRU_SEQ2SEQ_NO_COMPILE=1 skips this attempt). "
                       f"{type(error).__name__}: {error}", stacklevel=2)
         return None
-    return torch.ops.gru_seq2seq
+    return getattr(torch.ops, name)

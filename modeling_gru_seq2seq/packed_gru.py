@@ -33,7 +33,7 @@ def step_starts(batch_sizes: list[int]) -> list[int]:
 
 
 def gru_forward(inputs, initial_state, weight_ih, weight_hh, bias_ih, bias_hh, batch_sizes, reverse):
-    """One layer and direction forward with torch operations, as `gru_seq2seq::gru_forward` in [`gru_kernels`].
+    """One layer and direction forward with torch operations, as `gru_forward` in [`gru_kernels`].
 
     Args:
         inputs (`torch.Tensor` of shape `(tokens, input_size)`): packed data.
@@ -73,7 +73,7 @@ def gru_forward(inputs, initial_state, weight_ih, weight_hh, bias_ih, bias_hh, b
 
 def gru_backward(output_grads, final_state_grad, inputs, weight_ih, weight_hh, previous_states, gates, batch_sizes,
                  reverse):
-    """One layer and direction backward with torch operations, as `gru_seq2seq::gru_backward`: the loop over
+    """One layer and direction backward with torch operations, as `gru_backward` in [`gru_kernels`]: the loop over
     time carries only the state gradient and stores each step's gate gradients; every weight gradient is then
     one product over all steps.
 
