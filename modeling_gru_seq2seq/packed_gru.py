@@ -137,17 +137,26 @@ class GruLayerFunction(torch.autograd.Function):
 class PackedGRU(nn.GRU):
     """`nn.GRU` (same arguments, parameters and results) that runs on the CPU with [`GruLayerFunction`]: a
     packed batch as it is, a padded one `(batch, steps, input)` (or `(steps, batch, input)`) as a packed batch
-    whose rows all have `steps` tokens. Other devices (cuDNN), unbatched or empty inputs, `bias=False`, and
-    calls without gradients where the compiled loop is not there (or under autocast) run `nn.GRU` itself."""
+    whose rows all have `steps` tokens. `nn.GRU` itself runs everything else: other devices (cuDNN), dtypes
+    other than float32 and float64, unbatched or empty inputs, `bias=False`, tracing and compiling, and calls
+    without gradients where the compiled loop is not there (or under autocast)."""
 
     def forward(self, input, hx=None):
         packed = isinstance(input, PackedSequence)
         data = input.data if packed else input
-        usable = (packed or (data.dim() == 3 and data.numel() > 0)) and data.device.type == "cpu" and self.bias
-        # without gradients only the compiled loop beats nn.GRU's own
-        compiled = not torch.is_autocast_enabled("cpu") and recurrence_ops() is not None
-        if not (usable and (torch.is_grad_enabled() or compiled)):
+        usable = (
+            (packed or (data.dim() == 3 and data.numel() > 0))
+            and data.device.type == "cpu"
+            and data.dtype in (torch.float32, torch.float64)
+            and self.bias
+            and not (torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling())
+        )
+        if not usable or not (  # without gradients only the compiled loop beats nn.GRU's own
+            torch.is_grad_enabled() or (not torch.is_autocast_enabled("cpu") and recurrence_ops() is not None)
+        ):
             return super().forward(input, hx)
+        if hx is not None:
+            self.check_forward_args(data, hx, input.batch_sizes if packed else None)
         if packed:
             batch_sizes = input.batch_sizes.tolist()
             if hx is not None and input.sorted_indices is not None:

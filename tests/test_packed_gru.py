@@ -73,13 +73,49 @@ def test_packed_gru_matches_nn_gru_on_packed_batches(recurrence, dtype, bidirect
     assert_same(run_both(kwargs, dtype, inputs, states, run), dtype)
 
 
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("batch_first", [True, False])
 @pytest.mark.parametrize("steps", [1, 4])  # 1: a step of stepwise decoding
-def test_packed_gru_matches_nn_gru_on_padded_batches(recurrence, batch_first, steps):
+def test_packed_gru_matches_nn_gru_on_padded_batches(recurrence, dtype, batch_first, steps):
     kwargs = {"input_size": 3, "hidden_size": 4, "num_layers": 2, "batch_first": batch_first}
-    inputs = torch.randn(*((2, steps) if batch_first else (steps, 2)), 3, dtype=torch.float64)
-    states = torch.randn(2, 2, 4, dtype=torch.float64)
-    assert_same(run_both(kwargs, torch.float64, inputs, states, lambda gru, x, h0: gru(x, h0)), torch.float64)
+    inputs = torch.randn(*((2, steps) if batch_first else (steps, 2)), 3, dtype=dtype)
+    states = torch.randn(2, 2, 4, dtype=dtype)
+    assert_same(run_both(kwargs, dtype, inputs, states, lambda gru, x, h0: gru(x, h0)), dtype)
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_packed_gru_matches_nn_gru_without_gradients(recurrence, packed):
+    torch.manual_seed(0)
+    reference = nn.GRU(3, 4, num_layers=2, bidirectional=True, batch_first=True).eval()
+    gru = PackedGRU(3, 4, num_layers=2, bidirectional=True, batch_first=True).eval()
+    gru.load_state_dict(reference.state_dict())
+    inputs, states = torch.randn(3, 5, 3), torch.randn(4, 3, 4)
+    if packed:
+        inputs = pack_padded_sequence(inputs, torch.tensor([2, 5, 4]), batch_first=True, enforce_sorted=False)
+    with torch.inference_mode():
+        (output, final_state), (expected_output, expected_final) = gru(inputs, states), reference(inputs, states)
+    if packed:
+        output, expected_output = output.data, expected_output.data
+    torch.testing.assert_close(output, expected_output, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(final_state, expected_final, rtol=1e-4, atol=1e-5)
+
+
+def test_packed_gru_runs_nn_gru_for_other_dtypes_and_checks_states_as_it():
+    torch.manual_seed(0)
+    reference, gru = nn.GRU(3, 4, batch_first=True).bfloat16(), PackedGRU(3, 4, batch_first=True).bfloat16()
+    gru.load_state_dict(reference.state_dict())
+    inputs = torch.randn(2, 5, 3, dtype=torch.bfloat16)
+    torch.testing.assert_close(gru(inputs)[0], reference(inputs)[0])
+    with pytest.raises(RuntimeError, match="Expected hidden size"):
+        gru.float()(inputs.float(), torch.zeros(1, 3, 4))  # 2 rows, states for 3
+
+
+def test_packed_gru_builds_nothing_for_inputs_nn_gru_runs(monkeypatch):
+    monkeypatch.setattr(packed_gru, "recurrence_ops", lambda: pytest.fail("asked for the compiled loop"))
+    gru = PackedGRU(3, 4)
+    with torch.no_grad():
+        gru(torch.randn(5, 3))  # unbatched
+        gru(torch.randn(2, 0, 3))  # no rows
 
 
 def test_packed_gru_matches_nn_gru_without_initial_state(recurrence):
@@ -120,8 +156,9 @@ def test_recurrence_ops_can_be_switched_off(monkeypatch):
         recurrence_ops.cache_clear()
 
 
-def test_a_lock_left_by_an_interrupted_build_does_not_hang_the_next_one():
-    recurrence_ops()  # built (and the lock released) in this folder
+def test_a_lock_left_by_an_interrupted_build_does_not_hang_the_next_one(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    os.makedirs(build_directory())
     lock = os.path.join(build_directory(), "lock")
     open(lock, "w").close()
     os.utime(lock, (time.time() - 3600, time.time() - 3600))
