@@ -9,7 +9,8 @@ by `translate()` greedily and with 5 beams, at batch 1 and 64; the peer
 sentence at a time (its `evaluate()`). Prints a table and ratios, writes `bench_generate.json` beside
 this file. The ceiling is measured in the same run, as in `bench_train.py`: a sentence's forward GEMM work
 (a third of `useful_gflop_per_pair`, ~0.14 GFLOP at the seed's sizes) at the speed of the GRU step's
-matmul (issue 7 assumed ~105 GFLOP/s, ~700 sentences/s).
+matmul, the faster of torch's and the compiled GRU loops' (`step_gemm_speeds`; issue 7 assumed ~105
+GFLOP/s, ~700 sentences/s).
 """
 
 import argparse
@@ -29,7 +30,7 @@ from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 from data_scripts.prepare_tatoeba import PrepareArguments, export_pairs, prepare_tatoeba
 from modeling_gru_seq2seq.translate import translate
 
-from bench_train import step_gemm_gflops, useful_gflop_per_pair  # benchmarks/, on sys.path when run as a script
+from bench_train import step_gemm_speeds, useful_gflop_per_pair  # benchmarks/, on sys.path when run as a script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEER = os.path.join(HERE, "..", "..", "shared", "peers", "seed_tutorial.py")
@@ -81,12 +82,14 @@ def main():
         for batch_size in (1, 64):
             name = f"{'greedy' if num_beams == 1 else 'beam 5'}, batch {batch_size}"
             rows.append({"who": "ours", "mode": name, **time_ours(model, tokenizer, sources, batch_size, num_beams)})
-    gflops = step_gemm_gflops(args.device)
+    speeds = step_gemm_speeds(args.device)  # generation's GRU runs the compiled loops too
+    gflops = speeds["best"]
     source_tokens = sum(len(ids) for ids in tokenizer(sources)["input_ids"]) / len(sources)
     greedy_tokens = rows[1]["mean_output_tokens"]  # greedy, batch 64
     ceiling = gflops / (useful_gflop_per_pair(model.config, source_tokens, greedy_tokens) / 3)
-    print(f"step GEMM {gflops:.0f} GFLOP/s; {source_tokens:.2f} source, {greedy_tokens:.2f} output tokens a "
-          f"sentence; greedy ceiling {ceiling:.0f} sentences/s")
+    print(f"step GEMM {gflops:.0f} GFLOP/s (torch {speeds['torch']:.0f}, ours {speeds['ours']:.0f}); "
+          f"{source_tokens:.2f} source, {greedy_tokens:.2f} output tokens a sentence; greedy ceiling "
+          f"{ceiling:.0f} sentences/s")
     if not args.skip_peer:
         with tempfile.TemporaryDirectory() as folder:
             from datasets import Dataset, DatasetDict
@@ -113,7 +116,7 @@ def main():
     with open(os.path.join(HERE, "bench_generate.json"), "w") as handle:
         json.dump({"date": time.strftime("%Y-%m-%d"), "device": args.device, "threads": args.threads,
                    "torch": torch.__version__, "model": args.model, "step_gemm_gflops": gflops,
-                   "ceiling_sentences_per_s": ceiling, "rows": rows, "ratios": ratios,
+                   "step_gemm_gflops_by": speeds, "ceiling_sentences_per_s": ceiling, "rows": rows, "ratios": ratios,
                    "peak_rss_mb_ours": peak_rss_mb}, handle, indent=2)
 
 
