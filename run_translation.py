@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S",
                         handlers=[logging.StreamHandler(sys.stdout)])
     log_level = training_args.get_process_log_level()
-    for log in (logger, datasets.utils.logging, transformers.utils.logging):
+    for log in (logger, logging.getLogger("modeling_gru_seq2seq"), datasets.utils.logging, transformers.utils.logging):
         log.set_verbosity(log_level) if hasattr(log, "set_verbosity") else log.setLevel(log_level)
     try:
         return run(model_args, data_args, training_args)
