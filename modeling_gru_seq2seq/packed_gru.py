@@ -24,6 +24,11 @@ from torch.nn.utils.rnn import PackedSequence
 from .gru_kernels import recurrence_ops
 
 
+def compiled_ops():
+    """[`gru_kernels.recurrence_ops`], or `None` under CPU autocast (the compiled loops take one dtype)."""
+    return None if torch.is_autocast_enabled("cpu") else recurrence_ops()
+
+
 def step_starts(batch_sizes: list[int]) -> list[int]:
     """Offset of each time step's rows in the packed data."""
     starts = [0]
@@ -112,13 +117,12 @@ def gru_backward(output_grads, final_state_grad, inputs, weight_ih, weight_hh, p
 
 class GruLayerFunction(torch.autograd.Function):
     """One GRU layer in one direction over packed data (time-major, rows longest first): [`gru_forward`] and
-    [`gru_backward`], compiled ([`gru_kernels.recurrence_ops`]) where they can be, else in torch operations;
-    under CPU autocast always the latter. Same arguments as [`gru_forward`]; returns its outputs and final
-    states."""
+    [`gru_backward`], compiled ([`compiled_ops`]) where they can be, else in torch operations. Same arguments
+    as [`gru_forward`]; returns its outputs and final states."""
 
     @staticmethod
     def forward(ctx, inputs, initial_state, weight_ih, weight_hh, bias_ih, bias_hh, batch_sizes, reverse):
-        ops = None if torch.is_autocast_enabled("cpu") else recurrence_ops()
+        ops = compiled_ops()
         outputs, state, previous_states, gates = (ops.gru_forward if ops is not None else gru_forward)(
             inputs, initial_state, weight_ih, weight_hh, bias_ih, bias_hh, batch_sizes, reverse
         )
@@ -151,9 +155,8 @@ class PackedGRU(nn.GRU):
             and self.bias
             and not (torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling())
         )
-        if not usable or not (  # without gradients only the compiled loop beats nn.GRU's own
-            torch.is_grad_enabled() or (not torch.is_autocast_enabled("cpu") and recurrence_ops() is not None)
-        ):
+        # without gradients only the compiled loop beats nn.GRU's own
+        if not usable or not (torch.is_grad_enabled() or compiled_ops() is not None):
             return super().forward(input, hx)
         if hx is not None:
             self.check_forward_args(data, hx, input.batch_sizes if packed else None)
