@@ -4,6 +4,7 @@ from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
 
 from .configuration_gru_seq2seq import GruSeq2SeqConfig
 from .modeling_gru_seq2seq import GruSeq2SeqForConditionalGeneration, GruSeq2SeqPreTrainedModel
+from .pipeline_gru_seq2seq import TranslationPipeline
 from .tokenization_gru_seq2seq import GruSeq2SeqTokenizer, normalize_string, train_word_level
 
 AutoConfig.register(GruSeq2SeqConfig.model_type, GruSeq2SeqConfig)
@@ -15,6 +16,7 @@ __all__ = [
     "GruSeq2SeqForConditionalGeneration",
     "GruSeq2SeqPreTrainedModel",
     "GruSeq2SeqTokenizer",
+    "TranslationPipeline",
     "normalize_string",
     "train_word_level",
 ]

@@ -18,6 +18,8 @@ class GruSeq2SeqConfig(PreTrainedConfig):
             Number of tokens in the source vocabulary (rows of the encoder embedding).
         target_vocab_size (`int`, *optional*, defaults to 4):
             Number of tokens in the target vocabulary (rows of the decoder embedding, columns of the logits).
+            Also read and written as `vocab_size`, as in FSMT: transformers' generation utilities (e.g.
+            `compute_transition_scores`) take `vocab_size` as the size of the logits.
         hidden_size (`int`, *optional*, defaults to 500):
             Width of the embeddings, of both GRUs' states and of the attention.
         num_layers (`int`, *optional*, defaults to 2):
@@ -69,6 +71,7 @@ class GruSeq2SeqConfig(PreTrainedConfig):
     """
 
     model_type = "gru_seq2seq"
+    attribute_map = {"vocab_size": "target_vocab_size"}
 
     source_vocab_size: int = 4
     target_vocab_size: int = 4

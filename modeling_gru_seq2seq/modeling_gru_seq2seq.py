@@ -6,6 +6,7 @@ Shapes use `batch`, `src_len` (source tokens), `tgt_len` (target tokens), `hidde
 and `vocab` (`config.target_vocab_size`). Padding is on the right.
 """
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -13,7 +14,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
-from transformers import Cache, GenerationMixin, PreTrainedModel
+from transformers import Cache, GenerationMixin, PreTrainedModel, StopStringCriteria
+from transformers.generation.utils import GenerationMode
 from transformers.modeling_outputs import Seq2SeqLMOutput
 from transformers.utils import ModelOutput
 
@@ -65,10 +67,14 @@ class GruSeq2SeqEncoderOutput(ModelOutput):
         final_hidden_state (`torch.Tensor` of shape `(batch, 2 * num_layers, hidden)`):
             The GRU's final states (`h_n`) in torch's order: layer 0 forward, layer 0 backward, layer 1
             forward, ... Each sentence's states are taken at its own last token.
+        hidden_states (`tuple(torch.Tensor)`, *optional*, returned with `output_hidden_states=True`):
+            `(embeddings, last_hidden_state)`, each `(batch, src_len, hidden)`: the source embeddings the GRU
+            reads and its top layer's outputs (directions summed).
     """
 
     last_hidden_state: torch.Tensor | None = None
     final_hidden_state: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
 class GruSeq2SeqEncoder(nn.Module):
@@ -89,25 +95,31 @@ class GruSeq2SeqEncoder(nn.Module):
         )
 
     def forward(
-        self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None = None, **kwargs
+        self,
+        input_ids: torch.LongTensor,
+        attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
     ) -> GruSeq2SeqEncoderOutput:
         """
         Args:
             input_ids (`torch.LongTensor` of shape `(batch, src_len)`): source token ids.
             attention_mask (`torch.Tensor` of shape `(batch, src_len)`, *optional*): 1 for tokens, 0 for padding.
+            output_hidden_states (`bool`, *optional*): also return `hidden_states`.
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         source_lengths = attention_mask.sum(dim=1).cpu()  # packing wants the lengths on the CPU
-        packed = pack_padded_sequence(
-            self.embedding(input_ids), source_lengths, batch_first=True, enforce_sorted=False
-        )
+        embedded = self.embedding(input_ids)
+        packed = pack_padded_sequence(embedded, source_lengths, batch_first=True, enforce_sorted=False)
         packed_outputs, final_hidden_state = self.gru(packed)
         outputs, _ = pad_packed_sequence(packed_outputs, batch_first=True, total_length=input_ids.shape[1])
         forward_outputs, backward_outputs = outputs.chunk(2, dim=-1)
+        last_hidden_state = forward_outputs + backward_outputs
         return GruSeq2SeqEncoderOutput(
-            last_hidden_state=forward_outputs + backward_outputs,
+            last_hidden_state=last_hidden_state,
             final_hidden_state=final_hidden_state.transpose(0, 1),
+            hidden_states=(embedded, last_hidden_state) if output_hidden_states else None,
         )
 
 
@@ -179,6 +191,25 @@ class GruSeq2SeqAttention(nn.Module):
         return attention_weights @ encoder_outputs, attention_weights
 
 
+@dataclass
+class GruSeq2SeqDecoderOutput(ModelOutput):
+    """
+    Output of the decoders ([`GruSeq2SeqLuongDecoder`], [`GruSeq2SeqBahdanauDecoder`]).
+
+    Args:
+        logits (`torch.Tensor` of shape `(batch, tgt_len, vocab)`): next-token scores.
+        hidden (`torch.Tensor` of shape `(num_layers, batch, hidden)`): the GRU state after each row's last token.
+        attention_weights (`torch.Tensor` of shape `(batch, tgt_len, src_len)`): attention over the source.
+        hidden_states (`tuple(torch.Tensor)`): `(embeddings, gru_outputs)`, each `(batch, tgt_len, hidden)`: the
+            target embeddings the GRU reads (after dropout) and its top layer's outputs.
+    """
+
+    logits: torch.Tensor | None = None
+    hidden: torch.Tensor | None = None
+    attention_weights: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+
+
 class GruSeq2SeqLuongDecoder(nn.Module):
     """Luong et al. (2015) attention decoder, as the seed's `LuongAttnDecoderRNN`: a GRU step, attention
     from its output h_t, the attentional state tanh(W_c [h_t; c_t]) (eq. 5), logits W_s of it (eq. 6).
@@ -213,7 +244,7 @@ class GruSeq2SeqLuongDecoder(nn.Module):
         keys: torch.Tensor,
         source_mask: torch.Tensor,
         target_lengths: torch.LongTensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> GruSeq2SeqDecoderOutput:
         """
         Args:
             input_ids (`torch.LongTensor` of shape `(batch, tgt_len)`): previous target tokens.
@@ -221,11 +252,8 @@ class GruSeq2SeqLuongDecoder(nn.Module):
             encoder_outputs, keys, source_mask: see [`GruSeq2SeqAttention.forward`].
             target_lengths (`torch.LongTensor` of shape `(batch,)`, *optional*): decode only the first
                 `target_lengths[i]` tokens of row i. The GRU runs packed, so padding costs no work, and
-                the output layers see only those tokens; logits and attention weights after them are 0.
-
-        Returns:
-            logits `(batch, tgt_len, vocab)`, the GRU state after each row's last token `(num_layers, batch,
-            hidden)` and the attention weights `(batch, tgt_len, src_len)`.
+                the output layers see only those tokens; logits, attention weights and GRU outputs after
+                them are 0.
         """
         embedded = self.embedding_dropout(self.embedding(input_ids))
         if target_lengths is None:
@@ -236,14 +264,16 @@ class GruSeq2SeqLuongDecoder(nn.Module):
             gru_outputs, _ = pad_packed_sequence(packed_outputs, batch_first=True, total_length=input_ids.shape[1])
         context, attention_weights = self.attention(gru_outputs, encoder_outputs, keys, source_mask)
         states = torch.cat([gru_outputs, context], dim=-1)
+        hidden_states = (embedded, gru_outputs)
         if target_lengths is None:
-            return self.out(torch.tanh(self.concat(states))), hidden, attention_weights
+            logits = self.out(torch.tanh(self.concat(states)))
+            return GruSeq2SeqDecoderOutput(logits, hidden, attention_weights, hidden_states)
         decoded = torch.arange(input_ids.shape[1], device=input_ids.device) < target_lengths.unsqueeze(1)
         positions = flat_positions(decoded)
         decoded_logits = self.out(torch.tanh(self.concat(states.flatten(0, 1).index_select(0, positions))))
         logits = decoded_logits.new_zeros(decoded.numel(), self.out.out_features)
         logits = logits.index_copy(0, positions, decoded_logits).unflatten(0, decoded.shape)
-        return logits, hidden, attention_weights * decoded.unsqueeze(-1)
+        return GruSeq2SeqDecoderOutput(logits, hidden, attention_weights * decoded.unsqueeze(-1), hidden_states)
 
 
 class GruSeq2SeqBahdanauDecoder(nn.Module):
@@ -281,14 +311,29 @@ class GruSeq2SeqBahdanauDecoder(nn.Module):
         encoder_outputs: torch.Tensor,
         keys: torch.Tensor,
         source_mask: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    ) -> GruSeq2SeqDecoderOutput:
         """One decoding step (`input_ids` of shape `(batch, 1)`); otherwise the arguments and returns of
         [`GruSeq2SeqLuongDecoder.forward`]. [`GruSeq2SeqForConditionalGeneration`] runs longer targets a step
         at a time."""
         embedded = self.embedding_dropout(self.embedding(input_ids))
         context, attention_weights = self.attention(hidden[-1].unsqueeze(1), encoder_outputs, keys, source_mask)
         gru_output, hidden = self.gru(torch.cat([embedded, context], dim=-1), hidden)
-        return self.out(torch.cat([gru_output, context], dim=-1)), hidden, attention_weights
+        logits = self.out(torch.cat([gru_output, context], dim=-1))
+        return GruSeq2SeqDecoderOutput(logits, hidden, attention_weights, (embedded, gru_output))
+
+
+class TargetStopStringCriteria(StopStringCriteria):
+    """`StopStringCriteria` over the target vocabulary of a [`GruSeq2SeqTokenizer`]: generated ids are target
+    words, which `decode` joins with spaces, so each reads as `" word"`. (transformers' criterion reads the
+    tokenizer's own vocabulary, the source one here, and finds each token's text by decoding it behind the
+    word `"abcdef"`, which a word-level vocabulary reads as `<unk>`.)"""
+
+    def clean_and_embed_tokens_with_cache(self, token_list, token_indices, tokenizer):
+        vocab = tokenizer.target_vocab()
+        words = sorted(vocab)
+        return self._stop_string_create_embedding_vec(
+            tuple(" " + word for word in words), tuple(vocab[word] for word in words), self._stop_strings_for_matching
+        )
 
 
 class GruSeq2SeqPreTrainedModel(PreTrainedModel):
@@ -338,6 +383,52 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
     def get_encoder(self) -> GruSeq2SeqEncoder:
         return self.encoder
 
+    def get_decoder(self) -> GruSeq2SeqLuongDecoder | GruSeq2SeqBahdanauDecoder:
+        return self.decoder
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        """The source embedding, `(source_vocab_size, hidden)`: the one `len(tokenizer)` counts."""
+        return self.encoder.embedding
+
+    def set_input_embeddings(self, value: nn.Embedding):
+        self.encoder.embedding = value
+
+    def get_output_embeddings(self) -> nn.Linear:
+        """The output projection, `hidden` (Luong) or `2 * hidden` (Bahdanau) -> `target_vocab_size`."""
+        return self.decoder.out
+
+    def set_output_embeddings(self, value: nn.Linear):
+        self.decoder.out = value
+
+    def resize_token_embeddings(
+        self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None, mean_resizing: bool = True
+    ) -> nn.Embedding:
+        """Resize the **source** embedding to `new_num_tokens` rows (new rows initialised as transformers does,
+        see `PreTrainedModel.resize_token_embeddings`) and set `config.source_vocab_size`.
+
+        The target side is left as it is: the output projection, the target embedding and `target_vocab_size`
+        (`vocab_size`) belong to the other vocabulary. transformers' default would resize the output layer too,
+        since its models share one vocabulary. Returns the source embedding.
+        """
+        old_embeddings = self.get_input_embeddings()
+        new_embeddings = self._get_resized_embeddings(old_embeddings, new_num_tokens, pad_to_multiple_of, mean_resizing)
+        new_embeddings.requires_grad_(old_embeddings.weight.requires_grad)
+        self.set_input_embeddings(new_embeddings)
+        self.config.source_vocab_size = new_embeddings.num_embeddings
+        return new_embeddings
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """`PreTrainedModel.save_pretrained`, and the saved model opens as a translation pipeline whoever saves
+        it (`Trainer.save_model`, transformers' example scripts): `config.json` names the pipeline under
+        `custom_pipelines`, and its code, `pipeline_gru_seq2seq.py`, is written beside the model's. (That file is
+        a relative import of this one, so it travels with it: `save_pretrained` copies both, and
+        `trust_remote_code` fetches both.) With the tokenizer saved there too,
+        `pipeline("translation", model=save_directory, trust_remote_code=True)` loads all three."""
+        from .pipeline_gru_seq2seq import CUSTOM_PIPELINES
+
+        self.config.custom_pipelines = {**CUSTOM_PIPELINES, **(getattr(self.config, "custom_pipelines", None) or {})}
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
     def initial_decoder_state(self, final_hidden_state: torch.Tensor) -> torch.Tensor:
         """Decoder GRU state before the first token, from the encoder's final states.
 
@@ -353,6 +444,25 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
         if self.config.decoder_init == "seed":
             return final_hidden_state[:, :num_layers]
         return final_hidden_state.unflatten(1, (num_layers, 2)).sum(dim=2)
+
+    def _validate_generation_mode(self, generation_mode, generation_config, generation_mode_kwargs):
+        if generation_mode == GenerationMode.ASSISTED_GENERATION:
+            raise ValueError(
+                "assisted decoding (`assistant_model`, `prompt_lookup_num_tokens`) is not available: it rewinds the "
+                "decoder past rejected tokens, and a GRU's state, which summarises the whole prefix, cannot be rewound"
+            )
+        super()._validate_generation_mode(generation_mode, generation_config, generation_mode_kwargs)
+
+    def _get_stopping_criteria(self, generation_config, stopping_criteria, tokenizer=None, **kwargs):
+        """`generate(stop_strings=..., tokenizer=tokenizer)` matches the stop strings against the target words
+        (see [`TargetStopStringCriteria`]); everything else as `GenerationMixin`."""
+        if generation_config.stop_strings is None or not hasattr(tokenizer, "target_vocab"):
+            return super()._get_stopping_criteria(generation_config, stopping_criteria, tokenizer=tokenizer, **kwargs)
+        without_stop_strings = copy.copy(generation_config)
+        without_stop_strings.stop_strings = None
+        criteria = super()._get_stopping_criteria(without_stop_strings, stopping_criteria, tokenizer=tokenizer, **kwargs)
+        criteria.append(TargetStopStringCriteria(tokenizer, generation_config.stop_strings))
+        return criteria
 
     def prepare_decoder_input_ids_from_labels(self, labels: torch.LongTensor) -> torch.LongTensor:
         """`(batch, tgt_len)` labels shifted right behind `decoder_start_token_id`, -100 replaced by padding."""
@@ -370,6 +480,7 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
         cache: GruSeq2SeqCache | None = None,
         use_cache: bool | None = None,
         output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
         num_items_in_batch: int | torch.Tensor | None = None,
         teacher_forcing: bool | None = None,
@@ -398,6 +509,11 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
             output_attentions (`bool`, *optional*):
                 Return the attention weights as `cross_attentions`: a one-element tuple (one attention
                 layer) holding `(batch, 1, tgt_len, src_len)` (one head).
+            output_hidden_states (`bool`, *optional*, defaults to `config.output_hidden_states`):
+                Return `encoder_hidden_states` (the source embeddings and the encoder's top-layer outputs,
+                directions summed) and `decoder_hidden_states` (the target embeddings the decoder GRU reads and
+                its top-layer outputs): two-element tuples of `(batch, src_len, hidden)` and
+                `(batch, tgt_len, hidden)` tensors. Given `labels`, the decoder's are 0 after each row's last label.
             return_dict (`bool`, *optional*, defaults to `config.return_dict`):
                 Return a [`Seq2SeqLMOutput`] rather than a tuple.
             num_items_in_batch (`int` or `torch.Tensor`, *optional*):
@@ -412,10 +528,18 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
         The loss is the seed's `masked_cross_entropy`: the negative log-likelihood summed over the tokens
         whose label is not -100, divided by their number.
         """
+        if labels is None and decoder_input_ids is None:
+            raise ValueError(
+                f"{type(self).__name__} needs `labels` or `decoder_input_ids`. (With label smoothing the Trainer keeps "
+                "the labels for its own loss: a collator must add `decoder_input_ids`, as "
+                "`DataCollatorForSeq2Seq(tokenizer, model=model)` does; `default_data_collator` does not.)"
+            )
         use_cache = self.config.use_cache if use_cache is None else use_cache
         return_dict = self.config.return_dict if return_dict is None else return_dict
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
         if encoder_outputs is None:
-            encoder_outputs = self.encoder(input_ids, attention_mask)
+            encoder_outputs = self.encoder(input_ids, attention_mask, output_hidden_states=output_hidden_states)
         encoder_hidden_states = encoder_outputs.last_hidden_state
         if attention_mask is None:
             attention_mask = torch.ones(encoder_hidden_states.shape[:2], device=encoder_hidden_states.device)
@@ -435,11 +559,19 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
             teacher_forcing = not self.training or torch.rand(()).item() < self.config.teacher_forcing_ratio
         target_lengths = None if labels is None else self.labelled_lengths(labels, decoder_input_ids)
         if teacher_forcing and self.decoder.parallel_over_time:
-            logits, hidden, attention_weights = self.decoder(decoder_input_ids, *decoder_args, target_lengths)
+            decoder_outputs = self.decoder(decoder_input_ids, *decoder_args, target_lengths)
         else:
-            logits, hidden, attention_weights = self._decode_stepwise(
-                decoder_input_ids, *decoder_args, target_lengths, teacher_forcing
+            decoder_outputs = self._decode_stepwise(
+                decoder_input_ids, *decoder_args, target_lengths, teacher_forcing, output_hidden_states
             )
+        logits, hidden = decoder_outputs.logits, decoder_outputs.hidden
+        decoder_hidden_states = None
+        if output_hidden_states:
+            decoder_hidden_states = decoder_outputs.hidden_states
+            if target_lengths is not None:
+                positions = torch.arange(logits.shape[1], device=logits.device)
+                is_decoded = (positions < target_lengths.to(logits.device).unsqueeze(1)).unsqueeze(-1)
+                decoder_hidden_states = tuple(states * is_decoded for states in decoder_hidden_states)
 
         loss = None
         if labels is not None:
@@ -455,8 +587,10 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
             loss=loss,
             logits=logits,
             cache=GruSeq2SeqCache(hidden.transpose(0, 1), past_length + logits.shape[1]) if use_cache else None,
-            cross_attentions=(attention_weights.unsqueeze(1),) if output_attentions else None,
+            decoder_hidden_states=decoder_hidden_states,
+            cross_attentions=(decoder_outputs.attention_weights.unsqueeze(1),) if output_attentions else None,
             encoder_last_hidden_state=encoder_hidden_states,
+            encoder_hidden_states=encoder_outputs.hidden_states if output_hidden_states else None,
         )
         return output if return_dict else output.to_tuple()
 
@@ -481,11 +615,13 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
         source_mask: torch.Tensor,
         target_lengths: torch.LongTensor | None,
         teacher_forcing: bool,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        output_hidden_states: bool = False,
+    ) -> GruSeq2SeqDecoderOutput:
         """Decode one step at a time, feeding the reference tokens (`teacher_forcing`) or each step's argmax
         (no gradient flows through the choice). With `target_lengths`, rows run longest first and step t
-        decodes only the rows longer than t, so no step is spent on padding; logits and attention weights
-        after a row's length are 0. Same arguments and returns as [`GruSeq2SeqLuongDecoder.forward`]."""
+        decodes only the rows longer than t, so no step is spent on padding; the outputs after a row's length
+        are 0. Same arguments and returns as [`GruSeq2SeqLuongDecoder.forward`]; `hidden_states` only with
+        `output_hidden_states`."""
         batch, tgt_len = decoder_input_ids.shape
         if target_lengths is None:
             order, active_rows = None, [batch] * tgt_len
@@ -498,23 +634,33 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
             encoder_hidden_states, source_mask = encoder_hidden_states.index_select(0, order), source_mask[order]
             keys = encoder_hidden_states if keys_are_outputs else keys.index_select(0, order)
         next_input_ids = decoder_input_ids[:, :1]
-        step_logits, step_attention_weights = [], []
+        steps = []
         for step, rows in enumerate(active_rows):
             if teacher_forcing:
                 next_input_ids = decoder_input_ids[:, step : step + 1]
-            logits, step_hidden, attention_weights = self.decoder(
+            decoder_outputs = self.decoder(
                 next_input_ids[:rows], hidden[:, :rows], encoder_hidden_states[:rows], keys[:rows], source_mask[:rows]
             )
-            hidden = step_hidden if rows == batch else torch.cat([step_hidden, hidden[:, rows:]], dim=1)
-            next_input_ids = logits.argmax(dim=-1)
-            step_logits.append(logits.squeeze(1))
-            step_attention_weights.append(attention_weights.squeeze(1))
-        # (rows at step t, ...) per step -> (batch, tgt_len, ...), zeros after each row's length
-        logits, attention_weights = pad_sequence(step_logits), pad_sequence(step_attention_weights)
-        if order is None:
-            return logits, hidden, attention_weights
-        restore = order.argsort()
-        return logits.index_select(0, restore), hidden.index_select(1, restore), attention_weights[restore]
+            hidden = decoder_outputs.hidden if rows == batch else torch.cat([decoder_outputs.hidden, hidden[:, rows:]], dim=1)
+            next_input_ids = decoder_outputs.logits.argmax(dim=-1)
+            steps.append(decoder_outputs)
+
+        def stack(per_step: list[torch.Tensor]) -> torch.Tensor:
+            """(rows at step t, 1, ...) per step -> (batch, tgt_len, ...), zeros after each row's length."""
+            stacked = pad_sequence([tensor.squeeze(1) for tensor in per_step])
+            return stacked if order is None else stacked.index_select(0, order.argsort())
+
+        if order is not None:
+            hidden = hidden.index_select(1, order.argsort())
+        hidden_states = None
+        if output_hidden_states:
+            hidden_states = tuple(stack([decoder_outputs.hidden_states[i] for decoder_outputs in steps]) for i in range(2))
+        return GruSeq2SeqDecoderOutput(
+            stack([decoder_outputs.logits for decoder_outputs in steps]),
+            hidden,
+            stack([decoder_outputs.attention_weights for decoder_outputs in steps]),
+            hidden_states,
+        )
 
 
 GruSeq2SeqForConditionalGeneration.register_for_auto_class("AutoModelForSeq2SeqLM")

@@ -11,10 +11,17 @@ from collections.abc import Iterable, Iterator
 
 from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
+from transformers.tokenization_utils_base import VERY_LARGE_INTEGER
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
 
 PAD_TOKEN, SOS_TOKEN, EOS_TOKEN, UNK_TOKEN = "<pad>", "<sos>", "<eos>", "<unk>"
 SPECIAL_TOKENS = [PAD_TOKEN, SOS_TOKEN, EOS_TOKEN, UNK_TOKEN]  # list position = id
 EOS_ID = SPECIAL_TOKENS.index(EOS_TOKEN)
+# `model_max_length`: what `truncation=True` cuts to (tokens, `<eos>` included). The GRU has no limit, but the
+# tutorial's sentences are short; `gru-translate --max_source_length` defaults to it as well.
+DEFAULT_MAX_SOURCE_LENGTH = 100
 
 # The tutorial's normalize_string: lowercase, strip, NFD and drop combining marks, split `,.!?` off
 # with a space on each side, every other run of non-letters to one space, no space at either end.
@@ -64,7 +71,10 @@ class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
     `tokenizer(src_texts, text_target=tgt_texts)` gives `input_ids` and `attention_mask` from the source
     vocabulary and `labels` from the target vocabulary, each ending in `<eos>`. `decode` reads target ids.
     `decode(..., skip_special_tokens=True)` drops `<pad>`, `<sos>` and `<eos>` but keeps `<unk>`, so a
-    translation never silently loses a word it could not name.
+    translation never silently loses a word it could not name. Target-side ids (for `generate`'s
+    `bad_words_ids`, `force_words_ids`, ...) come from `tokenizer(text_target=...)`; `tokenizer(...)` gives
+    source ids. `model_max_length` is 100 (`DEFAULT_MAX_SOURCE_LENGTH`), so `truncation=True` without
+    `max_length` cuts there; every cut is logged as a warning naming the sequences and their lengths.
 
     Args:
         tokenizer_file (`str`, *optional*): path of the source `tokenizers` JSON file.
@@ -95,6 +105,8 @@ class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
         target = target_tokenizer_object or _load_tokenizer_file(target_tokenizer_file, "target_tokenizer_file")
         self.source_lang, self.target_lang = source_lang, target_lang
         kwargs.setdefault("clean_up_tokenization_spaces", False)
+        if kwargs.get("model_max_length", VERY_LARGE_INTEGER) >= VERY_LARGE_INTEGER:  # unset, or saved unset
+            kwargs["model_max_length"] = DEFAULT_MAX_SOURCE_LENGTH
         kwargs.setdefault("split_special_tokens", True)  # a typed "<pad>" is a word, not the padding id
         super().__init__(
             tokenizer_object=source,
@@ -143,6 +155,26 @@ class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
     def _switch_to_target_mode(self):
         self._tokenizer = self._target_tokenizer
 
+    def _encode_plus(self, *args, verbose: bool = True, **kwargs):
+        """Encode as `PreTrainedTokenizerFast`; with `verbose`, a warning for the sequences truncation cut
+        (unless `return_overflowing_tokens` asked for the cut parts)."""
+        encoding = super()._encode_plus(*args, verbose=verbose, **kwargs)
+        if not verbose or kwargs.get("return_overflowing_tokens"):
+            return encoding
+        cut = [(i, e) for i, e in enumerate(encoding.encodings or []) if e.overflowing]
+        if cut:
+            side = "target" if self._tokenizer is self._target_tokenizer else "source"
+            lengths = ", ".join(
+                f"#{i}: {len(e.ids) + sum(len(o.ids) - sum(o.special_tokens_mask) for o in e.overflowing)}"
+                for i, e in cut[:5]
+            )
+            more = f" and {len(cut) - 5} more" if len(cut) > 5 else ""
+            logger.warning(
+                f"truncation cut {len(cut)} of {len(encoding.encodings)} {side} sequences to "
+                f"{len(cut[0][1].ids)} tokens (tokens before the cut: {lengths}{more})"
+            )
+        return encoding
+
     def convert_ids_to_tokens(self, ids, skip_special_tokens: bool = False):
         """Target-vocabulary tokens of `ids` (an int or a list of ints)."""
         if isinstance(ids, int):
@@ -150,13 +182,18 @@ class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
         hidden = self._skipped_ids() if skip_special_tokens else set()
         return [self._target_tokenizer.id_to_token(int(i)) for i in ids if int(i) not in hidden]
 
-    def _decode(self, token_ids, skip_special_tokens: bool = False, **kwargs) -> str:
+    def _decode(
+        self, token_ids, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool | None = None, **kwargs
+    ) -> str:
         if isinstance(token_ids, int):
             token_ids = [token_ids]
         if skip_special_tokens:
             hidden = self._skipped_ids()
             token_ids = [i for i in token_ids if i not in hidden]
-        return self._target_tokenizer.decode(token_ids, skip_special_tokens=False)
+        text = self._target_tokenizer.decode(token_ids, skip_special_tokens=False)
+        if clean_up_tokenization_spaces is None:
+            clean_up_tokenization_spaces = self.clean_up_tokenization_spaces
+        return self.clean_up_tokenization(text) if clean_up_tokenization_spaces else text
 
     def _skipped_ids(self) -> set[int]:
         """Ids that `skip_special_tokens` drops: `<pad>`, `<sos>`, `<eos>` (not `<unk>`)."""

@@ -17,6 +17,7 @@ translates to an empty line, so output line `i` always answers input line `i`.
 import argparse
 import dataclasses
 import itertools
+import logging
 import os
 import random
 import signal
@@ -32,9 +33,7 @@ from data_scripts.prepare_tatoeba import DataFileError, PrepareArguments, read_p
 from .loading import ModelLoadError, load_model_and_tokenizer
 from .metrics import corpus_scores
 from .plotting import matplotlib_available, plot_attention
-from .tokenization_gru_seq2seq import normalize_string
-
-DEFAULT_MAX_SOURCE_LENGTH = 100
+from .tokenization_gru_seq2seq import DEFAULT_MAX_SOURCE_LENGTH, normalize_string
 
 
 @dataclasses.dataclass
@@ -165,8 +164,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def load_model(name: str):
-    """Model and tokenizer from a directory or a Hub id (checked, see `loading`), on the GPU when there is one."""
+    """Model and tokenizer from a directory or a Hub id (checked, see `loading`), on the GPU when there is one.
+    The tokenizer's own truncation warnings are silenced: the command notes each cut sentence itself."""
     model, tokenizer = load_model_and_tokenizer(name)
+    logging.getLogger(type(tokenizer).__module__).setLevel(logging.ERROR)
     return model.to("cuda" if torch.cuda.is_available() else "cpu"), tokenizer
 
 

@@ -16,4 +16,4 @@ def corpus_scores(predictions: list[str], references: list[str]) -> dict:
     """`{"bleu", "chrf", "bleu_signature", "chrf_signature"}` of single-reference predictions."""
     if not predictions:
         return {"bleu": 0.0, "chrf": 0.0, "bleu_signature": "", "chrf_signature": ""}
-    return load_sacrebleu_chrf().compute(predictions=predictions, references=[[ref] for ref in references])
+    return load_sacrebleu_chrf().compute(predictions=predictions, references=references)

@@ -1,7 +1,7 @@
 """Corpus BLEU and chrF with sacrebleu, as an `evaluate` metric that loads from this folder (no Hub).
 
     metric = evaluate.load(SACREBLEU_CHRF_PATH)
-    metric.compute(predictions=["i am cold ."], references=[["i am cold ."]])
+    metric.compute(predictions=["i am cold ."], references=[["i am cold ."]])  # or references=["i am cold ."]
     # {"bleu": 100.0, "chrf": 100.0, "bleu_signature": "nrefs:1|case:mixed|...", "chrf_signature": ...}
 """
 
@@ -15,16 +15,19 @@ class SacrebleuChrf(evaluate.Metric):
         return evaluate.MetricInfo(
             description="Corpus BLEU and chrF (sacrebleu), with their signatures.",
             citation="Post, A Call for Clarity in Reporting BLEU Scores (WMT 2018)",
-            inputs_description="predictions: list of str; references: list of lists of str",
-            features=datasets.Features(
-                {
-                    "predictions": datasets.Value("string"),
-                    "references": datasets.Sequence(datasets.Value("string")),
-                }
-            ),
+            inputs_description="predictions: list of str; references: list of lists of str, or list of str "
+            "(one reference each), as the Hub's sacrebleu metric",
+            features=[
+                datasets.Features(
+                    {"predictions": datasets.Value("string"), "references": datasets.Sequence(datasets.Value("string"))}
+                ),
+                datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
+            ],
         )
 
     def _compute(self, predictions, references):
+        if references and isinstance(references[0], str):
+            references = [[reference] for reference in references]
         num_references = {len(refs) for refs in references}
         if len(num_references) > 1:
             raise ValueError("sacrebleu needs the same number of references for every prediction")
