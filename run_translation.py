@@ -14,6 +14,7 @@ resumes from its last complete checkpoint; `--overwrite_output_dir` starts over.
 
 import logging
 import os
+import shlex
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -22,12 +23,7 @@ import datasets
 import torch
 import transformers
 from datasets import load_dataset
-from transformers import (
-    DataCollatorForSeq2Seq,
-    HfArgumentParser,
-    Seq2SeqTrainingArguments,
-    set_seed,
-)
+from transformers import DataCollatorForSeq2Seq, HfArgumentParser, default_data_collator, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from data_scripts.prepare_tatoeba import (
@@ -41,12 +37,14 @@ from data_scripts.prepare_tatoeba import (
     tokenize_translation,
 )
 from modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration
-from modeling_gru_seq2seq.loading import ModelLoadError, load_model_and_tokenizer
+from modeling_gru_seq2seq.configuration_gru_seq2seq import FIELD_CHOICES, field_help
+from modeling_gru_seq2seq.loading import ModelLoadError, load_config, load_model_and_tokenizer, load_tokenizer
 from modeling_gru_seq2seq.metrics import load_sacrebleu_chrf
 from modeling_gru_seq2seq.plotting import matplotlib_available, plot_attention, plot_loss
 from modeling_gru_seq2seq.training import (
     GracefulStopCallback,
     GruSeq2SeqTrainer,
+    GruSeq2SeqTrainingArguments,
     TimeLimitCallback,
     build_compute_metrics,
 )
@@ -59,24 +57,53 @@ class UsageError(Exception):
     """Bad arguments or an unusable output directory: reported as one line, exit code 2."""
 
 
+NEW_MODEL_FIELDS = ("attention", "decoder_type", "hidden_size", "num_layers", "dropout", "teacher_forcing_ratio",
+                    "decoder_init")  # each a flag; `--config_overrides` reaches every other field too
+TOKENIZER_FIELDS = ("source_vocab_size", "target_vocab_size", "pad_token_id", "bos_token_id", "eos_token_id",
+                    "decoder_start_token_id", "is_encoder_decoder")  # set from the tokenizer, never by hand
+
+
+def config_flag(name: str):
+    """A flag for `GruSeq2SeqConfig`'s field `name`, its help and choices from the config. Unset (None) means
+    the config's default (or `--config_name`'s value) for a new model, and the saved value for a loaded one."""
+    metadata = {"help": f"{field_help(name)} Not given: GruSeq2SeqConfig's default, "
+                        f"{getattr(GruSeq2SeqConfig, name)!r}, for a new model; the saved value for a loaded one."}
+    if name in FIELD_CHOICES:
+        metadata["choices"] = list(FIELD_CHOICES[name])
+    return field(default=None, metadata=metadata)
+
+
 @dataclass
 class ModelArguments:
-    """Which model to start from, or the shape of a new one (the tutorial's values as defaults)."""
+    """Which model to start from, or the shape of a new one (`GruSeq2SeqConfig`'s defaults: the tutorial's)."""
 
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "A saved model (directory or Hub id); without it a new model is built."}
     )
+    config_name: str | None = field(default=None, metadata={
+        "help": "A saved config (directory or Hub id): the settings of a new model (the flags below and "
+        "--config_overrides change them), or the config a --model_name_or_path model loads with."})
+    tokenizer_name: str | None = field(default=None, metadata={
+        "help": "A saved tokenizer (directory or Hub id) to use instead of building one from the training data "
+        "(its vocabularies also trim the pairs) or instead of --model_name_or_path's."})
+    config_overrides: str | None = field(default=None, metadata={
+        "help": "A new model's settings as NAME=VALUE pairs, e.g. 'hidden_size=256,attention=concat' "
+        "(transformers' run_clm convention), over GruSeq2SeqConfig's defaults or --config_name."})
     cache_dir: str | None = field(default=None, metadata={"help": "Where downloaded models are stored."})
+    model_revision: str = field(default="main", metadata={
+        "help": "The Hub revision (branch, tag or commit) of --model_name_or_path, --config_name, --tokenizer_name."})
+    token: str | None = field(default=None, metadata={
+        "help": "Hub token for private models and datasets (default: the `huggingface-cli login` one or HF_TOKEN)."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Load a Hub model's own code."})
-    attention: str = field(default="dot", metadata={"help": "Luong score.", "choices": ["dot", "general", "concat"]})
-    decoder_type: str = field(default="luong", metadata={"choices": ["luong", "bahdanau"]})
-    hidden_size: int = field(default=500)
-    num_layers: int = field(default=2, metadata={"help": "GRU layers of the encoder and of the decoder."})
-    dropout: float = field(default=0.1)
-    teacher_forcing_ratio: float = field(default=0.5, metadata={"help": "Chance a training batch is teacher-forced."})
-    decoder_init: str = field(
-        default="sum", metadata={"help": "Decoder start state (see GruSeq2SeqConfig).", "choices": ["seed", "sum"]}
-    )
+    use_fast_tokenizer: bool = field(default=True, metadata={
+        "help": "No effect, accepted for transformers' scripts: the tokenizer is always the fast (tokenizers) one."})
+    attention: str | None = config_flag("attention")
+    decoder_type: str | None = config_flag("decoder_type")
+    hidden_size: int | None = config_flag("hidden_size")
+    num_layers: int | None = config_flag("num_layers")
+    dropout: float | None = config_flag("dropout")
+    teacher_forcing_ratio: float | None = config_flag("teacher_forcing_ratio")
+    decoder_init: str | None = config_flag("decoder_init")
 
 
 @dataclass
@@ -85,18 +112,37 @@ class DataTrainingArguments:
 
     source_lang: str = field(default="fr")
     target_lang: str = field(default="en")
-    dataset_name: str | None = field(default=None, metadata={"help": "A Hub dataset in the translation layout."})
+    dataset_name: str | None = field(default=None, metadata={
+        "help": "A dataset (Hub id or local folder) in the translation layout; its own validation and test "
+        "splits are used when it has them, else they are carved from its train split."})
     dataset_config_name: str | None = field(default=None)
     train_file: str | None = field(
         default=None, metadata={"help": "Tatoeba pair file (English<TAB>French), jsonl or URL."}
     )
-    validation_file: str | None = field(default=None, metadata={"help": "Replaces the validation split."})
-    test_file: str | None = field(default=None, metadata={"help": "Replaces the test split."})
+    validation_file: str | None = field(default=None, metadata={
+        "help": "The validation split, used as given (normalized and length-filtered, never trimmed)."})
+    test_file: str | None = field(default=None, metadata={
+        "help": "The test split, used as given (normalized and length-filtered, never trimmed)."})
     max_source_length: int | None = field(default=None, metadata={"help": "Truncate sources to this many tokens."})
     max_target_length: int | None = field(default=None, metadata={"help": "Truncate training targets."})
-    val_max_target_length: int | None = field(
-        default=None, metadata={"help": "Truncate eval/test targets; also the generation limit (default 50)."}
-    )
+    val_max_target_length: int | None = field(default=None, metadata={
+        "help": "Truncate eval/test targets; also the generation limit, for new and loaded models (default 50 "
+        "for a new model, else the model's own)."})
+    pad_to_max_length: bool = field(default=False, metadata={
+        "help": "Pad every example to the maximum lengths (the max_*_length flags, else the tokenizer's "
+        "model_max_length, 100) and batch with default_data_collator, instead of padding each batch."})
+    ignore_pad_token_for_loss: bool = field(default=True, metadata={
+        "help": "Padded label positions get -100 and no loss; false: they are labelled <pad> and count."})
+    source_prefix: str | None = field(default=None, metadata={
+        "help": "Text put before every source sentence before tokenizing (T5's task prefix); its words are read "
+        "with the source vocabulary (<unk> if not in it)."})
+    forced_bos_token: str | None = field(default=None, metadata={
+        "help": "No effect, accepted for transformers' scripts: it forces a language token first (mBART), and "
+        "this model has one target language and no language tokens."})
+    preprocessing_num_workers: int | None = field(default=None, metadata={
+        "help": "Processes for tokenizing (datasets' num_proc)."})
+    overwrite_cache: bool = field(default=False, metadata={
+        "help": "No effect, accepted for transformers' scripts: the preparation runs in memory and caches nothing."})
     max_train_samples: int | None = field(default=None)
     max_eval_samples: int | None = field(default=None)
     max_predict_samples: int | None = field(default=None)
@@ -107,32 +153,11 @@ class DataTrainingArguments:
     length_unit: str = field(default="chars", metadata={"choices": ["chars", "words"]})
     split_seed: int = field(default=42, metadata={"help": "Seed of the train/validation/test split."})
     validation_fraction: float = field(default=0.05, metadata={"help": "Share of source sentences held out for "
-                                                               "validation (0 with --validation_file: train on all)."})
-    test_fraction: float = field(default=0.05, metadata={"help": "Share of source sentences held out for test."})
+                                                               "validation (none with --validation_file)."})
+    test_fraction: float = field(default=0.05, metadata={"help": "Share of source sentences held out for test "
+                                                         "(none with --test_file)."})
     skip_bad_lines: bool = field(default=False, metadata={"help": "Skip (and count) malformed lines."})
     num_attention_plots: int = field(default=3, metadata={"help": "attention_<i>.png for validation sentences."})
-
-
-@dataclass
-class GruSeq2SeqTrainingArguments(Seq2SeqTrainingArguments):
-    """`Seq2SeqTrainingArguments` with the tutorial's optimization as defaults, plus three flags."""
-
-    overwrite_output_dir: bool = field(default=False, metadata={"help": "Start over instead of resuming."})
-    max_train_minutes: float | None = field(
-        default=None, metadata={"help": "Stop training after this wall time, then evaluate and save."}
-    )
-    decoder_learning_ratio: float = field(default=5.0, metadata={"help": "Decoder learning rate multiplier."})
-    learning_rate: float = field(default=1e-4)
-    lr_scheduler_type: str = field(default="constant")
-    max_grad_norm: float = field(default=50.0)
-    per_device_train_batch_size: int = field(default=50)
-    per_device_eval_batch_size: int = field(default=50)
-    num_train_epochs: float = field(default=10.0)
-    eval_strategy: str = field(default="epoch")
-    save_strategy: str = field(default="epoch")
-    save_total_limit: int | None = field(default=2)
-    logging_steps: float = field(default=50)
-    predict_with_generate: bool = field(default=True)
 
 
 def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataTrainingArguments, GruSeq2SeqTrainingArguments]:
@@ -142,7 +167,10 @@ def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataTrainingArgume
     return parser.parse_args_into_dataclasses(argv)
 
 
-def check_conflicts(data_args, training_args) -> None:
+def check_conflicts(model_args, data_args, training_args) -> None:
+    if model_args.config_overrides and model_args.model_name_or_path:
+        raise UsageError("--config_overrides sets a new model's fields, --model_name_or_path loads a model with "
+                         "its own: pass one")
     if data_args.dataset_name and data_args.train_file:
         raise UsageError("--dataset_name and --train_file both name the training data: pass one")
     if training_args.overwrite_output_dir and training_args.resume_from_checkpoint:
@@ -187,19 +215,32 @@ def find_train_file(data_args) -> str:
     return TUTORIAL_DATA_URL
 
 
-def load_corpus(data_args, prepare_args, tokenizer, need_train: bool):
-    """The prepared DatasetDict (translation layout) and the tokenizer (built here when not given)."""
-    if not need_train and (data_args.validation_file or data_args.test_file):
-        splits = prepare_evaluation_files(prepare_args, validation=data_args.validation_file,
-                                          test=data_args.test_file)
-        return datasets.DatasetDict({k: to_translation_layout(v, prepare_args) for k, v in splits.items()}), tokenizer
+def load_corpus(data_args, prepare_args, tokenizer, need_train: bool, token: str | None = None):
+    """The prepared DatasetDict (translation layout) and the tokenizer (built here when not given).
+
+    Validation and test splits are used as given when there are any: `--validation_file`/`--test_file`,
+    else the `--dataset_name` dataset's own `validation`/`test` splits; the others are carved from the
+    training pairs."""
+    given = {"validation": data_args.validation_file, "test": data_args.test_file}
+    train = None
     if data_args.dataset_name:
-        records = load_dataset(data_args.dataset_name, data_args.dataset_config_name, split="train")
-        train = normalize_translation_records(records, prepare_args, data_args.dataset_name)
-    else:
+        records = load_dataset(data_args.dataset_name, data_args.dataset_config_name, token=token)
+        for split in given:
+            if given[split] is None and split in records:
+                given[split] = normalize_translation_records(records[split], prepare_args,
+                                                             f"{data_args.dataset_name} ({split})")
+        if need_train:
+            if "train" not in records:
+                raise UsageError(f"--dataset_name {data_args.dataset_name} has no train split "
+                                 f"(it has {', '.join(records)})")
+            train = normalize_translation_records(records["train"], prepare_args, f"{data_args.dataset_name} (train)")
+    if not need_train and any(split is not None for split in given.values()):
+        splits = prepare_evaluation_files(prepare_args, **given)
+        return datasets.DatasetDict({k: to_translation_layout(v, prepare_args) for k, v in splits.items()}), tokenizer
+    if train is None:
         train = find_train_file(data_args)
     try:
-        corpus = prepare_tatoeba(train, prepare_args, data_args.validation_file, data_args.test_file, tokenizer)
+        corpus = prepare_tatoeba(train, prepare_args, given["validation"], given["test"], tokenizer)
     except DataFileError:
         raise
     except Exception as error:
@@ -212,26 +253,63 @@ def load_corpus(data_args, prepare_args, tokenizer, need_train: bool):
     return corpus.dataset, corpus.tokenizer
 
 
-def build_model(model_args, tokenizer, max_new_tokens: int):
-    """A new model shaped by `model_args`, with the tokenizer's vocabulary sizes and special ids."""
-    config = GruSeq2SeqConfig(
-        source_vocab_size=tokenizer.source_vocab_size,
-        target_vocab_size=tokenizer.target_vocab_size,
-        hidden_size=model_args.hidden_size,
-        num_layers=model_args.num_layers,
-        dropout=model_args.dropout,
-        attention=model_args.attention,
-        decoder_type=model_args.decoder_type,
-        teacher_forcing_ratio=model_args.teacher_forcing_ratio,
-        decoder_init=model_args.decoder_init,
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        decoder_start_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-    )
-    model = GruSeq2SeqForConditionalGeneration(config)
-    model.generation_config.max_length = max_new_tokens + 1  # the start token counts
-    return model
+def parse_config_overrides(text: str) -> dict:
+    """`"hidden_size=256,attention=concat"` -> `{"hidden_size": 256, "attention": "concat"}`, each value typed
+    as the `GruSeq2SeqConfig` field it names (fields set from the tokenizer excluded)."""
+    settable = [name for name in GruSeq2SeqConfig.__annotations__ if name not in TOKENIZER_FIELDS]
+    overrides = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, equals, value = (part.strip() for part in item.partition("="))
+        if not equals or name not in settable:
+            raise UsageError(f"--config_overrides: {item!r} is not NAME=VALUE with NAME one of {', '.join(settable)}")
+        kind = type(getattr(GruSeq2SeqConfig, name))
+        booleans = {"true": True, "false": False}
+        if kind is bool and value.lower() not in booleans:
+            raise UsageError(f"--config_overrides: {name}={value!r} is not true or false")
+        try:
+            overrides[name] = booleans[value.lower()] if kind is bool else kind(value)
+        except ValueError:
+            raise UsageError(f"--config_overrides: {name}={value!r} is not a {kind.__name__}") from None
+    return overrides
+
+
+def new_model_config(model_args, hub_kwargs: dict) -> GruSeq2SeqConfig:
+    """A new model's settings: `--config_name`'s (else `GruSeq2SeqConfig`'s defaults), then the per-field flags
+    and `--config_overrides`, checked before any data is read. The tokenizer fills in the vocabulary sizes
+    and special ids later."""
+    settings = load_config(model_args.config_name, **hub_kwargs).to_dict() if model_args.config_name else {}
+    flags = {name: getattr(model_args, name) for name in NEW_MODEL_FIELDS if getattr(model_args, name) is not None}
+    overrides = parse_config_overrides(model_args.config_overrides or "")
+    for name in sorted(overrides.keys() & flags.keys()):
+        raise UsageError(f"--config_overrides sets {name} and so does --{name}: pass one")
+    try:
+        return GruSeq2SeqConfig.from_dict({**settings, **flags, **overrides})
+    except ValueError as error:
+        raise UsageError(f"model settings: {error}") from None
+
+
+def check_loaded_model_flags(model, model_args) -> None:
+    """Per-field flags a loaded model's config already agrees with are fine (scripts share flags between
+    training and evaluation); `--teacher_forcing_ratio`, read at every training step, applies; a shape flag
+    that differs is an error, not silently ignored."""
+    for name in NEW_MODEL_FIELDS:
+        value, saved = getattr(model_args, name), getattr(model.config, name)
+        if value is None or value == saved:
+            continue
+        if name != "teacher_forcing_ratio":
+            raise UsageError(f"--{name} {value} shapes a new model, but {model_args.model_name_or_path} has "
+                             f"{name}={saved!r}: drop the flag, or build a new model without --model_name_or_path")
+        if not 0.0 <= value <= 1.0:
+            raise UsageError(f"--teacher_forcing_ratio must be in [0, 1], got {value}")
+        model.config.teacher_forcing_ratio = value
+
+
+def build_model(config: GruSeq2SeqConfig, tokenizer) -> GruSeq2SeqForConditionalGeneration:
+    """A new model with `config`'s settings and the tokenizer's vocabulary sizes and special ids."""
+    config.source_vocab_size, config.target_vocab_size = tokenizer.source_vocab_size, tokenizer.target_vocab_size
+    config.pad_token_id, config.eos_token_id = tokenizer.pad_token_id, tokenizer.eos_token_id
+    config.bos_token_id = config.decoder_start_token_id = tokenizer.bos_token_id
+    return GruSeq2SeqForConditionalGeneration(config)
 
 
 def in_vocabulary_flags(tokenized, unk: int) -> list[bool]:
@@ -239,11 +317,25 @@ def in_vocabulary_flags(tokenized, unk: int) -> list[bool]:
     return [unk not in source and unk not in target for source, target in zip(tokenized["input_ids"], tokenized["labels"])]
 
 
+def public_name(path: str) -> str:
+    """A data path as a model card may show it: a URL or Hub id as it is, a local path by its name only."""
+    return os.path.basename(os.path.normpath(path)) if os.path.exists(path) else path
+
+
+def card_dataset(data_args) -> str:
+    """The dataset id of the model card's metadata: `--dataset_name`'s, else Tatoeba's."""
+    return public_name(data_args.dataset_name) if data_args.dataset_name else "tatoeba"
+
+
 def data_summary(data_args) -> str:
-    source = data_args.dataset_name or data_args.train_file or "the tutorial's data/eng-fra.txt"
+    source = public_name(data_args.dataset_name or data_args.train_file or "eng-fra.txt")
+    given = [f"{split} from {public_name(path)}" for split, path in (("validation", data_args.validation_file),
+                                                                      ("test", data_args.test_file)) if path]
+    evaluation = (f"; {' and '.join(given)}, as given" if given else
+                  f", split by source sentence (seed {data_args.split_seed})")
     return (f"Trained on {source}: normalized, {data_args.min_length}..{data_args.max_length} "
             f"{data_args.length_unit} per side, words seen fewer than {data_args.min_count} times trimmed (pairs "
-            f"holding them dropped), split by source sentence (seed {data_args.split_seed}).")
+            f"holding them dropped){evaluation}.")
 
 
 def save_plots(trainer, tokenizer, validation, count: int) -> None:
@@ -283,11 +375,20 @@ def run(model_args, data_args, training_args) -> int:
         training_args.do_train = training_args.do_eval = training_args.do_predict = True
     elif not (training_args.do_train or training_args.do_eval or training_args.do_predict):
         raise UsageError("with --model_name_or_path, say what to do: --do_train, --do_eval and/or --do_predict")
-    check_conflicts(data_args, training_args)
-    model, tokenizer = None, None
+    check_conflicts(model_args, data_args, training_args)
+    hub_kwargs = {"cache_dir": model_args.cache_dir, "trust_remote_code": model_args.trust_remote_code,
+                  "revision": model_args.model_revision, "token": model_args.token}
+    model, tokenizer, config = None, None, None
     if model_args.model_name_or_path:
-        model, tokenizer = load_model_and_tokenizer(model_args.model_name_or_path, cache_dir=model_args.cache_dir,
-                                                    trust_remote_code=model_args.trust_remote_code)
+        model, tokenizer = load_model_and_tokenizer(model_args.model_name_or_path, model_args.config_name,
+                                                    model_args.tokenizer_name, **hub_kwargs)
+        check_loaded_model_flags(model, model_args)
+    else:
+        config = new_model_config(model_args, hub_kwargs)
+        if model_args.tokenizer_name:
+            tokenizer = load_tokenizer(model_args.tokenizer_name, **hub_kwargs)
+    if data_args.forced_bos_token is not None:
+        logger.warning("--forced_bos_token has no effect: this model has one target language and no language tokens")
     checkpoint = resume_checkpoint(training_args)
     set_seed(training_args.seed)
 
@@ -298,20 +399,28 @@ def run(model_args, data_args, training_args) -> int:
         validation_fraction=data_args.validation_fraction, test_fraction=data_args.test_fraction,
     )
     with training_args.main_process_first(desc="data preparation"):
-        raw, tokenizer = load_corpus(data_args, prepare_args, tokenizer, training_args.do_train)
+        raw, tokenizer = load_corpus(data_args, prepare_args, tokenizer, training_args.do_train, model_args.token)
     splits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,
               "test": data_args.max_predict_samples}
     raw = datasets.DatasetDict({name: split.select(range(min(len(split), splits[name] or len(split))))
                                 for name, split in raw.items()})
     eval_target_length = data_args.val_max_target_length or data_args.max_target_length
+    label_pad_token_id = -100 if data_args.ignore_pad_token_for_loss else tokenizer.pad_token_id
     tokenized = datasets.DatasetDict({
         name: tokenize_translation(split, tokenizer, data_args.max_source_length,
-                                   data_args.max_target_length if name == "train" else eval_target_length)
+                                   data_args.max_target_length if name == "train" else eval_target_length,
+                                   source_prefix=data_args.source_prefix or "",
+                                   pad_to_max_length=data_args.pad_to_max_length,
+                                   label_pad_token_id=label_pad_token_id,
+                                   num_proc=data_args.preprocessing_num_workers)
         for name, split in raw.items()
     })
 
     if model is None:
-        model = build_model(model_args, tokenizer, max_new_tokens=data_args.val_max_target_length or 50)
+        model = build_model(config, tokenizer)
+        model.generation_config.max_length = (data_args.val_max_target_length or 50) + 1  # the start token counts
+    elif data_args.val_max_target_length:
+        model.generation_config.max_length = data_args.val_max_target_length + 1
     training_args.generation_num_beams = data_args.num_beams or training_args.generation_num_beams
     metric = load_sacrebleu_chrf()
     signature = metric.compute(predictions=["a"], references=[["a"]])["bleu_signature"]
@@ -333,7 +442,8 @@ def run(model_args, data_args, training_args) -> int:
         train_dataset=tokenized["train"].remove_columns("translation") if training_args.do_train else None,
         eval_dataset=tokenized["validation"].remove_columns("translation") if "validation" in tokenized else None,
         processing_class=tokenizer,
-        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100),
+        data_collator=default_data_collator if data_args.pad_to_max_length
+        else DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=label_pad_token_id),
         compute_metrics=split_metrics("validation"),
         callbacks=callbacks,
         decoder_learning_ratio=training_args.decoder_learning_ratio,
@@ -376,11 +486,15 @@ def run(model_args, data_args, training_args) -> int:
         print(f"sacrebleu signature: {signature}")
         if training_args.do_train:
             trainer.create_model_card(language=[data_args.source_lang, data_args.target_lang],
-                                      dataset_args=data_summary(data_args))
+                                      dataset_args=data_summary(data_args), dataset=card_dataset(data_args))
             save_plots(trainer, tokenizer, raw.get("validation"), data_args.num_attention_plots)
     if training_args.push_to_hub and training_args.do_train:
         trainer.push_to_hub(language=[data_args.source_lang, data_args.target_lang],
-                            dataset_args=data_summary(data_args))
+                            dataset_args=data_summary(data_args), dataset=card_dataset(data_args))
+    if trainer.is_world_process_zero() and training_args.do_train:
+        output_dir = shlex.quote(training_args.output_dir)
+        print(f"Model saved in {training_args.output_dir}; translate with:\n"
+              f"  gru-translate {output_dir} \"Je suis content.\"")
     return 0
 
 

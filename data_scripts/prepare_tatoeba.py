@@ -8,8 +8,9 @@ at least `min_count` times (`Lang.trim`); (5) drop pairs holding a trimmed word;
 into train / validation / test grouped by source sentence (all translations of one French sentence go
 to one split, so nothing leaks), seeded.
 
-A separately given validation or test file is only normalized and length-filtered: its unknown words
-become `<unk>` when tokenized, as real inputs would.
+A separately given validation or test split (a file, or a dataset's own split) is used as given: only
+normalized and length-filtered, its unknown words becoming `<unk>` when tokenized, as real inputs would;
+nothing is carved from the training pairs for it.
 
 Input files: the tutorial's `English<TAB>French` (2 columns), manythings' `fra.txt` (3 columns, the third
 an attribution), or jsonl in the `{"translation": {"en": ..., "fr": ...}}` layout. Local paths or URLs;
@@ -246,27 +247,29 @@ def to_translation_layout(pairs: Dataset, args: PrepareArguments) -> Dataset:
     return pairs.map(nest, batched=True, remove_columns=pairs.column_names, keep_in_memory=True)
 
 
-def prepare_evaluation_files(args: PrepareArguments, **files: str | None) -> dict[str, Dataset]:
-    """Splits from given files (`validation=path`, `test=path`): normalized and length-filtered only."""
+def prepare_evaluation_files(args: PrepareArguments, **files: str | Dataset | None) -> dict[str, Dataset]:
+    """Splits given as files or as records already read (`validation=path`, `test=dataset`, see
+    `normalize_translation_records`): normalized and length-filtered only."""
     return {
-        split: _nonempty(filter_length(read_pairs(path, args), args), path, f"the length filter ({_length_rule(args)})")
-        for split, path in files.items() if path is not None
+        split: _nonempty(filter_length(read_pairs(data, args) if isinstance(data, str) else data, args),
+                         data if isinstance(data, str) else f"the {split} split", f"the length filter ({_length_rule(args)})")
+        for split, data in files.items() if data is not None
     }
 
 
 def prepare_tatoeba(
     train_file: str | Dataset,
     args: PrepareArguments | None = None,
-    validation_file: str | None = None,
-    test_file: str | None = None,
+    validation_file: str | Dataset | None = None,
+    test_file: str | Dataset | None = None,
     tokenizer: GruSeq2SeqTokenizer | None = None,
 ) -> PreparedCorpus:
     """Run the tutorial's data preparation on `train_file`, printing its figures as it goes.
 
     `train_file` may also be a `Dataset` already read (e.g. by `normalize_translation_records`).
     With `tokenizer` given (e.g. a saved model's), its vocabularies are used instead of building new ones.
-    `validation_file` / `test_file` replace the split's validation / test part; they are only normalized
-    and length-filtered.
+    `validation_file` / `test_file` (paths or records already read) are the validation / test splits as
+    given: only normalized and length-filtered, and nothing is carved from the training pairs for them.
     """
     args = args or PrepareArguments()
     source, target = args.source_lang, args.target_lang
@@ -299,9 +302,14 @@ def prepare_tatoeba(
     print(f"Trimmed from {len(pairs)} pairs to {len(trimmed)}, {len(trimmed) / len(pairs):.4f} of total")
     stats["pairs_kept"] = len(trimmed)
 
-    splits = split_by_source(trimmed, args)
+    carve = dataclasses.replace(  # the fractions held out of the training pairs: none for a given split
+        args,
+        validation_fraction=0.0 if validation_file is not None else args.validation_fraction,
+        test_fraction=0.0 if test_file is not None else args.test_fraction,
+    )
+    splits = split_by_source(trimmed, carve)
+    _check_split_sizes(splits, carve, train_file, num_sources=len(set(trimmed[source])))
     splits.update(prepare_evaluation_files(args, validation=validation_file, test=test_file))
-    _check_split_sizes(splits, args, train_file, num_sources=len(set(trimmed[source])))
     dataset = DatasetDict({name: to_translation_layout(split, args) for name, split in splits.items()})
     stats.update({f"{name}_pairs": len(split) for name, split in dataset.items()})
     print("Split: " + ", ".join(f"{name} {len(split)}" for name, split in dataset.items()))
@@ -313,19 +321,33 @@ def tokenize_translation(
     tokenizer: GruSeq2SeqTokenizer,
     max_source_length: int | None = None,
     max_target_length: int | None = None,
+    source_prefix: str = "",
+    pad_to_max_length: bool = False,
+    label_pad_token_id: int = -100,
+    num_proc: int | None = None,
 ) -> Dataset | DatasetDict:
-    """Add `input_ids`, `attention_mask` and `labels` (each ending in `<eos>`, truncated when asked)."""
+    """Add `input_ids`, `attention_mask` and `labels` (each ending in `<eos>`, truncated when asked).
+
+    As transformers' translation example: `source_prefix` goes before every source; `pad_to_max_length`
+    pads to the maximum lengths (`model_max_length` where none is given), the labels with
+    `label_pad_token_id` (-100: no loss there).
+    """
     source, target = tokenizer.source_lang, tokenizer.target_lang
+    padding = "max_length" if pad_to_max_length else False
 
     def encode(batch):
-        sources = [pair[source] for pair in batch["translation"]]
+        sources = [source_prefix + pair[source] for pair in batch["translation"]]
         targets = [pair[target] for pair in batch["translation"]]
-        inputs = tokenizer(sources, max_length=max_source_length, truncation=max_source_length is not None)
-        labels = tokenizer(text_target=targets, max_length=max_target_length, truncation=max_target_length is not None)
-        inputs["labels"] = labels["input_ids"]
+        inputs = tokenizer(sources, max_length=max_source_length, padding=padding,
+                           truncation=max_source_length is not None)
+        labels = tokenizer(text_target=targets, max_length=max_target_length, padding=padding,
+                           truncation=max_target_length is not None)["input_ids"]
+        if pad_to_max_length and label_pad_token_id != tokenizer.pad_token_id:
+            labels = [[label_pad_token_id if i == tokenizer.pad_token_id else i for i in row] for row in labels]
+        inputs["labels"] = labels
         return inputs
 
-    return dataset.map(encode, batched=True, keep_in_memory=True, desc="Tokenizing")
+    return dataset.map(encode, batched=True, keep_in_memory=True, num_proc=num_proc, desc="Tokenizing")
 
 
 def export_pairs(dataset: DatasetDict, output_dir: str, file_format: str, args: PrepareArguments) -> list[str]:

@@ -1,10 +1,13 @@
 """GRU sequence-to-sequence model configuration (the Practical PyTorch attention translator)."""
 
+import re
+
 from transformers import PreTrainedConfig
 
 ATTENTION_SCORES = ("dot", "general", "concat")
 DECODER_TYPES = ("luong", "bahdanau")
 DECODER_INITS = ("seed", "sum")
+FIELD_CHOICES = {"attention": ATTENTION_SCORES, "decoder_type": DECODER_TYPES, "decoder_init": DECODER_INITS}
 
 
 class GruSeq2SeqConfig(PreTrainedConfig):
@@ -91,11 +94,8 @@ class GruSeq2SeqConfig(PreTrainedConfig):
     is_encoder_decoder: bool = True
 
     def __post_init__(self, **kwargs):
-        for field, value, choices in (
-            ("attention", self.attention, ATTENTION_SCORES),
-            ("decoder_type", self.decoder_type, DECODER_TYPES),
-            ("decoder_init", self.decoder_init, DECODER_INITS),
-        ):
+        for field, choices in FIELD_CHOICES.items():
+            value = getattr(self, field)
             if value not in choices:
                 raise ValueError(f"`{field}` must be one of {choices}, got {value!r}.")
         if not 0.0 <= self.teacher_forcing_ratio <= 1.0:
@@ -106,6 +106,12 @@ class GruSeq2SeqConfig(PreTrainedConfig):
                 "[GRU output; context] (2 * hidden_size features), the embedding has hidden_size."
             )
         super().__post_init__(**kwargs)
+
+
+def field_help(name: str) -> str:
+    """The docstring entry of `GruSeq2SeqConfig` field `name`, on one line (for command-line help)."""
+    match = re.search(rf"^ {{8}}{name} \(.*?\):\n((?: {{12}}.*\n)+)", GruSeq2SeqConfig.__doc__, flags=re.MULTILINE)
+    return " ".join(line.strip() for line in match.group(1).splitlines())
 
 
 GruSeq2SeqConfig.register_for_auto_class()

@@ -29,17 +29,40 @@ class ModelLoadError(ValueError):
     `path/file: problem` (one line)."""
 
 
-def load_model_and_tokenizer(path: str, **from_pretrained_kwargs):
+def load_model_and_tokenizer(
+    path: str, config_name: str | None = None, tokenizer_name: str | None = None, **from_pretrained_kwargs
+):
     """`(model, tokenizer)` from a saved directory or a Hub id, checked; `from_pretrained_kwargs` (e.g.
-    `cache_dir`, `trust_remote_code`) go to every `from_pretrained`. Raises `ModelLoadError`."""
+    `cache_dir`, `trust_remote_code`, `revision`, `token`) go to every `from_pretrained`. `config_name` /
+    `tokenizer_name` load the config / tokenizer from elsewhere, as transformers' scripts' flags of those
+    names. Raises `ModelLoadError`."""
     if os.path.isdir(path):
         check_model_directory(path)
-    config = _load(AutoConfig, path, CONFIG_FILE, from_pretrained_kwargs)
-    check_model_type(os.path.join(path, CONFIG_FILE), config.model_type)
-    tokenizer = _load(AutoTokenizer, path, SOURCE_VOCABULARY_FILE, from_pretrained_kwargs)
-    check_vocabulary_sizes(path, config, tokenizer)
+    config = load_config(config_name or path, **from_pretrained_kwargs)
+    tokenizer = load_tokenizer(tokenizer_name or path, **from_pretrained_kwargs)
+    check_vocabulary_sizes(tokenizer_name or path, config, tokenizer)
     model = _load(AutoModelForSeq2SeqLM, path, WEIGHTS_FILE, dict(from_pretrained_kwargs, config=config))
     return model, tokenizer
+
+
+def load_config(path: str, **from_pretrained_kwargs):
+    """A gru-seq2seq config from a directory or a Hub id, checked (see `load_model_and_tokenizer`)."""
+    if os.path.isdir(path):
+        check_config_file(path)
+    config = _load(AutoConfig, path, CONFIG_FILE, from_pretrained_kwargs)
+    check_model_type(os.path.join(path, CONFIG_FILE), config.model_type)
+    return config
+
+
+def load_tokenizer(path: str, **from_pretrained_kwargs):
+    """A gru-seq2seq tokenizer (both vocabularies) from a directory or a Hub id."""
+    for name in (SOURCE_VOCABULARY_FILE, TARGET_VOCABULARY_FILE) if os.path.isdir(path) else ():
+        if not os.path.isfile(os.path.join(path, name)):
+            raise ModelLoadError(f"{os.path.join(path, name)}: missing (the tokenizer needs both vocabularies)")
+    tokenizer = _load(AutoTokenizer, path, SOURCE_VOCABULARY_FILE, from_pretrained_kwargs)
+    if not hasattr(tokenizer, "target_vocab"):
+        raise ModelLoadError(f"{path}: a {type(tokenizer).__name__}, not a gru-seq2seq tokenizer (two vocabularies)")
+    return tokenizer
 
 
 def check_model_directory(path: str) -> None:

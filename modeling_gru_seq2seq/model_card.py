@@ -12,24 +12,55 @@ ATTRIBUTION = ("Tatoeba sentence pairs from www.manythings.org/anki and tatoeba.
                "https://creativecommons.org/licenses/by/2.0/")
 
 
-def write_model_card(output_dir: str, config, languages: list[str], data_summary: str, repo_id: str | None = None):
-    """Write `output_dir/README.md`: metadata (languages, task, dataset, metrics), the results found in
-    `output_dir/all_results.json` with the sacrebleu signature, the settings, a usage snippet, the data."""
+SPLITS = {"eval": "validation", "predict": "test"}  # metric key prefix -> split
+DATASET_NAMES = {"tatoeba": "Tatoeba"}
+METRIC_NAMES = {"bleu": "BLEU (sacrebleu)", "chrf": "chrF (sacrebleu)"}
+
+
+def model_index(model_name: str, languages: list[str], dataset: str, results: dict, signatures: dict) -> list[str]:
+    """The card's `model-index` lines: BLEU and chrF per evaluated split, as the Hub renders them (strings
+    written as JSON, which YAML reads as they are)."""
+    pair = "-".join(languages)
+    lines = ["model-index:", f"- name: {json.dumps(model_name)}", "  results:"]
+    for prefix, split in SPLITS.items():
+        metrics = [(name, results[f"{prefix}_{name}"]) for name in ("bleu", "chrf") if f"{prefix}_{name}" in results]
+        if not metrics:
+            continue
+        lines += [
+            "  - task:", "      type: translation", f"      name: {json.dumps(f'Translation {pair}')}",
+            "    dataset:", f"      type: {json.dumps(dataset)}",
+            f"      name: {json.dumps(f'{DATASET_NAMES.get(dataset, dataset)} {pair}')}",
+            f"      config: {pair}", f"      split: {split}",
+            "    metrics:",
+        ]
+        for name, value in metrics:
+            lines += [f"    - type: {name}", f"      value: {value:.2f}", f"      name: {METRIC_NAMES[name]}",
+                      f"      args: {json.dumps(signatures[f'{name}_signature'])}"]
+    return lines if len(lines) > 3 else []
+
+
+def write_model_card(output_dir: str, config, languages: list[str], data_summary: str, repo_id: str | None = None,
+                     dataset: str = "tatoeba"):
+    """Write `output_dir/README.md`: metadata (languages, task, the code's MIT licence, dataset, metrics and a
+    `model-index` of the results found in `output_dir/all_results.json`), the results with the sacrebleu
+    signatures, the settings, a usage snippet naming `repo_id` (else the folder's name), the data and its
+    CC-BY 2.0 FR attribution."""
     results_path = os.path.join(output_dir, "all_results.json")
     results = json.load(open(results_path, encoding="utf-8")) if os.path.isfile(results_path) else {}
     shown = {key: value for key, value in sorted(results.items()) if key.endswith(SHOWN_METRICS)}
     signatures = corpus_scores(["a"], ["a"])
-    model_id = repo_id or "path/to/this/folder"
+    model_id = repo_id or os.path.basename(os.path.normpath(output_dir))
     source, target = languages
     lines = [
         "---",
         "language:", *(f"- {language}" for language in languages),
-        "license: cc-by-2.0",
+        "license: mit",
         "library_name: transformers",
         "pipeline_tag: translation",
         "tags:", "- translation", "- gru", "- seq2seq", "- attention",
-        "datasets:", "- tatoeba",
+        "datasets:", f"- {json.dumps(dataset)}",
         "metrics:", "- bleu", "- chrf",
+        *model_index(model_id.split("/")[-1], languages, dataset, results, signatures),
         "---",
         "",
         f"# GRU seq2seq translator ({source} -> {target})",
@@ -70,6 +101,10 @@ def write_model_card(output_dir: str, config, languages: list[str], data_summary
         data_summary,
         "",
         ATTRIBUTION,
+        "",
+        "## Licence",
+        "",
+        "The model and its code: MIT (gru-seq2seq). The training data: CC-BY 2.0 (France), see above.",
         "",
     ]
     with open(os.path.join(output_dir, "README.md"), "w", encoding="utf-8") as handle:

@@ -1,14 +1,15 @@
-"""What `run_translation.py` adds to `Seq2SeqTrainer`: the seed's optimizer, atomic checkpoints, a time
-limit and the translation metrics."""
+"""What `run_translation.py` adds to `Seq2SeqTrainer`: its arguments (the tutorial's optimization as
+defaults), the tutorial's optimizer, atomic checkpoints, a time limit and the translation metrics."""
 
 import os
 import shutil
 import signal
 import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from transformers import Seq2SeqTrainer, TrainerCallback
+from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
 from transformers.trainer_utils import rotate_checkpoints
 
 from .metrics import corpus_scores
@@ -17,6 +18,32 @@ from .pipeline_gru_seq2seq import save_translation_pipeline
 
 CHECKPOINT_STAGING_DIR = ".checkpoint-staging"
 MODEL_STAGING_DIR = ".model-staging"
+
+
+@dataclass
+class GruSeq2SeqTrainingArguments(Seq2SeqTrainingArguments):
+    """`Seq2SeqTrainingArguments` with the tutorial's optimization as defaults, plus three flags.
+
+    It lives in the package (not in `run_translation.py`), so the `training_args.bin` a run saves loads with
+    `torch.load(..., weights_only=False)` in any process that has the package installed.
+    """
+
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Start over instead of resuming."})
+    max_train_minutes: float | None = field(
+        default=None, metadata={"help": "Stop training after this wall time, then evaluate and save."}
+    )
+    decoder_learning_ratio: float = field(default=5.0, metadata={"help": "Decoder learning rate multiplier."})
+    learning_rate: float = field(default=1e-4)
+    lr_scheduler_type: str = field(default="constant")
+    max_grad_norm: float = field(default=50.0)
+    per_device_train_batch_size: int = field(default=50)
+    per_device_eval_batch_size: int = field(default=50)
+    num_train_epochs: float = field(default=10.0)
+    eval_strategy: str = field(default="epoch")
+    save_strategy: str = field(default="epoch")
+    save_total_limit: int | None = field(default=2)
+    logging_steps: float = field(default=50)
+    predict_with_generate: bool = field(default=True)
 
 
 class GruSeq2SeqTrainer(Seq2SeqTrainer):
@@ -83,12 +110,13 @@ class GruSeq2SeqTrainer(Seq2SeqTrainer):
         self.gather_function = self.accelerator.gather
         return super().evaluation_loop(*args, **kwargs)
 
-    def create_model_card(self, language: list[str] | None = None, dataset_args: str = "", **kwargs) -> None:
+    def create_model_card(self, language: list[str] | None = None, dataset_args: str = "", dataset: str = "tatoeba",
+                          **kwargs) -> None:
         """The package's model card (`model_card.write_model_card`) instead of the Trainer's template,
-        which also pushes it (`push_to_hub` calls this)."""
+        which also pushes it (`push_to_hub` calls this). `dataset`: the dataset's id for the card's metadata."""
         if self.is_world_process_zero():
             write_model_card(self.args.output_dir, self.model.config, language or ["fr", "en"], dataset_args,
-                             repo_id=self.hub_model_id)
+                             repo_id=self.hub_model_id, dataset=dataset)
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
         if self.optimizer is None:
