@@ -12,6 +12,8 @@ downloads the tutorial's Tatoeba file once (cached by `datasets`). Rerunning wit
 resumes from its last complete checkpoint; `--overwrite_output_dir` starts over.
 """
 
+import contextlib
+import json
 import logging
 import os
 import shlex
@@ -30,6 +32,7 @@ from data_scripts.prepare_tatoeba import (
     TUTORIAL_DATA_URL,
     DataFileError,
     PrepareArguments,
+    file_digest,
     normalize_translation_records,
     prepare_evaluation_files,
     prepare_tatoeba,
@@ -41,11 +44,15 @@ from modeling_gru_seq2seq.configuration_gru_seq2seq import FIELD_CHOICES, field_
 from modeling_gru_seq2seq.loading import ModelLoadError, load_config, load_model_and_tokenizer, load_tokenizer
 from modeling_gru_seq2seq.metrics import load_sacrebleu_chrf
 from modeling_gru_seq2seq.plotting import matplotlib_available, plot_attention, plot_loss
+from modeling_gru_seq2seq.owner_lock import OwnerLock
 from modeling_gru_seq2seq.training import (
+    CHECKPOINT_STAGING_DIR,
+    RUN_ARGUMENTS_FILE,
     GracefulStopCallback,
     GruSeq2SeqTrainer,
     GruSeq2SeqTrainingArguments,
     TimeLimitCallback,
+    TrainingDivergedError,
     build_compute_metrics,
 )
 from modeling_gru_seq2seq.translate import translate
@@ -181,21 +188,96 @@ def check_conflicts(model_args, data_args, training_args) -> None:
         raise UsageError(f"--source_lang and --target_lang are both {data_args.source_lang!r}")
 
 
+RUN_LOCK_FILE = "_gru_seq2seq_run.lock"  # `_*`: the Trainer's push leaves it out
+
+
+@contextlib.contextmanager
+def output_dir_lock(output_dir: str):
+    """Hold `output_dir` for this launch (rank 0 takes the lock for all processes of a `torchrun`): a second
+    launch on it stops in one line, a lock whose owner is gone is taken over. Checks first that the folder can
+    be created and written, before any data is prepared. A folder created here and left empty is removed."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise UsageError(f"--output_dir {output_dir}: a file, not a directory")
+    created = not os.path.exists(output_dir)
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--output_dir {output_dir}: cannot create it ({error.strerror})") from None
+    try:
+        with OwnerLock(os.path.join(output_dir, RUN_LOCK_FILE)) as lock:
+            if not lock.acquired:
+                raise UsageError(f"--output_dir {output_dir} is in use by {lock.describe_owner()} (another run): "
+                                 "wait for it to end, or choose another --output_dir")
+            check_writable(output_dir)
+            yield
+    finally:
+        if created and os.path.isdir(output_dir) and not os.listdir(output_dir):
+            os.rmdir(output_dir)
+
+
+def check_writable(directory: str) -> None:
+    """Write (and remove) a small file in `directory`: a read-only or full file system shows now, not at the
+    first save after hours of training."""
+    probe = os.path.join(directory, f"_write_probe.{os.getpid()}")
+    try:
+        descriptor = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
+        try:
+            os.write(descriptor, b"\0" * 65536)
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    except OSError as error:
+        raise UsageError(f"--output_dir {directory}: cannot write there ({error.strerror})") from None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(probe)
+
+
+def check_room_for_checkpoint(directory: str, model) -> None:
+    """A checkpoint holds the weights and Adam's two moments: stop now if the disk cannot take one."""
+    needed = 3 * sum(parameter.numel() * parameter.element_size() for parameter in model.parameters())
+    free = shutil.disk_usage(directory).free
+    if free < needed:
+        raise UsageError(f"--output_dir {directory}: {free / 1e6:.1f} MB free, but a checkpoint of this model "
+                         f"needs about {needed / 1e6:.1f} MB")
+
+
+def holds_saved_model(directory: str) -> bool:
+    """Whether `directory` holds a model a run of ours saved at its end (with its state and arguments)."""
+    return all(os.path.isfile(os.path.join(directory, name))
+               for name in ("config.json", "trainer_state.json", RUN_ARGUMENTS_FILE))
+
+
+def trained_steps(directory: str) -> int:
+    """The optimizer steps a checkpoint or a saved run's `trainer_state.json` records."""
+    with open(os.path.join(directory, "trainer_state.json"), encoding="utf-8") as handle:
+        return json.load(handle)["global_step"]
+
+
 def resume_checkpoint(training_args) -> str | None:
-    """The checkpoint to resume from, after checking `output_dir` holds nothing but an earlier run."""
+    """The checkpoint to resume from, after checking `output_dir` holds nothing but an earlier run (None: start,
+    or a finished run's saved model, which `run` checks)."""
     output_dir = training_args.output_dir
     if training_args.resume_from_checkpoint:
         if not os.path.isdir(training_args.resume_from_checkpoint):
             raise UsageError(f"--resume_from_checkpoint {training_args.resume_from_checkpoint}: no such directory")
         return training_args.resume_from_checkpoint
-    if not os.path.isdir(output_dir) or not os.listdir(output_dir) or not training_args.do_train:
+    entries = [name for name in os.listdir(output_dir) if name != RUN_LOCK_FILE] if os.path.isdir(output_dir) else []
+    if not entries or not training_args.do_train:
         return None
     if training_args.overwrite_output_dir:
-        for name in os.listdir(output_dir):  # stale checkpoints would be resumed by a later run
-            if name.startswith("checkpoint-") or name == ".checkpoint-staging":
-                shutil.rmtree(os.path.join(output_dir, name))
+        for name in entries:  # our stale checkpoints would be resumed by a later run; a user's folders stay
+            path = os.path.join(output_dir, name)
+            if name == CHECKPOINT_STAGING_DIR or (name.startswith("checkpoint-") and
+                                                  os.path.isfile(os.path.join(path, "trainer_state.json"))):
+                shutil.rmtree(path)
         return None
     last_checkpoint = get_last_checkpoint(output_dir)
+    if last_checkpoint is None and holds_saved_model(output_dir):
+        return None
     if last_checkpoint is None:
         raise UsageError(
             f"output directory {output_dir} already exists, is not empty and holds no checkpoint to resume: "
@@ -203,6 +285,40 @@ def resume_checkpoint(training_args) -> str | None:
         )
     print(f"Resuming from {last_checkpoint} (pass --overwrite_output_dir to start over)")
     return last_checkpoint
+
+
+RECORDED_DATA_ARGS = ("train_file", "dataset_name", "dataset_config_name", "validation_file", "test_file",
+                      "source_lang", "target_lang", "min_count", "min_length", "max_length", "length_unit",
+                      "split_seed", "validation_fraction", "test_fraction", "skip_bad_lines", "max_train_samples",
+                      "max_source_length", "max_target_length", "source_prefix", "pad_to_max_length",
+                      "ignore_pad_token_for_loss")
+
+
+def run_record(model_args, data_args, config) -> dict:
+    """What a run trains with, saved as `run_arguments.json` in each checkpoint and with the model: the model's
+    settings, the arguments that shape the training data and the training file's content (SHA-256)."""
+    record = {"--model_name_or_path": model_args.model_name_or_path}
+    record.update({f"--{name}": getattr(config, name) for name in GruSeq2SeqConfig.__annotations__
+                   if name not in TOKENIZER_FIELDS})
+    record.update({f"--{name}": getattr(data_args, name) for name in RECORDED_DATA_ARGS})
+    train_file = None if data_args.dataset_name else find_train_file(data_args)
+    if train_file is not None and os.path.isfile(train_file):
+        record["the training file's content (SHA-256)"] = file_digest(train_file)
+    return json.loads(json.dumps(record))  # as read back from the file
+
+
+def check_same_run(directory: str, record: dict) -> None:
+    """A resumed (or rerun) run's arguments are the ones `directory` was trained with, else one line naming the
+    first that differs."""
+    path = os.path.join(directory, RUN_ARGUMENTS_FILE)
+    if not os.path.isfile(path):
+        return  # saved before runs recorded their arguments
+    with open(path, encoding="utf-8") as handle:
+        saved = json.load(handle)
+    for key, value in record.items():
+        if key in saved and saved[key] != value:
+            raise UsageError(f"{directory} was trained with {key} {saved[key]!r}, this run has {value!r}: pass the "
+                             "same to resume, or --overwrite_output_dir to start over")
 
 
 def find_train_file(data_args) -> str:
@@ -364,7 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     for log in (logger, logging.getLogger("modeling_gru_seq2seq"), datasets.utils.logging, transformers.utils.logging):
         log.set_verbosity(log_level) if hasattr(log, "set_verbosity") else log.setLevel(log_level)
     try:
-        return run(model_args, data_args, training_args)
+        with output_dir_lock(training_args.output_dir):
+            return run(model_args, data_args, training_args)
     except (UsageError, DataFileError, ModelLoadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -390,6 +507,9 @@ def run(model_args, data_args, training_args) -> int:
     if data_args.forced_bos_token is not None:
         logger.warning("--forced_bos_token has no effect: this model has one target language and no language tokens")
     checkpoint = resume_checkpoint(training_args)
+    record = run_record(model_args, data_args, model.config if model is not None else config)
+    if training_args.do_train and (checkpoint or holds_saved_model(training_args.output_dir)):
+        check_same_run(checkpoint or training_args.output_dir, record)
     set_seed(training_args.seed)
 
     prepare_args = PrepareArguments(
@@ -436,22 +556,56 @@ def run(model_args, data_args, training_args) -> int:
     callbacks = [graceful_stop]
     if training_args.max_train_minutes:
         callbacks.append(TimeLimitCallback(training_args.max_train_minutes))
-    trainer = GruSeq2SeqTrainer(
-        model=model,
-        args=training_args,
-        train_dataset=tokenized["train"].remove_columns("translation") if training_args.do_train else None,
-        eval_dataset=tokenized["validation"].remove_columns("translation") if "validation" in tokenized else None,
-        processing_class=tokenizer,
-        data_collator=default_data_collator if data_args.pad_to_max_length
-        else DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=label_pad_token_id),
-        compute_metrics=split_metrics("validation"),
-        callbacks=callbacks,
-        decoder_learning_ratio=training_args.decoder_learning_ratio,
-    )
 
-    if training_args.do_train:
-        train_result = trainer.train(resume_from_checkpoint=checkpoint)
-        trainer.save_model()
+    def make_trainer(model):
+        return GruSeq2SeqTrainer(
+            model=model,
+            args=training_args,
+            train_dataset=tokenized["train"].remove_columns("translation") if training_args.do_train else None,
+            eval_dataset=tokenized["validation"].remove_columns("translation") if "validation" in tokenized else None,
+            processing_class=tokenizer,
+            data_collator=default_data_collator if data_args.pad_to_max_length
+            else DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=label_pad_token_id),
+            compute_metrics=split_metrics("validation"),
+            callbacks=callbacks,
+            decoder_learning_ratio=training_args.decoder_learning_ratio,
+            run_record=record,
+        )
+
+    trainer = make_trainer(model)
+    train = training_args.do_train
+    if train:
+        planned = trainer.set_initial_training_values(trainer.args, trainer.get_train_dataloader())[-1]
+        output_dir = training_args.output_dir
+        finished = holds_saved_model(output_dir) and trained_steps(output_dir) >= planned
+        if finished or (checkpoint and trained_steps(checkpoint) >= planned):
+            # The Trainer would resume a finished run and train one step more on every rerun
+            source = output_dir if finished else checkpoint
+            print(f"Training already finished ({trained_steps(source)} of {planned} steps in {source}): nothing "
+                  f"to train{'; the model is left as it is' if finished else ''}")
+            trainer = make_trainer(GruSeq2SeqForConditionalGeneration.from_pretrained(source))
+            if not finished:
+                trainer.save_model()
+            train = False
+        elif checkpoint is None and holds_saved_model(output_dir):
+            raise UsageError(f"{output_dir} holds a model trained {trained_steps(output_dir)} of {planned} steps and "
+                             "no checkpoint to resume from: pass --overwrite_output_dir to start over")
+
+    if train:
+        if trainer.is_world_process_zero():
+            check_room_for_checkpoint(training_args.output_dir, model)
+        try:
+            train_result = trainer.train(resume_from_checkpoint=checkpoint)
+            trainer.save_model()
+        except TrainingDivergedError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        except OSError as error:  # a full or read-only disk at a save
+            last = get_last_checkpoint(training_args.output_dir)
+            print(f"error: {error}; " + (f"the last complete checkpoint is {last}: make room, then rerun the same "
+                                         "command to resume" if last else "no checkpoint was completed"),
+                  file=sys.stderr)
+            return 1
         metrics = dict(train_result.metrics, train_samples=len(tokenized["train"]))
         trainer.log_metrics("train", metrics)
         trainer.save_metrics("train", metrics)
@@ -484,15 +638,15 @@ def run(model_args, data_args, training_args) -> int:
 
     if trainer.is_world_process_zero():
         print(f"sacrebleu signature: {signature}")
-        if training_args.do_train:
+        if train:
             trainer.create_model_card(language=[data_args.source_lang, data_args.target_lang],
                                       dataset_args=data_summary(data_args), dataset=card_dataset(data_args))
             save_plots(trainer, tokenizer, raw.get("validation"), data_args.num_attention_plots)
-    if training_args.push_to_hub and training_args.do_train:
+    if training_args.push_to_hub and train:
         trainer.push_to_hub(language=[data_args.source_lang, data_args.target_lang],
                             dataset_args=data_summary(data_args), dataset=card_dataset(data_args))
     if trainer.is_world_process_zero() and training_args.do_train:
-        output_dir = shlex.quote(training_args.output_dir)
+        output_dir = shlex.quote(training_args.output_dir)  # also after a rerun of a finished run
         print(f"Model saved in {training_args.output_dir}; translate with:\n"
               f"  gru-translate {output_dir} \"Je suis content.\"")
     return 0

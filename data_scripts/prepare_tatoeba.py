@@ -21,6 +21,7 @@ a URL to a zip names its member the fsspec way, e.g. `TUTORIAL_DATA_URL`.
 
 import argparse
 import dataclasses
+import hashlib
 import os
 import shutil
 import sys
@@ -91,8 +92,7 @@ def read_pairs(path: str, args: PrepareArguments) -> Dataset:
     """
     if path.endswith((".json", ".jsonl")):
         return _read_jsonl(path, args)
-    _check_local_file(path)
-    lines = load_dataset("text", data_files=path, split="train", encoding="utf-8-sig")
+    lines = load_dataset("text", data_files=path, split="train", encoding="utf-8-sig", **_cache_key(path))
     is_blank = pc.equal(pc.utf8_trim_whitespace(lines.data.column("text")), "")
     layout_index = pc.index(is_blank, False).as_py()  # the first line that is not blank, -1 if none
     if layout_index < 0:
@@ -105,11 +105,12 @@ def read_pairs(path: str, args: PrepareArguments) -> Dataset:
             f"attribution), found {num_columns}"
         )
     first_lang, second_lang = args.file_languages
+    header = layout_index == 0 and is_header(lines[0]["text"], args)
 
     def parse(batch, indices):
         columns = {first_lang: [], second_lang: [], "line": []}
         for text, index in zip(batch["text"], indices):
-            if not text.strip():
+            if not text.strip() or (header and index == 0):
                 continue
             fields = text.split("\t")
             if len(fields) != num_columns:
@@ -129,7 +130,9 @@ def read_pairs(path: str, args: PrepareArguments) -> Dataset:
         desc="Normalizing pairs",
     )
     blank = pc.sum(is_blank).as_py() or 0
-    bad = len(lines) - blank - len(pairs)
+    bad = len(lines) - blank - header - len(pairs)
+    if header:
+        print(f"Skipped line 1, a header: {lines[0]['text'][:80]!r}", file=sys.stderr)
     if blank:
         print(f"Ignored {blank} blank lines", file=sys.stderr)
     if bad:
@@ -137,9 +140,20 @@ def read_pairs(path: str, args: PrepareArguments) -> Dataset:
     return pairs
 
 
+LANGUAGE_NAMES = {"english", "french", "en", "fr", "eng", "fra"}
+
+
+def is_header(line: str, args: PrepareArguments) -> bool:
+    """Whether a pair file's first line is a header: its first two cells both name languages (`English<TAB>French`,
+    `en<TAB>fr`, the `--source_lang`/`--target_lang` codes), case-insensitively."""
+    names = LANGUAGE_NAMES | {lang.lower() for lang in (*args.file_languages, args.source_lang, args.target_lang)}
+    cells = [cell.strip().lower() for cell in line.split("\t")[:2]]
+    return len(cells) == 2 and all(cell in names for cell in cells)
+
+
 def _read_jsonl(path: str, args: PrepareArguments) -> Dataset:
-    _check_local_file(path)
-    return normalize_translation_records(load_dataset("json", data_files=path, split="train"), args, path)
+    records = load_dataset("json", data_files=path, split="train", **_cache_key(path))
+    return normalize_translation_records(records, args, path)
 
 
 def normalize_translation_records(records: Dataset, args: PrepareArguments, name: str) -> Dataset:
@@ -165,10 +179,25 @@ def normalize_translation_records(records: Dataset, args: PrepareArguments, name
     )
 
 
-def _check_local_file(path: str) -> None:
-    """Fail early, naming the line, on a missing file or invalid UTF-8 (URLs are left to `datasets`)."""
+def _cache_key(path: str) -> dict:
+    """`load_dataset` keyword arguments that key its cache on a local file's content: by default it keys on the
+    path and modification time, so a file rewritten with its old mtime (`cp -p`, `rsync -a`, untar) would be
+    read from the cache as it was. Checks the file first (see `_check_local_file`); URLs are left to `datasets`."""
+    digest = _check_local_file(path)
+    return {} if digest is None else {"name": f"sha256-{digest}"}
+
+
+def file_digest(path: str) -> str:
+    """The SHA-256 of a local file's bytes (hex), as `_cache_key` and a run's recorded arguments use it."""
+    with open(path, "rb") as handle:
+        return hashlib.sha256(handle.read()).hexdigest()
+
+
+def _check_local_file(path: str) -> str | None:
+    """Fail early, naming the line, on a missing file or invalid UTF-8; the content's SHA-256 (first 16 hex
+    digits). URLs are left to `datasets` (None)."""
     if "://" in path:
-        return
+        return None
     if not os.path.isfile(path):
         raise DataFileError(f"{path}: no such file")
     if os.path.getsize(path) == 0:
@@ -180,6 +209,7 @@ def _check_local_file(path: str) -> None:
     except UnicodeDecodeError as error:
         line = _line_number(data, error.start)
         raise DataFileError(f"{path}:{line}: invalid UTF-8 ({error.reason} at byte {error.start})") from None
+    return hashlib.sha256(data).hexdigest()[:16]
 
 
 def _line_number(data: bytes, offset: int) -> int:

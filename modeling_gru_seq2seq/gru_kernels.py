@@ -18,11 +18,14 @@ import functools
 import hashlib
 import os
 import platform
+import shutil
 import time
 import warnings
 
 import torch
 from transformers.utils import logging
+
+from .owner_lock import OwnerLock
 
 logger = logging.get_logger(__name__)
 
@@ -213,6 +216,8 @@ IMPLEMENT_OPS(OPS_NAMESPACE, CPU, m) {
 # it, so loading the library leaves the process's floating-point modes alone
 CFLAGS = ["-O3", "-ffast-math"]
 STALE_LOCK_SECONDS = 600  # a build takes about 10 seconds
+BUILD_WAIT_SECONDS = 300  # how long to wait for another live process's build before running the torch loops
+SOURCE_FILE, OWNER_FILE, TORCH_LOCK_FILE = "gru_kernels.cpp", "build.owner", "lock"
 
 
 def build_directory() -> str:
@@ -225,6 +230,28 @@ def build_directory() -> str:
     return os.path.join(root, f"gru_seq2seq_{digest}")
 
 
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
+
+
+def _write_source(folder: str) -> None:
+    """Put this file's `CPP_SOURCE` in the build folder. A folder whose source differs (placed there by someone
+    else, or damaged) is emptied first, so nothing built from it is loaded."""
+    path = os.path.join(folder, SOURCE_FILE)
+    if os.path.exists(path):
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            if handle.read() == CPP_SOURCE:
+                return
+        for entry in os.listdir(folder):
+            if entry != OWNER_FILE:
+                target = os.path.join(folder, entry)
+                shutil.rmtree(target) if os.path.isdir(target) else _remove(target)
+    with open(f"{path}.{os.getpid()}", "w", encoding="utf-8") as handle:
+        handle.write(CPP_SOURCE)
+    os.replace(f"{path}.{os.getpid()}", path)
+
+
 @functools.cache
 def recurrence_ops():
     """The compiled ops, `torch.ops.<build folder name>` (`gru_forward`, `gru_backward`; `gemm` and `uses_onednn`
@@ -235,21 +262,26 @@ def recurrence_ops():
     from torch.utils import cpp_extension
 
     folder = build_directory()
+    name = os.path.basename(folder)
     logger.info(f"Loading the compiled GRU recurrence from {folder} (built there the first time)")
+    torch_lock = os.path.join(folder, TORCH_LOCK_FILE)
     try:
         os.makedirs(folder, exist_ok=True)
-        lock = os.path.join(folder, "lock")
-        if os.path.exists(lock) and time.time() - os.path.getmtime(lock) > STALE_LOCK_SECONDS:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(lock)  # left by an interrupted build: torch would wait for it forever
-        source = os.path.join(folder, "gru_kernels.cpp")
-        if not os.path.exists(source):
-            with open(source + f".{os.getpid()}", "w") as handle:
-                handle.write(CPP_SOURCE)
-            os.replace(source + f".{os.getpid()}", source)
-        name = os.path.basename(folder)
-        cpp_extension.load(name, [source], extra_cflags=[*CFLAGS, f"-DOPS_NAMESPACE={name}"],
-                           build_directory=folder, is_python_module=False)
+        # torch's own lock holds no owner: a build killed midway leaves it, and torch then waits forever. Ours
+        # records host and pid, so a dead builder's locks are removed and a live one is waited on, within bounds.
+        with OwnerLock(os.path.join(folder, OWNER_FILE), BUILD_WAIT_SECONDS,
+                       on_takeover=lambda: _remove(torch_lock)) as lock:
+            if not lock.acquired:
+                warnings.warn(f"gru-seq2seq: {lock.describe_owner()} has been building the compiled GRU loop in "
+                              f"{folder} for over {BUILD_WAIT_SECONDS} s, so the CPU runs the slower torch-operation "
+                              "loop", stacklevel=2)
+                return None
+            if os.path.exists(torch_lock) and time.time() - os.path.getmtime(torch_lock) > STALE_LOCK_SECONDS:
+                _remove(torch_lock)  # left by a build of an earlier version, which took no owner lock
+            _write_source(folder)
+            cpp_extension.load(name, [os.path.join(folder, SOURCE_FILE)],
+                               extra_cflags=[*CFLAGS, f"-DOPS_NAMESPACE={name}"], build_directory=folder,
+                               is_python_module=False)
     except Exception as error:  # no compiler, no ninja, a read-only home: run the torch-operation loops
         warnings.warn("gru-seq2seq: the compiled GRU loop could not be built, so the CPU runs the slower torch-"
                       "operation loop (GRU_SEQ2SEQ_NO_COMPILE=1 skips this attempt). "

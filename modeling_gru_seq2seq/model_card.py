@@ -12,6 +12,7 @@ ATTRIBUTION = ("Tatoeba sentence pairs from www.manythings.org/anki and tatoeba.
                "https://creativecommons.org/licenses/by/2.0/")
 
 
+CARD_MARKER = "# gru-seq2seq model card, written by run_translation.py (which rewrites a README.md holding this line)"
 SPLITS = {"eval": "validation", "predict": "test"}  # metric key prefix -> split
 DATASET_NAMES = {"tatoeba": "Tatoeba"}
 METRIC_NAMES = {"bleu": "BLEU (sacrebleu)", "chrf": "chrF (sacrebleu)"}
@@ -40,11 +41,12 @@ def model_index(model_name: str, languages: list[str], dataset: str, results: di
 
 
 def write_model_card(output_dir: str, config, languages: list[str], data_summary: str, repo_id: str | None = None,
-                     dataset: str = "tatoeba"):
-    """Write `output_dir/README.md`: metadata (languages, task, the code's MIT licence, dataset, metrics and a
+                     dataset: str = "tatoeba") -> str:
+    """Write `output_dir/README.md` and return its path: metadata (languages, task, the code's MIT licence, dataset, metrics and a
     `model-index` of the results found in `output_dir/all_results.json`), the results with the sacrebleu
     signatures, the settings, a usage snippet naming `repo_id` (else the folder's name), the data and its
-    CC-BY 2.0 FR attribution."""
+    CC-BY 2.0 FR attribution. A `README.md` there that is not such a card (no `CARD_MARKER` in it) is left
+    alone: the card goes to `MODEL_CARD.md` instead."""
     results_path = os.path.join(output_dir, "all_results.json")
     results = json.load(open(results_path, encoding="utf-8")) if os.path.isfile(results_path) else {}
     shown = {key: value for key, value in sorted(results.items()) if key.endswith(SHOWN_METRICS)}
@@ -53,6 +55,7 @@ def write_model_card(output_dir: str, config, languages: list[str], data_summary
     source, target = languages
     lines = [
         "---",
+        CARD_MARKER,
         "language:", *(f"- {language}" for language in languages),
         "license: mit",
         "library_name: transformers",
@@ -107,5 +110,11 @@ def write_model_card(output_dir: str, config, languages: list[str], data_summary
         "The model and its code: MIT (gru-seq2seq). The training data: CC-BY 2.0 (France), see above.",
         "",
     ]
-    with open(os.path.join(output_dir, "README.md"), "w", encoding="utf-8") as handle:
+    path = os.path.join(output_dir, "README.md")
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            if CARD_MARKER not in handle.read():
+                path = os.path.join(output_dir, "MODEL_CARD.md")
+    with open(path, "w", encoding="utf-8") as handle:
         handle.write("\n".join(lines))
+    return path

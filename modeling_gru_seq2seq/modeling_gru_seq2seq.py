@@ -7,6 +7,7 @@ and `vocab` (`config.target_vocab_size`). Padding is on the right.
 """
 
 import copy
+import logging
 import math
 from dataclasses import dataclass
 
@@ -109,7 +110,14 @@ class GruSeq2SeqEncoder(nn.Module):
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        source_lengths = attention_mask.sum(dim=1).cpu()  # packing wants the lengths on the CPU
+        source_lengths = attention_mask.sum(dim=1)
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        if not torch.equal(attention_mask.bool(), positions < source_lengths.unsqueeze(1)):
+            raise ValueError(
+                "attention_mask must be 1s then 0s in every row (padding on the right, no gaps): the encoder packs "
+                "each sentence by its length; pad on the right (tokenizer.padding_side = 'right')"
+            )
+        source_lengths = source_lengths.cpu()  # packing wants the lengths on the CPU
         embedded = self.embedding(input_ids)
         packed = pack_padded_sequence(embedded, source_lengths, batch_first=True, enforce_sorted=False)
         packed_outputs, final_hidden_state = self.gru(packed)
@@ -340,6 +348,40 @@ class GruSeq2SeqPreTrainedModel(PreTrainedModel):
     config_class = GruSeq2SeqConfig
     base_model_prefix = "model"
     main_input_name = "input_ids"
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, strict: weights missing from the checkpoint, unexpected in it or of
+        another shape than the config says (a `config.json` with other `num_layers` or `attention`, another
+        model's weights) raise one line naming them, instead of loading with layers dropped or newly
+        initialised; `ignore_mismatched_sizes=True` allows them, as in transformers. Weights that are not
+        finite (NaN, inf) raise too."""
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        strict = not kwargs.pop("ignore_mismatched_sizes", False)
+        report_logger = logging.getLogger("transformers.modeling_utils")
+        drop_report = logging.Filter()  # transformers' LOAD REPORT: the error below names the same tensors
+        drop_report.filter = lambda record: not (strict and "LOAD REPORT" in record.getMessage())
+        report_logger.addFilter(drop_report)
+        try:
+            model, info = super().from_pretrained(*args, output_loading_info=True, ignore_mismatched_sizes=True,
+                                                  **kwargs)
+        finally:
+            report_logger.removeFilter(drop_report)
+        if strict:
+            problems = [f"{kind} {', '.join(sorted(names)[:4])}{' ...' if len(names) > 4 else ''}" for kind, names in (
+                ("missing:", info["missing_keys"]),
+                ("unexpected:", info["unexpected_keys"]),
+                ("other shapes than the config's:", [key for key, *_ in info["mismatched_keys"]]),
+            ) if names]
+            if problems:
+                raise ValueError(f"the weights do not fit the config ({'; '.join(problems)}); "
+                                 "pass ignore_mismatched_sizes=True to load them anyway")
+        non_finite = [name for name, tensor in model.state_dict().items()
+                      if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+        if non_finite:
+            raise ValueError(f"non-finite weights (NaN or inf) in {', '.join(non_finite[:4])}"
+                             f"{' ...' if len(non_finite) > 4 else ''}: the saved model is broken")
+        return (model, info) if output_loading_info else model
 
     @classmethod
     def _supports_default_dynamic_cache(cls) -> bool:

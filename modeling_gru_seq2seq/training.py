@@ -1,6 +1,8 @@
 """What `run_translation.py` adds to `Seq2SeqTrainer`: its arguments (the tutorial's optimization as
 defaults), the tutorial's optimizer, atomic checkpoints, a time limit and the translation metrics."""
 
+import json
+import math
 import os
 import shutil
 import signal
@@ -10,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
-from transformers.trainer_utils import rotate_checkpoints
+from transformers.trainer_utils import get_last_checkpoint, rotate_checkpoints
 
 from .metrics import corpus_scores
 from .model_card import write_model_card
@@ -18,6 +20,12 @@ from .pipeline_gru_seq2seq import save_translation_pipeline
 
 CHECKPOINT_STAGING_DIR = ".checkpoint-staging"
 MODEL_STAGING_DIR = ".model-staging"
+RUN_ARGUMENTS_FILE = "run_arguments.json"  # what a checkpoint or model was trained with (see `run_record`)
+
+
+class TrainingDivergedError(RuntimeError):
+    """A gradient norm that is not finite: training stops before the optimizer step that would write it into
+    the weights, so every checkpoint and the model in memory stay finite."""
 
 
 @dataclass
@@ -63,9 +71,30 @@ class GruSeq2SeqTrainer(Seq2SeqTrainer):
     complete; a killed save leaves only the staging folder, which the next save clears.
     """
 
-    def __init__(self, *args, decoder_learning_ratio: float = 5.0, **kwargs):
+    def __init__(self, *args, decoder_learning_ratio: float = 5.0, run_record: dict | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.decoder_learning_ratio = decoder_learning_ratio
+        self.run_record = run_record  # written as `run_arguments.json` into every checkpoint and the saved model
+
+    def _write_run_record(self, directory: str) -> None:
+        if self.run_record is not None:
+            with open(os.path.join(directory, RUN_ARGUMENTS_FILE), "w", encoding="utf-8") as handle:
+                json.dump(self.run_record, handle, indent=2)
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        """The Trainer's gradient norm, checked: a NaN or infinite one stops training (`TrainingDivergedError`)
+        before the optimizer step. (The Trainer would log `loss 0, grad_norm nan` and train on; every process
+        sees the same norm, so under DDP all stop at the same step.)"""
+        grad_norm = super()._get_grad_norm(model, grad_norm)
+        if grad_norm is not None and not math.isfinite(float(grad_norm)):
+            last = get_last_checkpoint(self.args.output_dir) if os.path.isdir(self.args.output_dir) else None
+            raise TrainingDivergedError(
+                f"training diverged at step {self.state.global_step + 1}: the gradient norm is {float(grad_norm)}; "
+                f"the learning rate ({self.args.learning_rate:g}, the decoder's x{self.decoder_learning_ratio:g}) "
+                "is the likely cause: lower --learning_rate and rerun"
+                + (f" (the last checkpoint, {last}, holds finite weights and resumes)" if last else "")
+            )
+        return grad_norm
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         generator = torch.Generator().manual_seed(self.args.seed * 1_000_003 + self.state.global_step)
@@ -92,6 +121,7 @@ class GruSeq2SeqTrainer(Seq2SeqTrainer):
         super().save_model(staging_dir, _internal_call=True)  # _internal_call: no push from the staging folder
         if self.is_world_process_zero():
             save_translation_pipeline(self.model, self.processing_class, staging_dir)
+            self._write_run_record(staging_dir)
             names = sorted(os.listdir(staging_dir), key=lambda name: name == "config.json")
             if os.path.exists(os.path.join(output_dir, "config.json")):
                 os.remove(os.path.join(output_dir, "config.json"))
@@ -115,8 +145,11 @@ class GruSeq2SeqTrainer(Seq2SeqTrainer):
         """The package's model card (`model_card.write_model_card`) instead of the Trainer's template,
         which also pushes it (`push_to_hub` calls this). `dataset`: the dataset's id for the card's metadata."""
         if self.is_world_process_zero():
-            write_model_card(self.args.output_dir, self.model.config, language or ["fr", "en"], dataset_args,
-                             repo_id=self.hub_model_id, dataset=dataset)
+            path = write_model_card(self.args.output_dir, self.model.config, language or ["fr", "en"], dataset_args,
+                                    repo_id=self.hub_model_id, dataset=dataset)
+            if os.path.basename(path) != "README.md":
+                print(f"{self.args.output_dir}/README.md is not a gru-seq2seq model card, so it is left as it is: "
+                      f"the model card is {path}")
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
         if self.optimizer is None:
@@ -150,6 +183,7 @@ class GruSeq2SeqTrainer(Seq2SeqTrainer):
             del self._get_output_dir
         self.accelerator.wait_for_everyone()  # every rank has written its RNG state
         if self.args.should_save:
+            self._write_run_record(os.path.join(staging_dir, name))
             final_dir = os.path.join(run_dir, name)
             if os.path.exists(final_dir):
                 shutil.rmtree(final_dir)

@@ -20,6 +20,7 @@ import itertools
 import logging
 import os
 import random
+import re
 import signal
 import sys
 
@@ -172,7 +173,8 @@ def load_model(name: str):
 
 
 def read_lines(path: str) -> list[str]:
-    """Lines of a UTF-8 file (`-`: stdin), blank ones kept so that outputs stay aligned with inputs."""
+    """Lines of a UTF-8 file (`-`: stdin), blank ones kept so that outputs stay aligned with inputs. LF, CRLF
+    and a lone CR (old Mac files) each end a line, as the data reader reads them."""
     try:
         if path == "-":
             data = sys.stdin.buffer.read()
@@ -185,7 +187,7 @@ def read_lines(path: str) -> list[str]:
     except UnicodeDecodeError as error:
         line = data.count(b"\n", 0, error.start) + 1
         raise UsageError(f"{path}:{line}: invalid UTF-8") from None
-    lines = text.split("\n")
+    lines = re.split(r"\r\n|\r|\n", text)
     return lines[:-1] if lines[-1] == "" else lines
 
 
