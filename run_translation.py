@@ -15,6 +15,7 @@ resumes from its last complete checkpoint; `--overwrite_output_dir` starts over.
 import contextlib
 import json
 import logging
+import math
 import os
 import shlex
 import shutil
@@ -167,8 +168,59 @@ class DataTrainingArguments:
     num_attention_plots: int = field(default=3, metadata={"help": "attention_<i>.png for validation sentences."})
 
 
+def _optional(check):
+    return lambda value: value is None or check(value)
+
+
+def _finite_positive(value) -> bool:
+    return math.isfinite(value) and value > 0
+
+
+# Every script flag with a range: (its arguments, what it must be, the check), checked right after parsing;
+# `--help` shows the range next to the flag. The model's fields are checked by `GruSeq2SeqConfig`.
+FLAG_RANGES = {
+    "per_device_train_batch_size": ("training", ">= 1", lambda v: v >= 1),
+    "per_device_eval_batch_size": ("training", ">= 1", lambda v: v >= 1),
+    "learning_rate": ("training", "a finite number > 0", _finite_positive),
+    "decoder_learning_ratio": ("training", "a finite number > 0", _finite_positive),
+    "max_train_minutes": ("training", "> 0", _optional(_finite_positive)),
+    "num_beams": ("data", ">= 1", _optional(lambda v: v >= 1)),
+    "max_train_samples": ("data", ">= 1 (leave it out for all)", _optional(lambda v: v >= 1)),
+    "max_eval_samples": ("data", ">= 1 (leave it out for all)", _optional(lambda v: v >= 1)),
+    "max_predict_samples": ("data", ">= 1 (leave it out for all)", _optional(lambda v: v >= 1)),
+    "max_source_length": ("data", ">= 2 (a word and <eos>)", _optional(lambda v: v >= 2)),
+    "max_target_length": ("data", ">= 2 (a word and <eos>)", _optional(lambda v: v >= 2)),
+    "val_max_target_length": ("data", ">= 2 (a word and <eos>)", _optional(lambda v: v >= 2)),
+    "validation_fraction": ("data", "0 <= f < 1", lambda v: 0 <= v < 1),
+    "test_fraction": ("data", "0 <= f < 1", lambda v: 0 <= v < 1),
+    "split_seed": ("data", ">= 0", lambda v: v >= 0),
+    "min_count": ("data", ">= 1", lambda v: v >= 1),
+    "min_length": ("data", ">= 1", lambda v: v >= 1),
+    "max_length": ("data", ">= --min_length", lambda v: v >= 1),
+    "num_attention_plots": ("data", ">= 0", lambda v: v >= 0),
+    "preprocessing_num_workers": ("data", ">= 1", _optional(lambda v: v >= 1)),
+}
+
+
+def check_ranges(model_args, data_args, training_args) -> None:
+    """Each flag of `FLAG_RANGES` within its range, else one line `--flag: got V, want RANGE`."""
+    arguments = {"model": model_args, "data": data_args, "training": training_args}
+    for flag, (group, want, check) in FLAG_RANGES.items():
+        value = getattr(arguments[group], flag)
+        if not check(value):
+            raise UsageError(f"--{flag}: got {value!r}, want {want}")
+    if data_args.max_length < data_args.min_length:
+        raise UsageError(f"--max_length: got {data_args.max_length}, want >= --min_length ({data_args.min_length})")
+    if data_args.validation_fraction + data_args.test_fraction >= 1:
+        raise UsageError(f"--validation_fraction + --test_fraction: got {data_args.validation_fraction} + "
+                         f"{data_args.test_fraction}, want < 1 (something left to train on)")
+
+
 def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataTrainingArguments, GruSeq2SeqTrainingArguments]:
     parser = HfArgumentParser((ModelArguments, DataTrainingArguments, GruSeq2SeqTrainingArguments))
+    for action in parser._actions:
+        if action.dest in FLAG_RANGES:
+            action.help = f"{action.help or ''} Valid: {FLAG_RANGES[action.dest][1]}.".strip()
     if len(argv) == 1 and argv[0].endswith(".json"):
         return parser.parse_json_file(json_file=os.path.abspath(argv[0]))
     return parser.parse_args_into_dataclasses(argv)
@@ -200,12 +252,13 @@ def output_dir_lock(output_dir: str):
         yield
         return
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise UsageError(f"--output_dir {output_dir}: a file, not a directory")
+        raise UsageError(f"--output_dir: got {output_dir!r}, want a directory (or a path to create one): it is a file")
     created = not os.path.exists(output_dir)
     try:
         os.makedirs(output_dir, exist_ok=True)
     except OSError as error:
-        raise UsageError(f"--output_dir {output_dir}: cannot create it ({error.strerror})") from None
+        raise UsageError(f"--output_dir: got {output_dir!r}, want a directory (or a path to create one): "
+                         f"{error.strerror}") from None
     try:
         with OwnerLock(os.path.join(output_dir, RUN_LOCK_FILE)) as lock:
             if not lock.acquired:
@@ -262,8 +315,9 @@ def resume_checkpoint(training_args) -> str | None:
     or a finished run's saved model, which `run` checks)."""
     output_dir = training_args.output_dir
     if training_args.resume_from_checkpoint:
-        if not os.path.isdir(training_args.resume_from_checkpoint):
-            raise UsageError(f"--resume_from_checkpoint {training_args.resume_from_checkpoint}: no such directory")
+        if not os.path.isfile(os.path.join(training_args.resume_from_checkpoint, "trainer_state.json")):
+            raise UsageError(f"--resume_from_checkpoint: got {training_args.resume_from_checkpoint!r}, want a "
+                             "checkpoint folder (with trainer_state.json)")
         return training_args.resume_from_checkpoint
     entries = [name for name in os.listdir(output_dir) if name != RUN_LOCK_FILE] if os.path.isdir(output_dir) else []
     if not entries or not training_args.do_train:
@@ -276,6 +330,9 @@ def resume_checkpoint(training_args) -> str | None:
                 shutil.rmtree(path)
         return None
     last_checkpoint = get_last_checkpoint(output_dir)
+    if last_checkpoint is not None and not os.path.isfile(os.path.join(last_checkpoint, "trainer_state.json")):
+        raise UsageError(f"{last_checkpoint}: not a complete checkpoint (no trainer_state.json in it): remove it to "
+                         "resume from the one before, or pass --overwrite_output_dir to start over")
     if last_checkpoint is None and holds_saved_model(output_dir):
         return None
     if last_checkpoint is None:
@@ -400,8 +457,36 @@ def new_model_config(model_args, hub_kwargs: dict) -> GruSeq2SeqConfig:
         raise UsageError(f"--config_overrides sets {name} and so does --{name}: pass one")
     try:
         return GruSeq2SeqConfig.from_dict({**settings, **flags, **overrides})
-    except ValueError as error:
-        raise UsageError(f"model settings: {error}") from None
+    except ValueError as error:  # `field: got V, want ...`
+        field_name = str(error).split(":")[0]
+        if field_name in flags:
+            raise UsageError(f"--{error}") from None
+        if field_name in overrides:
+            raise UsageError(f"--config_overrides {error}") from None
+        where = f"--config_name {model_args.config_name}" if model_args.config_name else "model settings"
+        raise UsageError(f"{where}: {error}") from None
+
+
+def available_memory() -> int:
+    """Bytes a new model can take: the GPU's memory, else the CPU's available memory (`MemAvailable`)."""
+    if torch.cuda.is_available():
+        return torch.cuda.mem_get_info()[1]
+    with contextlib.suppress(OSError, StopIteration, ValueError):
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            return 1024 * int(next(line for line in handle if line.startswith("MemAvailable:")).split()[1])
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+
+
+def check_fits_in_memory(config: GruSeq2SeqConfig) -> None:
+    """A new model's weights, gradients and Adam's two moments (4 float32 copies) fit in memory; counted on
+    torch's meta device, so nothing is allocated (the vocabularies, not known yet, count as 4 words each)."""
+    with torch.device("meta"):
+        parameters = GruSeq2SeqForConditionalGeneration(config).num_parameters()
+    needed, available = 16 * parameters, available_memory()
+    if needed > available:
+        raise UsageError(f"--hidden_size: got {config.hidden_size}, want a model that fits in memory: its "
+                         f"{parameters / 1e6:,.0f} million parameters need about {needed / 1e9:,.1f} GB to train, "
+                         f"and {available / 1e9:,.1f} GB are available")
 
 
 def check_loaded_model_flags(model, model_args) -> None:
@@ -480,6 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     for log in (logger, logging.getLogger("modeling_gru_seq2seq"), datasets.utils.logging, transformers.utils.logging):
         log.set_verbosity(log_level) if hasattr(log, "set_verbosity") else log.setLevel(log_level)
     try:
+        check_ranges(model_args, data_args, training_args)
         with output_dir_lock(training_args.output_dir):
             return run(model_args, data_args, training_args)
     except (UsageError, DataFileError, ModelLoadError) as error:
@@ -502,6 +588,7 @@ def run(model_args, data_args, training_args) -> int:
         check_loaded_model_flags(model, model_args)
     else:
         config = new_model_config(model_args, hub_kwargs)
+        check_fits_in_memory(config)
         if model_args.tokenizer_name:
             tokenizer = load_tokenizer(model_args.tokenizer_name, **hub_kwargs)
     if data_args.forced_bos_token is not None:
@@ -522,9 +609,10 @@ def run(model_args, data_args, training_args) -> int:
         raw, tokenizer = load_corpus(data_args, prepare_args, tokenizer, training_args.do_train, model_args.token)
     splits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,
               "test": data_args.max_predict_samples}
-    raw = datasets.DatasetDict({name: split.select(range(min(len(split), splits[name] or len(split))))
+    raw = datasets.DatasetDict({name: split if splits[name] is None else split.select(range(min(len(split), splits[name])))
                                 for name, split in raw.items()})
-    eval_target_length = data_args.val_max_target_length or data_args.max_target_length
+    eval_target_length = data_args.max_target_length if data_args.val_max_target_length is None \
+        else data_args.val_max_target_length
     label_pad_token_id = -100 if data_args.ignore_pad_token_for_loss else tokenizer.pad_token_id
     tokenized = datasets.DatasetDict({
         name: tokenize_translation(split, tokenizer, data_args.max_source_length,
@@ -538,10 +626,12 @@ def run(model_args, data_args, training_args) -> int:
 
     if model is None:
         model = build_model(config, tokenizer)
-        model.generation_config.max_length = (data_args.val_max_target_length or 50) + 1  # the start token counts
-    elif data_args.val_max_target_length:
+        max_new_tokens = 50 if data_args.val_max_target_length is None else data_args.val_max_target_length
+        model.generation_config.max_length = max_new_tokens + 1  # the start token counts
+    elif data_args.val_max_target_length is not None:
         model.generation_config.max_length = data_args.val_max_target_length + 1
-    training_args.generation_num_beams = data_args.num_beams or training_args.generation_num_beams
+    if data_args.num_beams is not None:
+        training_args.generation_num_beams = data_args.num_beams
     metric = load_sacrebleu_chrf()
     signature = metric.compute(predictions=["a"], references=[["a"]])["bleu_signature"]
     print(f"BLEU and chrF by sacrebleu; BLEU signature: {signature}")

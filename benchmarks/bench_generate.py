@@ -2,6 +2,7 @@
 
     python benchmarks/bench_generate.py runs/default --threads 2
     python benchmarks/bench_generate.py runs/default --device cuda
+    python benchmarks/bench_generate.py --device cuda --train_steps 500     # trains its own model first
 
 The same 1,000 held-out sources (validation then test split of the shared file, seed 42) are translated
 by `translate()` greedily and with 5 beams, at batch 1 and 64; the peer
@@ -11,6 +12,11 @@ this file. The ceiling is measured in the same run, as in `bench_train.py`: a se
 (a third of `useful_gflop_per_pair`, ~0.14 GFLOP at the seed's sizes) at the speed of the GRU step's
 matmul, the faster of torch's and the compiled GRU loops' (`step_gemm_speeds`; issue 7 assumed ~105
 GFLOP/s, ~700 sentences/s).
+
+Without a model directory the script first trains one, a short `run_translation.py` run on `--data`
+(`--train_steps` steps at learning rate 1e-3, `--hidden_size`/`--num_layers`, the tutorial's by default),
+into a temporary folder. On CUDA each of our rows also gives its peak GPU memory
+(`torch.cuda.max_memory_allocated`).
 """
 
 import argparse
@@ -27,6 +33,7 @@ import time
 import torch
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+import run_translation
 from data_scripts.prepare_tatoeba import PrepareArguments, export_pairs, prepare_tatoeba
 from modeling_gru_seq2seq.translate import translate
 
@@ -44,17 +51,37 @@ def held_out_pairs(data: str, count: int):
     return pairs[:count]
 
 
+def train_model(args, output_dir: str) -> None:
+    """A new model trained by `run_translation.py` for `args.train_steps` steps into `output_dir` (evaluated on one
+    pair only: the benchmark's own sentences are what count)."""
+    code = run_translation.main([
+        "--train_file", args.data, "--output_dir", output_dir, "--hidden_size", str(args.hidden_size),
+        "--num_layers", str(args.num_layers), "--max_steps", str(args.train_steps), "--learning_rate", "1e-3",
+        "--eval_strategy", "no", "--save_strategy", "no", "--max_eval_samples", "1", "--max_predict_samples", "1",
+        "--num_attention_plots", "0", "--report_to", "none", "--disable_tqdm", "true",
+        "--use_cpu", str(args.device == "cpu").lower(),
+    ])
+    if code:
+        sys.exit(f"training the model failed (run_translation.py exit code {code})")
+
+
 def time_ours(model, tokenizer, sources, batch_size, num_beams) -> dict:
     translate(model, tokenizer, sources[:batch_size], batch_size=batch_size, num_beams=num_beams)  # warm-up
+    on_cuda = model.device.type == "cuda"
+    if on_cuda:
+        torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     results = translate(model, tokenizer, sources, batch_size=batch_size, num_beams=num_beams, max_new_tokens=25)
     seconds = time.perf_counter() - start
     mean_length = sum(len(r.output_tokens) for r in results) / len(results)
-    return {"sentences_per_s": len(sources) / seconds, "seconds": seconds, "mean_output_tokens": mean_length}
+    result = {"sentences_per_s": len(sources) / seconds, "seconds": seconds, "mean_output_tokens": mean_length}
+    if on_cuda:
+        result["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return result
 
 
 def time_peer(args, pairs_file) -> dict:
-    command = [sys.executable, PEER, "--data", args.data, "--steps", str(args.peer_train_steps), "--warmup", "0",
+    command = [sys.executable, args.peer, "--data", args.data, "--steps", str(args.peer_train_steps), "--warmup", "0",
                "--threads", str(args.threads), "--device", args.device, "--vectorized-attn",
                "--eval-pairs", pairs_file, "--print-every", "1000000", "--evaluate-every", "0"]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -63,8 +90,14 @@ def time_peer(args, pairs_file) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", help="a trained model directory (e.g. run_translation.py's --output_dir)")
-    parser.add_argument("--data", default=DATA)
+    parser.add_argument("model", nargs="?",
+                        help="a trained model directory (e.g. run_translation.py's --output_dir); none: train one")
+    parser.add_argument("--data", default=DATA, help="English<TAB>French pair file")
+    parser.add_argument("--peer", default=PEER, help="the seed's script")
+    parser.add_argument("--output", default=os.path.join(HERE, "bench_generate.json"), help="the JSON results")
+    parser.add_argument("--hidden_size", type=int, default=500, help="of the model trained without a model directory")
+    parser.add_argument("--num_layers", type=int, default=2, help="of the model trained without a model directory")
+    parser.add_argument("--train_steps", type=int, default=500, help="training steps of that model")
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
@@ -75,8 +108,15 @@ def main():
 
     pairs = held_out_pairs(args.data, args.count)
     sources = [pair["fr"] for pair in pairs]
-    model = AutoModelForSeq2SeqLM.from_pretrained(args.model).to(args.device).eval()
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    with tempfile.TemporaryDirectory() as folder:
+        model_dir = args.model
+        if model_dir is None:
+            model_dir = os.path.join(folder, "model")
+            train_model(args, model_dir)
+        model = AutoModelForSeq2SeqLM.from_pretrained(model_dir).to(args.device).eval()
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model_name = args.model or (f"trained here: hidden {args.hidden_size}, {args.num_layers} layers, "
+                                f"{args.train_steps} steps")
     rows = []
     for num_beams in (1, 5):
         for batch_size in (1, 64):
@@ -111,11 +151,14 @@ def main():
         for row in rows[:-1]:
             ratios[f"{row['mode']} vs peer greedy"] = row["sentences_per_s"] / peer_row["sentences_per_s"]
             print(f"ratio {row['mode']} vs peer greedy: {ratios[row['mode'] + ' vs peer greedy']:.2f}x")
+    for row in rows:
+        if "peak_gpu_memory_mb" in row:
+            print(f"{row['mode']}: peak GPU memory {row['peak_gpu_memory_mb']:.0f} MB")
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS (ours): {peak_rss_mb:.0f} MB")
-    with open(os.path.join(HERE, "bench_generate.json"), "w") as handle:
+    with open(args.output, "w") as handle:
         json.dump({"date": time.strftime("%Y-%m-%d"), "device": args.device, "threads": args.threads,
-                   "torch": torch.__version__, "model": args.model, "step_gemm_gflops": gflops,
+                   "torch": torch.__version__, "model": model_name, "step_gemm_gflops": gflops,
                    "step_gemm_gflops_by": speeds, "ceiling_sentences_per_s": ceiling, "rows": rows, "ratios": ratios,
                    "peak_rss_mb_ours": peak_rss_mb}, handle, indent=2)
 

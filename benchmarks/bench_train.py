@@ -2,6 +2,7 @@
 
     OMP_NUM_THREADS=1 python benchmarks/bench_train.py --threads 1 --steps 40
     python benchmarks/bench_train.py --device cuda --steps 200        # on a GPU
+    python benchmarks/bench_train.py --device cuda --bf16 --profile 5 --skip_peer --output /tmp/bf16.json
 
 Our side times the Trainer's work per step (forward, masked loss, backward, clipping at 50, Adam with
 the decoder at 5x) on random batches of 50 prepared pairs, as the seed's `random_batch` draws them; the
@@ -13,6 +14,11 @@ GEMM, a `[50,500]x[500,1500]` matmul, on this machine and thread count, the fast
 MKL) and the one our compiled GRU layers run (`gru_kernels`: oneDNN where it works). Issue 7 assumed ~105
 GFLOP/s, about 270 pairs/s; machines here have measured 105 to about 360 GFLOP/s, and oneDNN runs twice
 MKL's speed on the AMD ones.
+
+`--bf16` runs our forward and loss under bfloat16 autocast (the peer stays in float32). On CUDA each of our
+rows also gives its peak GPU memory (`torch.cuda.max_memory_allocated`); `--profile N` profiles N more
+steps per variant with `torch.profiler` and gives the CUDA kernel time per step and its share of the median
+step's wall time (what is not kernel time is launch overhead and host work).
 """
 
 import argparse
@@ -25,6 +31,7 @@ import sys
 import time
 
 import torch
+from torch.autograd import DeviceType
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from data_scripts.prepare_tatoeba import prepare_tatoeba, tokenize_translation
@@ -96,6 +103,35 @@ def random_batches(train, batch_size: int, steps: int, seed: int, device, group_
         yield input_ids.to(device), (input_ids != 0).long().to(device), labels.to(device)
 
 
+def train_step(model, optimizer, batch, args) -> torch.Tensor:
+    """One step of the Trainer's work on `batch`; the loss."""
+    input_ids, attention_mask, labels = batch
+    with torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.bf16):
+        loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 50.0)
+    optimizer.step()
+    return loss
+
+
+def kernel_time(model, optimizer, batches, args, step_seconds: float) -> dict:
+    """Profile a step on each of `batches`: CUDA kernel seconds per step (0 on the CPU) and their share of
+    `step_seconds`, the median unprofiled step."""
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    if args.device == "cuda":
+        activities.append(torch.profiler.ProfilerActivity.CUDA)
+    with torch.profiler.profile(activities=activities) as profile:
+        for batch in batches:
+            train_step(model, optimizer, batch, args)
+        if args.device == "cuda":
+            torch.cuda.synchronize()
+    kernel_us = sum(event.self_device_time_total for event in profile.key_averages()
+                    if event.device_type == DeviceType.CUDA)
+    seconds = kernel_us / 1e6 / args.profile
+    return {"cuda_kernel_seconds_per_step": seconds, "cuda_kernel_share": seconds / step_seconds}
+
+
 def time_ours(train, config_kwargs, args, teacher_forcing_ratio) -> dict:
     torch.manual_seed(0)
     config = GruSeq2SeqConfig(teacher_forcing_ratio=teacher_forcing_ratio, **config_kwargs)
@@ -106,28 +142,32 @@ def time_ours(train, config_kwargs, args, teacher_forcing_ratio) -> dict:
         {"params": list(model.decoder.parameters()), "lr": 5e-4},
     ], fused=True)  # as GruSeq2SeqTrainer.create_optimizer
     step_seconds, pairs, tokens = [], 0, 0
-    batches = random_batches(train, args.batch_size, args.warmup + args.steps, args.seed, args.device,
-                             args.group_by_length)
-    for step, (input_ids, attention_mask, labels) in enumerate(batches):
+    batches = random_batches(train, args.batch_size, args.warmup + args.steps + args.profile, args.seed,
+                             args.device, args.group_by_length)
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    for step in range(args.warmup + args.steps):
+        batch = next(batches)
         start = time.perf_counter()
-        loss = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 50.0)
-        optimizer.step()
+        loss = train_step(model, optimizer, batch, args)
         if args.device == "cuda":
             torch.cuda.synchronize()
         if step >= args.warmup:
             step_seconds.append(time.perf_counter() - start)
-            pairs += input_ids.shape[0]
-            tokens += int((labels != -100).sum())
+            pairs += batch[0].shape[0]
+            tokens += int((batch[2] != -100).sum())
     total = sum(step_seconds)
-    return {"train_pairs_per_s": pairs / total, "train_target_tokens_per_s": tokens / total,
-            "step_seconds_median": statistics.median(step_seconds), "loss": float(loss.detach())}
+    result = {"train_pairs_per_s": pairs / total, "train_target_tokens_per_s": tokens / total,
+              "step_seconds_median": statistics.median(step_seconds), "loss": float(loss.detach())}
+    if args.device == "cuda":
+        result["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    if args.profile:
+        result.update(kernel_time(model, optimizer, batches, args, result["step_seconds_median"]))
+    return result
 
 
 def time_peer(args, teacher_forcing_ratio, vectorized: bool) -> dict:
-    command = [sys.executable, PEER, "--data", args.data, "--steps", str(args.steps), "--warmup", str(args.warmup),
+    command = [sys.executable, args.peer, "--data", args.data, "--steps", str(args.steps), "--warmup", str(args.warmup),
                "--threads", str(args.threads), "--device", args.device, "--teacher-forcing-ratio",
                str(teacher_forcing_ratio), "--print-every", "1000000", "--evaluate-every", "0"]
     if vectorized:
@@ -138,7 +178,9 @@ def time_peer(args, teacher_forcing_ratio, vectorized: bool) -> dict:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", default=DATA)
+    parser.add_argument("--data", default=DATA, help="English<TAB>French pair file")
+    parser.add_argument("--peer", default=PEER, help="the seed's script")
+    parser.add_argument("--output", default=os.path.join(HERE, "bench_train.json"), help="the JSON results")
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
@@ -147,6 +189,9 @@ def main():
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip_peer", action="store_true")
     parser.add_argument("--group_by_length", action="store_true", help="our batches as run_translation.py draws them")
+    parser.add_argument("--bf16", action="store_true", help="our forward and loss under bfloat16 autocast")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="profile N more steps per variant: CUDA kernel time per step and share of the median step")
     parser.add_argument("--variants", nargs="*", default=["dot-0.5", "dot-1.0", "general-0.5", "concat-0.5",
                                                            "bahdanau-0.5"])
     args = parser.parse_args()
@@ -197,6 +242,12 @@ def main():
                 ratios[f"{variant} vs {who}"] = peer["step_seconds_median"] / ours["step_seconds_median"]
     for key, value in ratios.items():
         print(f"ratio {key} (median step): {value:.2f}x")
+    for row in rows:
+        if "peak_gpu_memory_mb" in row:
+            print(f"{row['variant']}: peak GPU memory {row['peak_gpu_memory_mb']:.0f} MB")
+        if "cuda_kernel_share" in row:
+            print(f"{row['variant']}: CUDA kernels {row['cuda_kernel_seconds_per_step'] * 1000:.1f} ms a step, "
+                  f"{row['cuda_kernel_share']:.0%} of the median step")
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS (ours): {peak_rss_mb:.0f} MB")
     result = {"date": time.strftime("%Y-%m-%d"), "device": args.device, "threads": args.threads,
@@ -204,7 +255,9 @@ def main():
               "step_gemm_gflops_by": speeds,
               "useful_gflop_per_pair": gflop_per_pair, "ceiling_pairs_per_s": ceiling, "rows": rows, "ratios": ratios,
               "peak_rss_mb_ours": peak_rss_mb}
-    with open(os.path.join(HERE, "bench_train.json"), "w") as handle:
+    if args.bf16:
+        result["autocast"] = "bfloat16"
+    with open(args.output, "w") as handle:
         json.dump(result, handle, indent=2)
 
 

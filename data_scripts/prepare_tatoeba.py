@@ -22,6 +22,7 @@ a URL to a zip names its member the fsspec way, e.g. `TUTORIAL_DATA_URL`.
 import argparse
 import dataclasses
 import hashlib
+import json
 import os
 import shutil
 import sys
@@ -152,7 +153,10 @@ def is_header(line: str, args: PrepareArguments) -> bool:
 
 
 def _read_jsonl(path: str, args: PrepareArguments) -> Dataset:
-    records = load_dataset("json", data_files=path, split="train", **_cache_key(path))
+    cache_key = _cache_key(path)
+    if "://" not in path:
+        _check_json_lines(path)
+    records = load_dataset("json", data_files=path, split="train", **cache_key)
     return normalize_translation_records(records, args, path)
 
 
@@ -177,6 +181,21 @@ def normalize_translation_records(records: Dataset, args: PrepareArguments, name
         parse, batched=True, with_indices=True, remove_columns=records.column_names, keep_in_memory=True,
         desc="Normalizing pairs",
     )
+
+
+def _check_json_lines(path: str) -> None:
+    """Each non-blank line of a local jsonl file is a JSON object, else `file:line: not valid JSON (...)`
+    (`datasets` would stop with a long traceback that names no line)."""
+    with open(path, encoding="utf-8-sig") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except ValueError as error:
+                raise DataFileError(f"{path}:{number}: not valid JSON ({error})") from None
+            if not isinstance(record, dict):
+                raise DataFileError(f"{path}:{number}: not a JSON object, want {{\"translation\": {{...}}}}")
 
 
 def _cache_key(path: str) -> dict:
@@ -404,8 +423,7 @@ def save_corpus(corpus: PreparedCorpus, output_dir: str, exports: tuple[str, ...
     either no `output_dir` (the next run redoes the work) or a complete one, old or new, and the next run
     clears the hidden leftovers.
     """
-    if os.path.exists(output_dir) and not overwrite:
-        raise FileExistsError(f"{output_dir} already exists (pass --overwrite_output_dir to replace it)")
+    check_output_dir(output_dir, overwrite)
     staging, old = _sibling_paths(output_dir)
     for leftover in (staging, old):
         shutil.rmtree(leftover, ignore_errors=True)
@@ -421,6 +439,15 @@ def save_corpus(corpus: PreparedCorpus, output_dir: str, exports: tuple[str, ...
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # after an error; gone already after the rename
     shutil.rmtree(old, ignore_errors=True)
+
+
+def check_output_dir(output_dir: str, overwrite: bool) -> None:
+    """`output_dir` can take the corpus: absent, or a directory to replace with `overwrite` (never a file)."""
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise FileExistsError(f"--output_dir: got {output_dir!r}, want a directory (or a path to create one): it is "
+                              "a file, which --overwrite_output_dir does not replace")
+    if os.path.exists(output_dir) and not overwrite:
+        raise FileExistsError(f"{output_dir} already exists (pass --overwrite_output_dir to replace it)")
 
 
 def _sibling_paths(output_dir: str) -> tuple[str, str]:
@@ -478,12 +505,17 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, PrepareArguments]:
 def main(argv=None) -> int:
     try:
         namespace, args = parse_args(argv)
+        check_output_dir(namespace.output_dir, namespace.overwrite_output_dir)
         corpus = prepare_tatoeba(namespace.train_file, args, namespace.validation_file, namespace.test_file)
         corpus.dataset = tokenize_translation(corpus.dataset, corpus.tokenizer)
         save_corpus(corpus, namespace.output_dir, tuple(namespace.export), namespace.overwrite_output_dir, args)
     except (DataFileError, FileExistsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except OSError as error:  # a full or read-only disk while saving: nothing half-written is left
+        print(f"error: --output_dir {namespace.output_dir}: cannot save there ({error.strerror or error})",
+              file=sys.stderr)
+        return 1
     print(f"Saved to {namespace.output_dir} (dataset: load_from_disk; tokenizer: {namespace.output_dir}/tokenizer)")
     return 0
 

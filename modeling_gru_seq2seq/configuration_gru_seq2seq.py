@@ -1,5 +1,6 @@
 """GRU sequence-to-sequence model configuration (the Practical PyTorch attention translator)."""
 
+import math
 import re
 
 from transformers import PreTrainedConfig
@@ -8,6 +9,25 @@ ATTENTION_SCORES = ("dot", "general", "concat")
 DECODER_TYPES = ("luong", "bahdanau")
 DECODER_INITS = ("seed", "sum")
 FIELD_CHOICES = {"attention": ATTENTION_SCORES, "decoder_type": DECODER_TYPES, "decoder_init": DECODER_INITS}
+
+
+def _is_integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# field: (what it must be, the check); `__post_init__` raises `field: got V, want ...` for any other value
+FIELD_RANGES = {
+    "source_vocab_size": ("an integer >= 4 (the special tokens)", lambda v: _is_integer(v) and v >= 4),
+    "target_vocab_size": ("an integer >= 4 (the special tokens)", lambda v: _is_integer(v) and v >= 4),
+    "hidden_size": ("an integer >= 1", lambda v: _is_integer(v) and v >= 1),
+    "num_layers": ("an integer >= 1", lambda v: _is_integer(v) and v >= 1),
+    "dropout": ("a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1),
+    "teacher_forcing_ratio": ("a number in [0, 1]", lambda v: _is_number(v) and 0 <= v <= 1),
+}
 
 
 class GruSeq2SeqConfig(PreTrainedConfig):
@@ -97,9 +117,11 @@ class GruSeq2SeqConfig(PreTrainedConfig):
         for field, choices in FIELD_CHOICES.items():
             value = getattr(self, field)
             if value not in choices:
-                raise ValueError(f"`{field}` must be one of {choices}, got {value!r}.")
-        if not 0.0 <= self.teacher_forcing_ratio <= 1.0:
-            raise ValueError(f"`teacher_forcing_ratio` must be in [0, 1], got {self.teacher_forcing_ratio}.")
+                raise ValueError(f"{field}: got {value!r}, want one of {', '.join(choices)}")
+        for field, (want, check) in FIELD_RANGES.items():
+            value = getattr(self, field)
+            if not check(value):
+                raise ValueError(f"{field}: got {value!r}, want {want}")
         if self.tie_word_embeddings and self.decoder_type == "bahdanau":
             raise ValueError(
                 "`tie_word_embeddings=True` needs `decoder_type='luong'`: the Bahdanau output layer reads "
@@ -109,9 +131,12 @@ class GruSeq2SeqConfig(PreTrainedConfig):
 
 
 def field_help(name: str) -> str:
-    """The docstring entry of `GruSeq2SeqConfig` field `name`, on one line (for command-line help)."""
+    """The docstring entry of `GruSeq2SeqConfig` field `name` and its valid values, on one line (for
+    command-line help)."""
     match = re.search(rf"^ {{8}}{name} \(.*?\):\n((?: {{12}}.*\n)+)", GruSeq2SeqConfig.__doc__, flags=re.MULTILINE)
-    return " ".join(line.strip() for line in match.group(1).splitlines())
+    valid = FIELD_RANGES[name][0] if name in FIELD_RANGES else ", ".join(FIELD_CHOICES.get(name, ()))
+    text = " ".join(line.strip() for line in match.group(1).splitlines())
+    return f"{text} Valid: {valid}." if valid else text
 
 
 GruSeq2SeqConfig.register_for_auto_class()

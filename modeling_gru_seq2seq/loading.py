@@ -20,7 +20,8 @@ from .training import MODEL_STAGING_DIR
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 SOURCE_VOCABULARY_FILE, TARGET_VOCABULARY_FILE = "tokenizer.json", "target_tokenizer.json"
-OPTIONAL_JSON_FILES = ("generation_config.json", "tokenizer_config.json")
+GENERATION_CONFIG_FILE = "generation_config.json"
+OPTIONAL_JSON_FILES = (GENERATION_CONFIG_FILE, "tokenizer_config.json")
 MODEL_TYPE = "gru_seq2seq"
 
 
@@ -80,6 +81,29 @@ def check_model_directory(path: str) -> None:
     for name in OPTIONAL_JSON_FILES:
         if os.path.isfile(os.path.join(path, name)):
             read_json(os.path.join(path, name))
+    if os.path.isfile(os.path.join(path, GENERATION_CONFIG_FILE)):
+        check_generation_config(os.path.join(path, GENERATION_CONFIG_FILE))
+
+
+# generation_config.json keys and what they must be (`generate` would fail deep inside, or produce nothing)
+GENERATION_RANGES = {
+    "max_length": ("an integer >= 2 (the start token and a word)", lambda v: _is_integer(v) and v >= 2),
+    "max_new_tokens": ("an integer >= 1", lambda v: _is_integer(v) and v >= 1),
+    "num_beams": ("an integer >= 1", lambda v: _is_integer(v) and v >= 1),
+    "num_return_sequences": ("an integer >= 1", lambda v: _is_integer(v) and v >= 1),
+}
+
+
+def _is_integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def check_generation_config(path: str) -> None:
+    """The generation settings `generate` reads have usable values."""
+    content = read_json(path)
+    for key, (want, check) in GENERATION_RANGES.items():
+        if content.get(key) is not None and not check(content[key]):
+            raise ModelLoadError(f"{path}: {key}: got {content[key]!r}, want {want}")
 
 
 def check_config_file(path: str) -> None:
@@ -104,6 +128,8 @@ def check_model_type(config_path: str, model_type: str | None) -> None:
 def check_safetensors_file(path: str) -> None:
     """The file is exactly as long as its header says: 8 bytes of header length, the JSON header, then
     the tensors up to the largest end offset. A save killed mid-write leaves it shorter."""
+    if not os.path.isfile(path):
+        raise ModelLoadError(f"{path}: not a file (a weights file is expected there)")
     size = os.path.getsize(path)
     with open(path, "rb") as handle:
         header_length = int.from_bytes(handle.read(8), "little") if size >= 8 else None

@@ -110,14 +110,9 @@ class GruSeq2SeqEncoder(nn.Module):
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
+        self.check_inputs(input_ids, attention_mask)
         source_lengths = attention_mask.sum(dim=1)
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-        if not torch.equal(attention_mask.bool(), positions < source_lengths.unsqueeze(1)):
-            raise ValueError(
-                "attention_mask must be 1s then 0s in every row (padding on the right, no gaps): the encoder packs "
-                "each sentence by its length; pad on the right (tokenizer.padding_side = 'right')"
-            )
-        source_lengths = source_lengths.cpu()  # packing wants the lengths on the CPU
+        source_lengths = source_lengths.cpu()  # packing wants the lengths on the CPU (checked: each >= 1)
         embedded = self.embedding(input_ids)
         packed = pack_padded_sequence(embedded, source_lengths, batch_first=True, enforce_sorted=False)
         packed_outputs, final_hidden_state = self.gru(packed)
@@ -129,6 +124,28 @@ class GruSeq2SeqEncoder(nn.Module):
             final_hidden_state=final_hidden_state.transpose(0, 1),
             hidden_states=(embedded, last_hidden_state) if output_hidden_states else None,
         )
+
+    def check_inputs(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor) -> None:
+        """One-line `ValueError`s, before any work, for what would fail deep inside (or silently mistranslate):
+        an empty batch, ids outside the source vocabulary, a row of padding only, and padding that is not on the
+        right (the encoder packs each sentence by its length)."""
+        if input_ids.dim() != 2 or input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
+            raise ValueError(f"input_ids: got shape {tuple(input_ids.shape)}, want (batch >= 1, src_len >= 1)")
+        vocab_size = self.embedding.num_embeddings
+        outside = (input_ids < 0) | (input_ids >= vocab_size)
+        if outside.any():
+            raise ValueError(f"input_ids: got {input_ids[outside][0].item()}, want ids in 0..{vocab_size - 1} (the source "
+                             "vocabulary: tokenizer(...) gives source ids, tokenizer(text_target=...) target ids)")
+        lengths = attention_mask.sum(dim=1)
+        if (lengths == 0).any():
+            row = int((lengths == 0).nonzero()[0])
+            raise ValueError(f"attention_mask: row {row} is all padding, want at least one token per sentence")
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        if not torch.equal(attention_mask.bool(), positions < lengths.unsqueeze(1)):
+            raise ValueError(
+                "attention_mask must be 1s then 0s in every row (padding on the right, no gaps): the encoder packs "
+                "each sentence by its length; pad on the right (tokenizer.padding_side = 'right')"
+            )
 
 
 class GruSeq2SeqAttention(nn.Module):
@@ -486,6 +503,16 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
         if self.config.decoder_init == "seed":
             return final_hidden_state[:, :num_layers]
         return final_hidden_state.unflatten(1, (num_layers, 2)).sum(dim=2)
+
+    def _prepare_generation_config(self, generation_config, **kwargs):
+        """As `GenerationMixin`'s, then its counts checked: `num_beams=0` and the like fail in one line here
+        instead of deep inside the search."""
+        generation_config, model_kwargs = super()._prepare_generation_config(generation_config, **kwargs)
+        for key, minimum in (("num_beams", 1), ("num_return_sequences", 1), ("max_new_tokens", 1), ("max_length", 1)):
+            value = getattr(generation_config, key)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < minimum):
+                raise ValueError(f"{key}: got {value!r}, want an integer >= {minimum}")
+        return generation_config, model_kwargs
 
     def _validate_generation_mode(self, generation_mode, generation_config, generation_mode_kwargs):
         if generation_mode == GenerationMode.ASSISTED_GENERATION:

@@ -16,6 +16,7 @@ translates to an empty line, so output line `i` always answers input line `i`.
 
 import argparse
 import dataclasses
+import errno
 import itertools
 import logging
 import os
@@ -149,7 +150,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "as > source, = reference, < output, and BLEU/chrF over the whole file")
     parser.add_argument("-n", dest="num_samples", metavar="N", type=int, default=10, help="pairs shown with --samples")
     parser.add_argument("--seed", type=int, help="seed of the --samples draw (default: a new draw each run)")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # options before, between or after the sentences
     counts = {"--batch_size": args.batch_size, "--num_beams": args.num_beams,
               "--max_new_tokens": args.max_new_tokens, "-n": args.num_samples}
     for flag, value in counts.items():
@@ -322,6 +323,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # the reader went away (`gru-translate MODEL < file | head -1`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # nothing left to flush at exit
         return 128 + signal.SIGPIPE
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EIO, errno.EROFS, errno.EDQUOT):
+            raise
+        # writing the translations failed (`> /dev/full`, a full disk)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"error: cannot write the translations: {error.strerror or error}", file=sys.stderr)
+        return 1
     return 0
 
 

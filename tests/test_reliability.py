@@ -275,7 +275,7 @@ CORRUPTIONS = {
                          "has 15 rows (config.json): the tokenizer belongs to another model"),
     "unknown attention": (
         set_config(attention="cosine"),
-        "{dir}/config.json: `attention` must be one of ('dot', 'general', 'concat'), got 'cosine'."),
+        "{dir}/config.json: attention: got 'cosine', want one of dot, general, concat"),
     "config.json cut short": (cut_in_half("config.json"), "{dir}/config.json: not valid JSON ("),
     "missing target vocabulary": (
         remove("target_tokenizer.json"),

@@ -144,7 +144,7 @@ def test_config_name_and_tokenizer_name_shape_a_new_model(trained, pairs_file, t
      "--config_overrides sets a new model's fields, --model_name_or_path loads a model"),
     (["--config_overrides", "width=64"], "'width=64' is not NAME=VALUE with NAME one of"),
     (["--config_overrides", "hidden_size=wide"], "hidden_size='wide' is not a int"),
-    (["--config_overrides", "attention=cosine"], "`attention` must be one of"),
+    (["--config_overrides", "attention=cosine"], "--config_overrides attention: got 'cosine', want one of dot, general, concat"),
     (["--config_overrides", "source_vocab_size=9"], "is not NAME=VALUE"),
 ])
 def test_config_override_errors_are_one_line_before_any_data_is_read(tmp_path, capsys, flags, message):
