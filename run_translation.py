@@ -44,8 +44,8 @@ from modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGener
 from modeling_gru_seq2seq.configuration_gru_seq2seq import FIELD_CHOICES, field_help
 from modeling_gru_seq2seq.loading import ModelLoadError, load_config, load_model_and_tokenizer, load_tokenizer
 from modeling_gru_seq2seq.metrics import load_sacrebleu_chrf
-from modeling_gru_seq2seq.plotting import matplotlib_available, plot_attention, plot_loss
 from modeling_gru_seq2seq.owner_lock import OwnerLock
+from modeling_gru_seq2seq.plotting import matplotlib_available, plot_attention, plot_loss
 from modeling_gru_seq2seq.training import (
     CHECKPOINT_STAGING_DIR,
     RUN_ARGUMENTS_FILE,
@@ -471,9 +471,8 @@ def available_memory() -> int:
     """Bytes a new model can take: the GPU's memory, else the CPU's available memory (`MemAvailable`)."""
     if torch.cuda.is_available():
         return torch.cuda.mem_get_info()[1]
-    with contextlib.suppress(OSError, StopIteration, ValueError):
-        with open("/proc/meminfo", encoding="ascii") as handle:
-            return 1024 * int(next(line for line in handle if line.startswith("MemAvailable:")).split()[1])
+    with contextlib.suppress(OSError, StopIteration, ValueError), open("/proc/meminfo", encoding="ascii") as handle:
+        return 1024 * int(next(line for line in handle if line.startswith("MemAvailable:")).split()[1])
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
 
 
@@ -515,7 +514,7 @@ def build_model(config: GruSeq2SeqConfig, tokenizer) -> GruSeq2SeqForConditional
 
 def in_vocabulary_flags(tokenized, unk: int) -> list[bool]:
     """Per example: no `<unk>` in its source or target tokens."""
-    return [unk not in source and unk not in target for source, target in zip(tokenized["input_ids"], tokenized["labels"])]
+    return [unk not in source and unk not in target for source, target in zip(tokenized["input_ids"], tokenized["labels"], strict=True)]
 
 
 def public_name(path: str) -> str:

@@ -31,13 +31,12 @@ import tempfile
 import time
 
 import torch
+from bench_train import step_gemm_speeds, useful_gflop_per_pair  # benchmarks/, on sys.path when run as a script
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 import run_translation
 from data_scripts.prepare_tatoeba import PrepareArguments, export_pairs, prepare_tatoeba
 from modeling_gru_seq2seq.translate import translate
-
-from bench_train import step_gemm_speeds, useful_gflop_per_pair  # benchmarks/, on sys.path when run as a script
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEER = os.path.join(HERE, "..", "..", "shared", "peers", "seed_tutorial.py")

@@ -127,7 +127,7 @@ def main():
         for first in range(0, len(jobs), jobs_at_once):
             batch = jobs[first : first + jobs_at_once]
             processes = [start() for _, _, start, _ in batch]
-            for (who, minutes, _, result), process in zip(batch, processes):
+            for (who, minutes, _, result), process in zip(batch, processes, strict=True):
                 record({"who": who, "minutes": minutes, **result(process)})
     print(f"ours - peer: {rows[1]['bleu'] - rows[0]['bleu']:+.2f} BLEU at {args.minutes} minutes each")
 

@@ -110,7 +110,7 @@ def read_pairs(path: str, args: PrepareArguments) -> Dataset:
 
     def parse(batch, indices):
         columns = {first_lang: [], second_lang: [], "line": []}
-        for text, index in zip(batch["text"], indices):
+        for text, index in zip(batch["text"], indices, strict=True):
             if not text.strip() or (header and index == 0):
                 continue
             fields = text.split("\t")
@@ -169,7 +169,7 @@ def normalize_translation_records(records: Dataset, args: PrepareArguments, name
 
     def parse(batch, indices):
         columns = {lang: [] for lang in langs}
-        for pair, index in zip(batch["translation"], indices):
+        for pair, index in zip(batch["translation"], indices, strict=True):
             if not pair or any(not isinstance(pair.get(lang), str) for lang in langs):
                 raise DataFileError(f"{name}:{index + 1}: `translation` lacks a {langs[0]!r} or {langs[1]!r} string")
             for lang in langs:
@@ -246,7 +246,7 @@ def filter_length(pairs: Dataset, args: PrepareArguments) -> Dataset:
     def keep(batch):
         return [
             all(args.min_length <= measure(text) <= args.max_length for text in texts)
-            for texts in zip(*(batch[lang] for lang in langs))
+            for texts in zip(*(batch[lang] for lang in langs), strict=True)
         ]
 
     return pairs.filter(keep, batched=True, keep_in_memory=True, desc="Length filter")
@@ -261,7 +261,7 @@ def drop_unknown_words(pairs: Dataset, tokenizer: GruSeq2SeqTokenizer, args: Pre
 
     def keep(batch):
         known = [[set(text.split(" ")) <= vocabularies[lang] for text in batch[lang]] for lang in vocabularies]
-        return [all(flags) for flags in zip(*known)]
+        return [all(flags) for flags in zip(*known, strict=True)]
 
     return pairs.filter(keep, batched=True, keep_in_memory=True, desc="Dropping pairs with trimmed words")
 
@@ -280,7 +280,7 @@ def split_by_source(pairs: Dataset, args: PrepareArguments) -> DatasetDict:
     splits = {}
     for split in ("train", "validation", "test"):
         splits[split] = pairs.filter(
-            lambda batch: [split_of[text] == split for text in batch[args.source_lang]],
+            lambda batch, split=split: [split_of[text] == split for text in batch[args.source_lang]],
             batched=True, keep_in_memory=True, desc=f"Selecting {split}",
         )
     return DatasetDict(splits)
@@ -291,7 +291,7 @@ def to_translation_layout(pairs: Dataset, args: PrepareArguments) -> Dataset:
     langs = (args.source_lang, args.target_lang)
 
     def nest(batch):
-        return {"translation": [dict(zip(langs, texts)) for texts in zip(*(batch[lang] for lang in langs))]}
+        return {"translation": [dict(zip(langs, texts, strict=True)) for texts in zip(*(batch[lang] for lang in langs), strict=True)]}
 
     return pairs.map(nest, batched=True, remove_columns=pairs.column_names, keep_in_memory=True)
 

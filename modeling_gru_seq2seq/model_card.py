@@ -48,7 +48,10 @@ def write_model_card(output_dir: str, config, languages: list[str], data_summary
     CC-BY 2.0 FR attribution. A `README.md` there that is not such a card (no `CARD_MARKER` in it) is left
     alone: the card goes to `MODEL_CARD.md` instead."""
     results_path = os.path.join(output_dir, "all_results.json")
-    results = json.load(open(results_path, encoding="utf-8")) if os.path.isfile(results_path) else {}
+    results = {}
+    if os.path.isfile(results_path):
+        with open(results_path, encoding="utf-8") as handle:
+            results = json.load(handle)
     shown = {key: value for key, value in sorted(results.items()) if key.endswith(SHOWN_METRICS)}
     signatures = corpus_scores(["a"], ["a"])
     model_id = repo_id or os.path.basename(os.path.normpath(output_dir))

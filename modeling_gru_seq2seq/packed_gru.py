@@ -135,7 +135,7 @@ class GruLayerFunction(torch.autograd.Function):
         grads = (ctx.ops.gru_backward if ctx.ops is not None else gru_backward)(
             output_grads.contiguous(), final_state_grad.contiguous(), *ctx.saved_tensors, ctx.batch_sizes, ctx.reverse
         )
-        return *(grad if needed else None for grad, needed in zip(grads, ctx.needs_input_grad)), None, None
+        return *(grad if needed else None for grad, needed in zip(grads, ctx.needs_input_grad, strict=False)), None, None
 
 
 class PackedGRU(nn.GRU):

@@ -59,7 +59,7 @@ def plot_loss(log_history: list[dict], path) -> None:
     for key, label in (("loss", "training loss"), ("eval_loss", "evaluation loss")):
         points = [(entry["step"], entry[key]) for entry in log_history if key in entry]
         if points:
-            axes.plot(*zip(*points), marker="." if key == "eval_loss" else None, label=label)
+            axes.plot(*zip(*points, strict=True), marker="." if key == "eval_loss" else None, label=label)
     axes.set_xlabel("step")
     axes.set_ylabel("cross-entropy per target token")
     axes.legend()

@@ -31,6 +31,15 @@ def shared_pairs_file() -> pathlib.Path:
     return SHARED_PAIRS_FILE
 
 
+@pytest.fixture(scope="session")
+def pairs_file(shared_pairs_file, tmp_path_factory) -> str:
+    """The first 2,000 lines of the shared file: about 1,900 pairs after the tutorial's filters."""
+    path = tmp_path_factory.mktemp("data") / "pairs.txt"
+    with open(shared_pairs_file, encoding="utf-8") as source:
+        path.write_text("".join(line for _, line in zip(range(2000), source, strict=False)), encoding="utf-8")
+    return str(path)
+
+
 # Hypothesis profiles (tests/test_properties.py): `ci` runs 200 examples per property and is loaded when
 # CI=true; `dev`, the local default, runs 50. No deadline: timings on shared CPUs vary too much.
 from hypothesis import settings  # noqa: E402

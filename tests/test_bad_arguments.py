@@ -23,7 +23,6 @@ from modeling_gru_seq2seq import (
 )
 from modeling_gru_seq2seq.loading import ModelLoadError, load_model_and_tokenizer
 from modeling_gru_seq2seq.pipeline_gru_seq2seq import save_translation_pipeline
-from test_run_translation import pairs_file  # noqa: F401 (a fixture)
 
 BAD_VALUES = {  # one bad value per flag of run_translation.FLAG_RANGES
     "per_device_train_batch_size": "0", "per_device_eval_batch_size": "0", "learning_rate": "nan",
@@ -168,7 +167,7 @@ def test_broken_json_lines_name_their_line(tmp_path):
     assert "\n" not in str(error.value)
 
 
-def test_checkpoint_named_files_and_empty_checkpoint_folders(pairs_file, tmp_path, capsys):  # noqa: F811
+def test_checkpoint_named_files_and_empty_checkpoint_folders(pairs_file, tmp_path, capsys):
     output_dir = tmp_path / "out"
     output_dir.mkdir()
     (output_dir / "checkpoint-notes.txt").write_text("mine")
@@ -196,7 +195,7 @@ def test_gru_translate_output_errors_and_option_order(model_dir):
     assert len(ordered.stdout.splitlines()) == 2
 
 
-def test_prepare_tatoeba_onto_a_file_or_a_full_disk(pairs_file, tmp_path, monkeypatch, capsys):  # noqa: F811
+def test_prepare_tatoeba_onto_a_file_or_a_full_disk(pairs_file, tmp_path, monkeypatch, capsys):
     a_file = tmp_path / "corpus"
     a_file.write_text("mine")
     args = ["--train_file", str(tmp_path / "never-read.txt"), "--output_dir", str(a_file), "--overwrite_output_dir"]

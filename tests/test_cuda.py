@@ -98,16 +98,16 @@ def test_training_steps_on_cuda_equal_the_cpus(decoder_type, attention, teacher_
     optimizers = [torch.optim.SGD(model.parameters(), lr=0.1) for model in models]
     for _ in range(3):
         losses = []
-        for model, optimizer in zip(models, optimizers):
+        for model, optimizer in zip(models, optimizers, strict=False):
             optimizer.zero_grad()
             loss = model(**batch(model.device), teacher_forcing=teacher_forcing).loss
             loss.backward()
             optimizer.step()
             losses.append(loss.detach().cpu())
         torch.testing.assert_close(losses[1], losses[0], **TOLERANCE)
-        for (name, cpu_parameter), cuda_parameter in zip(models[0].named_parameters(), models[1].parameters()):
+        for (name, cpu_parameter), cuda_parameter in zip(models[0].named_parameters(), models[1].parameters(), strict=False):
             torch.testing.assert_close(cuda_parameter.grad.cpu(), cpu_parameter.grad, **TOLERANCE, msg=name)
-    for (name, cpu_parameter), cuda_parameter in zip(models[0].named_parameters(), models[1].parameters()):
+    for (name, cpu_parameter), cuda_parameter in zip(models[0].named_parameters(), models[1].parameters(), strict=False):
         torch.testing.assert_close(cuda_parameter.detach().cpu(), cpu_parameter.detach(), **TOLERANCE, msg=name)
 
 

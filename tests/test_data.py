@@ -147,7 +147,7 @@ def test_skip_bad_lines_counts_what_it_skips(tmp_path, capsys):
 
 def test_invalid_utf8_names_the_line(tmp_path):
     path = tmp_path / "latin1.txt"
-    path.write_bytes("Go.\tVa !\n".encode() * 999 + "Tea.\tThé.\n".encode("latin-1"))
+    path.write_bytes(b"Go.\tVa !\n" * 999 + "Tea.\tThé.\n".encode("latin-1"))
     with pytest.raises(DataFileError, match=r"latin1\.txt:1000: invalid UTF-8"):
         prepare_tatoeba(str(path), SMALL)
 
@@ -178,7 +178,7 @@ def test_cli_saves_dataset_tokenizer_and_exports(tmp_path):
     assert tokenizer.decode(row["labels"], skip_special_tokens=True) == row["translation"]["en"]
     # the TSV export is a pair file in the input's column order: it reads back to the same pairs
     reread = read_pairs(str(output_dir / "test.tsv"), SMALL)
-    assert [{"fr": fr, "en": en} for fr, en in zip(reread["fr"], reread["en"])] == dataset["test"]["translation"]
+    assert [{"fr": fr, "en": en} for fr, en in zip(reread["fr"], reread["en"], strict=False)] == dataset["test"]["translation"]
     assert (output_dir / "train.jsonl").read_text().count("\n") == len(dataset["train"])
     # a second run refuses to overwrite; a bad file gives one line of error and a non-zero exit
     again = subprocess.run(command, capture_output=True, text=True, timeout=120)

@@ -8,14 +8,13 @@ import subprocess
 import sys
 
 import pytest
-
 from test_run_translation import SCRIPT, TINY
 
 
 def test_two_process_training_evaluates_like_one_process(shared_pairs_file, tmp_path):
     pairs = tmp_path / "pairs.txt"
     with open(shared_pairs_file, encoding="utf-8") as source:
-        pairs.write_text("".join(line for _, line in zip(range(1000), source)), encoding="utf-8")
+        pairs.write_text("".join(line for _, line in zip(range(1000), source, strict=False)), encoding="utf-8")
     data = ["--train_file", str(pairs), *TINY, "--max_eval_samples", "40", "--per_device_eval_batch_size", "12",
             "--eval_strategy", "no", "--num_attention_plots", "0"]
     distributed_dir, single_dir = tmp_path / "ddp", tmp_path / "single"

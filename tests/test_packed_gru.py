@@ -52,7 +52,7 @@ def assert_same(results, dtype):
     torch.testing.assert_close(packed_output, output, **tolerance)
     torch.testing.assert_close(packed_final, final_state, **tolerance)
     assert len(packed_grads) == len(grads)
-    for expected, got in zip(grads, packed_grads):
+    for expected, got in zip(grads, packed_grads, strict=False):
         torch.testing.assert_close(got, expected, **tolerance)
 
 
@@ -123,7 +123,7 @@ def test_packed_gru_matches_nn_gru_without_initial_state(recurrence):
     reference, gru = nn.GRU(3, 4, bidirectional=True), PackedGRU(3, 4, bidirectional=True)
     gru.load_state_dict(reference.state_dict())
     inputs = torch.randn(5, 2, 3)
-    for expected, got in zip(reference(inputs), gru(inputs)):
+    for expected, got in zip(reference(inputs), gru(inputs), strict=False):
         torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-5)
 
 

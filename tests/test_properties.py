@@ -80,7 +80,7 @@ def sentences_of(words: list[str]):
 
 
 def _interleave(separators, words) -> str:
-    return "".join(separator + word for separator, word in zip(separators, [*words, ""]))
+    return "".join(separator + word for separator, word in zip(separators, [*words, ""], strict=False))
 
 
 def mixed_text():

@@ -52,7 +52,7 @@ print(json.dumps({"generate": tokenizer.batch_decode(generated, skip_special_tok
 def test_push_to_hub_offline_then_load_pushed_folder(shared_pairs_file, tmp_path):
     pairs = tmp_path / "pairs.txt"
     with open(shared_pairs_file, encoding="utf-8") as source:
-        pairs.write_text("".join(line for _, line in zip(range(1000), source)), encoding="utf-8")
+        pairs.write_text("".join(line for _, line in zip(range(1000), source, strict=False)), encoding="utf-8")
     pushed, output_dir = tmp_path / "hub", tmp_path / "out"
     args = ["--train_file", str(pairs), "--output_dir", str(output_dir), *TINY, "--max_steps", "3",
             "--max_eval_samples", "8", "--max_predict_samples", "8", "--num_attention_plots", "0",

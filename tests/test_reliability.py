@@ -20,7 +20,7 @@ import pytest
 import torch
 from datasets import load_from_disk
 from test_push_to_hub import FAKE_HUB
-from test_run_translation import SCRIPT, TINY, pairs_file, run_script  # noqa: F401 (pairs_file: a fixture)
+from test_run_translation import TINY, run_script
 
 from data_scripts.prepare_tatoeba import DataFileError, PrepareArguments, prepare_tatoeba, read_pairs
 from modeling_gru_seq2seq import (
@@ -328,7 +328,7 @@ def test_both_commands_print_only_the_one_line_error(corrupt_dirs, command, modu
         capture_output=True, text=True, timeout=120)
     lines = result.stderr.splitlines()
     assert len(lines) == 2 * len(names), result.stderr  # per directory: the error, then the exit code
-    for name, error, exit_line in zip(names, lines[::2], lines[1::2]):
+    for name, error, exit_line in zip(names, lines[::2], lines[1::2], strict=False):
         assert error.startswith(f"error: {corrupt_dirs[name][1]}") and exit_line == "exit 2", (name, error)
 
 

@@ -7,6 +7,7 @@ import errno
 import hashlib
 import json
 import os
+import pathlib
 import shutil
 import socket
 import subprocess
@@ -24,7 +25,6 @@ from modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGener
 from modeling_gru_seq2seq.loading import ModelLoadError, load_model_and_tokenizer
 from modeling_gru_seq2seq.training import GruSeq2SeqTrainer, TrainingDivergedError
 from modeling_gru_seq2seq.translate import read_lines
-from test_run_translation import pairs_file  # noqa: F401 (a fixture)
 
 RUN = ["--max_train_samples", "2000", "--hidden_size", "16", "--report_to", "none", "--eval_strategy", "no",
        "--save_strategy", "steps", "--save_steps", "3", "--max_eval_samples", "10", "--max_predict_samples", "10",
@@ -40,7 +40,7 @@ def global_step(output_dir) -> int:
 
 
 @pytest.fixture(scope="module")
-def finished_run(pairs_file, tmp_path_factory):  # noqa: F811
+def finished_run(pairs_file, tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("finished") / "run"
     args = ["--train_file", pairs_file, "--output_dir", str(output_dir), "--max_steps", "3", *RUN]
     assert run_translation.main(args) == 0
@@ -61,7 +61,7 @@ def test_rerun_of_a_finished_run_trains_nothing_and_keeps_the_model(finished_run
     assert "Training already finished (3 of 3 steps" in capsys.readouterr().out
     assert global_step(copy) == 3 and digest(copy / "model.safetensors") == weights
     assert (copy / "predict_results.json").is_file()  # evaluate and predict still run
-    longer = [("5" if previous == "--max_steps" else arg) for previous, arg in zip(["", *args], args)]
+    longer = [("5" if previous == "--max_steps" else arg) for previous, arg in zip(["", *args], args, strict=False)]
     assert run_translation.main(longer) == 0  # a larger --max_steps continues
     assert global_step(copy) == 5
 
@@ -82,7 +82,7 @@ def test_resume_with_other_settings_stops_naming_the_argument(finished_run, tmp_
     assert message in error and len(error.splitlines()) == 1
 
 
-def test_resume_on_a_rewritten_training_file_stops(pairs_file, tmp_path, capsys):  # noqa: F811
+def test_resume_on_a_rewritten_training_file_stops(pairs_file, tmp_path, capsys):
     train_file = tmp_path / "pairs.txt"
     shutil.copy(pairs_file, train_file)
     args = ["--train_file", str(train_file), "--output_dir", str(tmp_path / "run"), "--max_steps", "3", *RUN]
@@ -94,7 +94,7 @@ def test_resume_on_a_rewritten_training_file_stops(pairs_file, tmp_path, capsys)
 
 
 def test_data_file_rewritten_with_its_old_mtime_is_read_anew(shared_pairs_file, tmp_path):
-    lines = open(shared_pairs_file, encoding="utf-8").readlines()
+    lines = pathlib.Path(shared_pairs_file).read_text(encoding="utf-8").splitlines(keepends=True)
     path = tmp_path / "pairs.txt"
     first = []
     for part in (lines[:300], lines[50000:50300]):
@@ -258,7 +258,7 @@ def test_a_build_folder_with_another_source_is_emptied_first(tmp_path):
 # ---------------------------------------------------------------- the output directory
 
 
-def test_overwrite_keeps_a_users_checkpoint_folders_and_readme(finished_run, pairs_file, tmp_path, capsys):  # noqa: F811
+def test_overwrite_keeps_a_users_checkpoint_folders_and_readme(finished_run, pairs_file, tmp_path, capsys):
     output_dir, args = finished_run
     mixed = tmp_path / "mixed"
     mixed.mkdir()
@@ -290,7 +290,7 @@ def test_an_unwritable_output_dir_is_found_before_any_data_is_read(tmp_path, mon
     assert error == f"error: --output_dir {tmp_path / 'out'}: cannot write there ({os.strerror(code)})"
 
 
-def test_no_room_for_a_checkpoint_stops_before_training(pairs_file, tmp_path, monkeypatch, capsys):  # noqa: F811
+def test_no_room_for_a_checkpoint_stops_before_training(pairs_file, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
     args = ["--train_file", pairs_file, "--output_dir", str(tmp_path / "out"), "--max_steps", "3", *RUN]
     assert run_translation.main(args) == 2
@@ -298,7 +298,7 @@ def test_no_room_for_a_checkpoint_stops_before_training(pairs_file, tmp_path, mo
     assert not list((tmp_path / "out").glob("checkpoint-*"))
 
 
-def test_a_failed_save_names_the_last_complete_checkpoint(pairs_file, tmp_path, monkeypatch, capsys):  # noqa: F811
+def test_a_failed_save_names_the_last_complete_checkpoint(pairs_file, tmp_path, monkeypatch, capsys):
     save_model = GruSeq2SeqTrainer.save_model
 
     def full_disk_at_the_final_save(self, output_dir=None, _internal_call=False):

@@ -20,15 +20,6 @@ TINY = ["--hidden_size", "32", "--num_layers", "2", "--min_count", "1", "--disab
         "--report_to", "none", "--dataloader_pin_memory", "false"]
 
 
-@pytest.fixture(scope="module")
-def pairs_file(shared_pairs_file, tmp_path_factory):
-    """The first 2,000 lines of the shared file: about 1,900 pairs after the tutorial's filters."""
-    path = tmp_path_factory.mktemp("data") / "pairs.txt"
-    with open(shared_pairs_file, encoding="utf-8") as source:
-        path.write_text("".join(line for _, line in zip(range(2000), source)), encoding="utf-8")
-    return str(path)
-
-
 def run_script(*args, env=None, prelude=""):
     """Run the script in a fresh interpreter; `prelude` is Python run first (to inject a SIGKILL)."""
     code = f"{prelude}\nimport runpy, sys\nsys.argv = {[SCRIPT, *args]!r}\nrunpy.run_path(sys.argv[0], run_name='__main__')"

@@ -16,7 +16,6 @@ import run_translation
 from data_scripts.prepare_tatoeba import PrepareArguments, prepare_tatoeba, read_pairs, tokenize_translation
 from modeling_gru_seq2seq import GruSeq2SeqConfig
 from modeling_gru_seq2seq.configuration_gru_seq2seq import FIELD_CHOICES
-from test_run_translation import pairs_file  # noqa: F401 (a fixture)
 
 QUICK = ["--min_count", "1", "--disable_tqdm", "true", "--dataloader_pin_memory", "false", "--num_attention_plots",
          "0", "--max_eval_samples", "20", "--max_predict_samples", "20"]
@@ -26,7 +25,7 @@ HF_FLAGS = ["--model_revision", "main", "--token", "unused-for-local-files", "--
 
 
 @pytest.fixture(scope="module")
-def held_out(pairs_file, tmp_path_factory):  # noqa: F811
+def held_out(pairs_file, tmp_path_factory):
     """Validation and test files: two pairs each, one with a word the training pairs never had."""
     directory = tmp_path_factory.mktemp("held_out")
     (directory / "validation.txt").write_text("I am cold.\tJe suis froid.\nHe is a zorg.\tC'est un zorg.\n")
@@ -35,7 +34,7 @@ def held_out(pairs_file, tmp_path_factory):  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def trained(pairs_file, held_out, tmp_path_factory):  # noqa: F811
+def trained(pairs_file, held_out, tmp_path_factory):
     """One short run with transformers' flags, `--config_overrides`, given split files and TensorBoard."""
     output_dir = tmp_path_factory.mktemp("flags") / "fr-en-tiny"
     args = ["--train_file", pairs_file, "--validation_file", str(held_out / "validation.txt"), "--test_file",
@@ -49,7 +48,7 @@ def trained(pairs_file, held_out, tmp_path_factory):  # noqa: F811
     return output_dir, result
 
 
-def test_transformers_flags_are_accepted_and_the_overrides_build_the_model(trained, pairs_file):  # noqa: F811
+def test_transformers_flags_are_accepted_and_the_overrides_build_the_model(trained, pairs_file):
     output_dir, result = trained
     config = json.loads((output_dir / "config.json").read_text())
     assert (config["hidden_size"], config["num_layers"], config["attention"], config["dropout"]) == (24, 1, "concat", 0)
@@ -64,7 +63,7 @@ def test_transformers_flags_are_accepted_and_the_overrides_build_the_model(train
     assert help_text.count("No effect, accepted for transformers' scripts") >= 3  # the no-op flags say so
 
 
-def test_given_split_files_are_used_as_given(trained, pairs_file):  # noqa: F811
+def test_given_split_files_are_used_as_given(trained, pairs_file):
     output_dir, _ = trained
     kept = prepare_tatoeba(pairs_file, PrepareArguments(min_count=1)).stats["pairs_kept"]
     assert json.loads((output_dir / "train_results.json").read_text())["train_samples"] == kept  # nothing carved
@@ -124,7 +123,7 @@ def test_val_max_target_length_caps_a_loaded_model(trained, held_out, tmp_path):
     assert results["3"] <= 3 < results[None]  # an untrained model runs to its limit (50)
 
 
-def test_config_name_and_tokenizer_name_shape_a_new_model(trained, pairs_file, tmp_path):  # noqa: F811
+def test_config_name_and_tokenizer_name_shape_a_new_model(trained, pairs_file, tmp_path):
     output_dir, _ = trained
     new_dir = tmp_path / "new"
     args = ["--train_file", pairs_file, "--config_name", str(output_dir), "--tokenizer_name", str(output_dir),
@@ -175,10 +174,10 @@ def test_flags_default_to_the_config_and_take_its_choices():
     assert "GruSeq2SeqConfig's default, 500" in actions["hidden_size"].help
 
 
-def test_dataset_name_uses_its_own_splits(pairs_file, tmp_path):  # noqa: F811
+def test_dataset_name_uses_its_own_splits(pairs_file, tmp_path):
     """A local dataset folder in the wmt14 layout (train/validation/test files of translation records)."""
     pairs = read_pairs(pairs_file, PrepareArguments())
-    records = [{"translation": {"fr": fr, "en": en}} for fr, en in zip(pairs["fr"], pairs["en"])]
+    records = [{"translation": {"fr": fr, "en": en}} for fr, en in zip(pairs["fr"], pairs["en"], strict=False)]
     folder = tmp_path / "wmt14-like"
     folder.mkdir()
     for split, part in (("train", records[:1500]), ("validation", records[1500:1600]), ("test", records[1600:1680])):
@@ -196,7 +195,7 @@ def test_dataset_name_uses_its_own_splits(pairs_file, tmp_path):  # noqa: F811
         assert len(corpus[split]) == len(kept)  # length-filtered only, never trimmed
 
 
-def test_tokenize_translation_prefix_and_max_length_padding(pairs_file):  # noqa: F811
+def test_tokenize_translation_prefix_and_max_length_padding(pairs_file):
     corpus = prepare_tatoeba(pairs_file, PrepareArguments(min_count=1))
     split = corpus.dataset["validation"].select(range(8))
     tokenizer = corpus.tokenizer
@@ -210,4 +209,4 @@ def test_tokenize_translation_prefix_and_max_length_padding(pairs_file):  # noqa
     prefixed = tokenize_translation(split, tokenizer, source_prefix=prefix_word + " ", num_proc=2)
     plain = tokenize_translation(split, tokenizer)
     prefix_id = tokenizer.convert_tokens_to_ids(prefix_word)
-    assert all(p == [prefix_id, *q] for p, q in zip(prefixed["input_ids"], plain["input_ids"]))
+    assert all(p == [prefix_id, *q] for p, q in zip(prefixed["input_ids"], plain["input_ids"], strict=False))

@@ -31,7 +31,7 @@ class SacrebleuChrf(evaluate.Metric):
         num_references = {len(refs) for refs in references}
         if len(num_references) > 1:
             raise ValueError("sacrebleu needs the same number of references for every prediction")
-        streams = [list(stream) for stream in zip(*references)]
+        streams = [list(stream) for stream in zip(*references, strict=True)]
         # force: the tutorial's sentences are tokenized by design (`i am cold .`); without it sacrebleu warns
         # about tokenized periods on every call. It does not change the score or the signature.
         bleu, chrf = sacrebleu.BLEU(force=True), sacrebleu.CHRF()
