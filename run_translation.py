@@ -65,17 +65,33 @@ class UsageError(Exception):
     """Bad arguments or an unusable output directory: reported as one line, exit code 2."""
 
 
-NEW_MODEL_FIELDS = ("attention", "decoder_type", "hidden_size", "num_layers", "dropout", "teacher_forcing_ratio",
-                    "decoder_init")  # each a flag; `--config_overrides` reaches every other field too
-TOKENIZER_FIELDS = ("source_vocab_size", "target_vocab_size", "pad_token_id", "bos_token_id", "eos_token_id",
-                    "decoder_start_token_id", "is_encoder_decoder")  # set from the tokenizer, never by hand
+NEW_MODEL_FIELDS = (
+    "attention",
+    "decoder_type",
+    "hidden_size",
+    "num_layers",
+    "dropout",
+    "teacher_forcing_ratio",
+    "decoder_init",
+)  # each a flag; `--config_overrides` reaches every other field too
+TOKENIZER_FIELDS = (
+    "source_vocab_size",
+    "target_vocab_size",
+    "pad_token_id",
+    "bos_token_id",
+    "eos_token_id",
+    "decoder_start_token_id",
+    "is_encoder_decoder",
+)  # set from the tokenizer, never by hand
 
 
 def config_flag(name: str):
     """A flag for `GruSeq2SeqConfig`'s field `name`, its help and choices from the config. Unset (None) means
     the config's default (or `--config_name`'s value) for a new model, and the saved value for a loaded one."""
-    metadata = {"help": f"{field_help(name)} Not given: GruSeq2SeqConfig's default, "
-                        f"{getattr(GruSeq2SeqConfig, name)!r}, for a new model; the saved value for a loaded one."}
+    metadata = {
+        "help": f"{field_help(name)} Not given: GruSeq2SeqConfig's default, "
+        f"{getattr(GruSeq2SeqConfig, name)!r}, for a new model; the saved value for a loaded one."
+    }
     if name in FIELD_CHOICES:
         metadata["choices"] = list(FIELD_CHOICES[name])
     return field(default=None, metadata=metadata)
@@ -88,23 +104,48 @@ class ModelArguments:
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "A saved model (directory or Hub id); without it a new model is built."}
     )
-    config_name: str | None = field(default=None, metadata={
-        "help": "A saved config (directory or Hub id): the settings of a new model (the flags below and "
-        "--config_overrides change them), or the config a --model_name_or_path model loads with."})
-    tokenizer_name: str | None = field(default=None, metadata={
-        "help": "A saved tokenizer (directory or Hub id) to use instead of building one from the training data "
-        "(its vocabularies also trim the pairs) or instead of --model_name_or_path's."})
-    config_overrides: str | None = field(default=None, metadata={
-        "help": "A new model's settings as NAME=VALUE pairs, e.g. 'hidden_size=256,attention=concat' "
-        "(transformers' run_clm convention), over GruSeq2SeqConfig's defaults or --config_name."})
+    config_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "A saved config (directory or Hub id): the settings of a new model (the flags below and "
+            "--config_overrides change them), or the config a --model_name_or_path model loads with."
+        },
+    )
+    tokenizer_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "A saved tokenizer (directory or Hub id) to use instead of building one from the training data "
+            "(its vocabularies also trim the pairs) or instead of --model_name_or_path's."
+        },
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={
+            "help": "A new model's settings as NAME=VALUE pairs, e.g. 'hidden_size=256,attention=concat' "
+            "(transformers' run_clm convention), over GruSeq2SeqConfig's defaults or --config_name."
+        },
+    )
     cache_dir: str | None = field(default=None, metadata={"help": "Where downloaded models are stored."})
-    model_revision: str = field(default="main", metadata={
-        "help": "The Hub revision (branch, tag or commit) of --model_name_or_path, --config_name, --tokenizer_name."})
-    token: str | None = field(default=None, metadata={
-        "help": "Hub token for private models and datasets (default: the `huggingface-cli login` one or HF_TOKEN)."})
+    model_revision: str = field(
+        default="main",
+        metadata={
+            "help": "The Hub revision (branch, tag or commit) of --model_name_or_path, --config_name and "
+            "--tokenizer_name."
+        },
+    )
+    token: str | None = field(
+        default=None,
+        metadata={
+            "help": "Hub token for private models and datasets (default: the `huggingface-cli login` one or HF_TOKEN)."
+        },
+    )
     trust_remote_code: bool = field(default=False, metadata={"help": "Load a Hub model's own code."})
-    use_fast_tokenizer: bool = field(default=True, metadata={
-        "help": "No effect, accepted for transformers' scripts: the tokenizer is always the fast (tokenizers) one."})
+    use_fast_tokenizer: bool = field(
+        default=True,
+        metadata={
+            "help": "No effect, accepted for transformers' scripts: the tokenizer is always the fast (tokenizers) one."
+        },
+    )
     attention: str | None = config_flag("attention")
     decoder_type: str | None = config_flag("decoder_type")
     hidden_size: int | None = config_flag("hidden_size")
@@ -120,37 +161,68 @@ class DataTrainingArguments:
 
     source_lang: str = field(default="fr")
     target_lang: str = field(default="en")
-    dataset_name: str | None = field(default=None, metadata={
-        "help": "A dataset (Hub id or local folder) in the translation layout; its own validation and test "
-        "splits are used when it has them, else they are carved from its train split."})
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "A dataset (Hub id or local folder) in the translation layout; its own validation and test "
+            "splits are used when it has them, else they are carved from its train split."
+        },
+    )
     dataset_config_name: str | None = field(default=None)
     train_file: str | None = field(
         default=None, metadata={"help": "Tatoeba pair file (English<TAB>French), jsonl or URL."}
     )
-    validation_file: str | None = field(default=None, metadata={
-        "help": "The validation split, used as given (normalized and length-filtered, never trimmed)."})
-    test_file: str | None = field(default=None, metadata={
-        "help": "The test split, used as given (normalized and length-filtered, never trimmed)."})
+    validation_file: str | None = field(
+        default=None,
+        metadata={"help": "The validation split, used as given (normalized and length-filtered, never trimmed)."},
+    )
+    test_file: str | None = field(
+        default=None,
+        metadata={"help": "The test split, used as given (normalized and length-filtered, never trimmed)."},
+    )
     max_source_length: int | None = field(default=None, metadata={"help": "Truncate sources to this many tokens."})
     max_target_length: int | None = field(default=None, metadata={"help": "Truncate training targets."})
-    val_max_target_length: int | None = field(default=None, metadata={
-        "help": "Truncate eval/test targets; also the generation limit, for new and loaded models (default 50 "
-        "for a new model, else the model's own)."})
-    pad_to_max_length: bool = field(default=False, metadata={
-        "help": "Pad every example to the maximum lengths (the max_*_length flags, else the tokenizer's "
-        "model_max_length, 100) and batch with default_data_collator, instead of padding each batch."})
-    ignore_pad_token_for_loss: bool = field(default=True, metadata={
-        "help": "Padded label positions get -100 and no loss; false: they are labelled <pad> and count."})
-    source_prefix: str | None = field(default=None, metadata={
-        "help": "Text put before every source sentence before tokenizing (T5's task prefix); its words are read "
-        "with the source vocabulary (<unk> if not in it)."})
-    forced_bos_token: str | None = field(default=None, metadata={
-        "help": "No effect, accepted for transformers' scripts: it forces a language token first (mBART), and "
-        "this model has one target language and no language tokens."})
-    preprocessing_num_workers: int | None = field(default=None, metadata={
-        "help": "Processes for tokenizing (datasets' num_proc)."})
-    overwrite_cache: bool = field(default=False, metadata={
-        "help": "No effect, accepted for transformers' scripts: the preparation runs in memory and caches nothing."})
+    val_max_target_length: int | None = field(
+        default=None,
+        metadata={
+            "help": "Truncate eval/test targets; also the generation limit, for new and loaded models (default 50 "
+            "for a new model, else the model's own)."
+        },
+    )
+    pad_to_max_length: bool = field(
+        default=False,
+        metadata={
+            "help": "Pad every example to the maximum lengths (the max_*_length flags, else the tokenizer's "
+            "model_max_length, 100) and batch with default_data_collator, instead of padding each batch."
+        },
+    )
+    ignore_pad_token_for_loss: bool = field(
+        default=True,
+        metadata={"help": "Padded label positions get -100 and no loss; false: they are labelled <pad> and count."},
+    )
+    source_prefix: str | None = field(
+        default=None,
+        metadata={
+            "help": "Text put before every source sentence before tokenizing (T5's task prefix); its words are read "
+            "with the source vocabulary (<unk> if not in it)."
+        },
+    )
+    forced_bos_token: str | None = field(
+        default=None,
+        metadata={
+            "help": "No effect, accepted for transformers' scripts: it forces a language token first (mBART), and "
+            "this model has one target language and no language tokens."
+        },
+    )
+    preprocessing_num_workers: int | None = field(
+        default=None, metadata={"help": "Processes for tokenizing (datasets' num_proc)."}
+    )
+    overwrite_cache: bool = field(
+        default=False,
+        metadata={
+            "help": "No effect, accepted for transformers' scripts: the preparation runs in memory and caches nothing."
+        },
+    )
     max_train_samples: int | None = field(default=None)
     max_eval_samples: int | None = field(default=None)
     max_predict_samples: int | None = field(default=None)
@@ -160,10 +232,13 @@ class DataTrainingArguments:
     max_length: int = field(default=25)
     length_unit: str = field(default="chars", metadata={"choices": ["chars", "words"]})
     split_seed: int = field(default=42, metadata={"help": "Seed of the train/validation/test split."})
-    validation_fraction: float = field(default=0.05, metadata={"help": "Share of source sentences held out for "
-                                                               "validation (none with --validation_file)."})
-    test_fraction: float = field(default=0.05, metadata={"help": "Share of source sentences held out for test "
-                                                         "(none with --test_file)."})
+    validation_fraction: float = field(
+        default=0.05,
+        metadata={"help": "Share of source sentences held out for validation (none with --validation_file)."},
+    )
+    test_fraction: float = field(
+        default=0.05, metadata={"help": "Share of source sentences held out for test (none with --test_file)."}
+    )
     skip_bad_lines: bool = field(default=False, metadata={"help": "Skip (and count) malformed lines."})
     num_attention_plots: int = field(default=3, metadata={"help": "attention_<i>.png for validation sentences."})
 
@@ -212,8 +287,10 @@ def check_ranges(model_args, data_args, training_args) -> None:
     if data_args.max_length < data_args.min_length:
         raise UsageError(f"--max_length: got {data_args.max_length}, want >= --min_length ({data_args.min_length})")
     if data_args.validation_fraction + data_args.test_fraction >= 1:
-        raise UsageError(f"--validation_fraction + --test_fraction: got {data_args.validation_fraction} + "
-                         f"{data_args.test_fraction}, want < 1 (something left to train on)")
+        raise UsageError(
+            f"--validation_fraction + --test_fraction: got {data_args.validation_fraction} + "
+            f"{data_args.test_fraction}, want < 1 (something left to train on)"
+        )
 
 
 def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataTrainingArguments, GruSeq2SeqTrainingArguments]:
@@ -228,8 +305,9 @@ def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataTrainingArgume
 
 def check_conflicts(model_args, data_args, training_args) -> None:
     if model_args.config_overrides and model_args.model_name_or_path:
-        raise UsageError("--config_overrides sets a new model's fields, --model_name_or_path loads a model with "
-                         "its own: pass one")
+        raise UsageError(
+            "--config_overrides sets a new model's fields, --model_name_or_path loads a model with its own: pass one"
+        )
     if data_args.dataset_name and data_args.train_file:
         raise UsageError("--dataset_name and --train_file both name the training data: pass one")
     if training_args.overwrite_output_dir and training_args.resume_from_checkpoint:
@@ -257,13 +335,16 @@ def output_dir_lock(output_dir: str):
     try:
         os.makedirs(output_dir, exist_ok=True)
     except OSError as error:
-        raise UsageError(f"--output_dir: got {output_dir!r}, want a directory (or a path to create one): "
-                         f"{error.strerror}") from None
+        raise UsageError(
+            f"--output_dir: got {output_dir!r}, want a directory (or a path to create one): {error.strerror}"
+        ) from None
     try:
         with OwnerLock(os.path.join(output_dir, RUN_LOCK_FILE)) as lock:
             if not lock.acquired:
-                raise UsageError(f"--output_dir {output_dir} is in use by {lock.describe_owner()} (another run): "
-                                 "wait for it to end, or choose another --output_dir")
+                raise UsageError(
+                    f"--output_dir {output_dir} is in use by {lock.describe_owner()} (another run): "
+                    "wait for it to end, or choose another --output_dir"
+                )
             check_writable(output_dir)
             yield
     finally:
@@ -294,14 +375,18 @@ def check_room_for_checkpoint(directory: str, model) -> None:
     needed = 3 * sum(parameter.numel() * parameter.element_size() for parameter in model.parameters())
     free = shutil.disk_usage(directory).free
     if free < needed:
-        raise UsageError(f"--output_dir {directory}: {free / 1e6:.1f} MB free, but a checkpoint of this model "
-                         f"needs about {needed / 1e6:.1f} MB")
+        raise UsageError(
+            f"--output_dir {directory}: {free / 1e6:.1f} MB free, but a checkpoint of this model "
+            f"needs about {needed / 1e6:.1f} MB"
+        )
 
 
 def holds_saved_model(directory: str) -> bool:
     """Whether `directory` holds a model a run of ours saved at its end (with its state and arguments)."""
-    return all(os.path.isfile(os.path.join(directory, name))
-               for name in ("config.json", "trainer_state.json", RUN_ARGUMENTS_FILE))
+    return all(
+        os.path.isfile(os.path.join(directory, name))
+        for name in ("config.json", "trainer_state.json", RUN_ARGUMENTS_FILE)
+    )
 
 
 def trained_steps(directory: str) -> int:
@@ -316,8 +401,10 @@ def resume_checkpoint(training_args) -> str | None:
     output_dir = training_args.output_dir
     if training_args.resume_from_checkpoint:
         if not os.path.isfile(os.path.join(training_args.resume_from_checkpoint, "trainer_state.json")):
-            raise UsageError(f"--resume_from_checkpoint: got {training_args.resume_from_checkpoint!r}, want a "
-                             "checkpoint folder (with trainer_state.json)")
+            raise UsageError(
+                f"--resume_from_checkpoint: got {training_args.resume_from_checkpoint!r}, want a "
+                "checkpoint folder (with trainer_state.json)"
+            )
         return training_args.resume_from_checkpoint
     entries = [name for name in os.listdir(output_dir) if name != RUN_LOCK_FILE] if os.path.isdir(output_dir) else []
     if not entries or not training_args.do_train:
@@ -325,14 +412,17 @@ def resume_checkpoint(training_args) -> str | None:
     if training_args.overwrite_output_dir:
         for name in entries:  # our stale checkpoints would be resumed by a later run; a user's folders stay
             path = os.path.join(output_dir, name)
-            if name == CHECKPOINT_STAGING_DIR or (name.startswith("checkpoint-") and
-                                                  os.path.isfile(os.path.join(path, "trainer_state.json"))):
+            if name == CHECKPOINT_STAGING_DIR or (
+                name.startswith("checkpoint-") and os.path.isfile(os.path.join(path, "trainer_state.json"))
+            ):
                 shutil.rmtree(path)
         return None
     last_checkpoint = get_last_checkpoint(output_dir)
     if last_checkpoint is not None and not os.path.isfile(os.path.join(last_checkpoint, "trainer_state.json")):
-        raise UsageError(f"{last_checkpoint}: not a complete checkpoint (no trainer_state.json in it): remove it to "
-                         "resume from the one before, or pass --overwrite_output_dir to start over")
+        raise UsageError(
+            f"{last_checkpoint}: not a complete checkpoint (no trainer_state.json in it): remove it to "
+            "resume from the one before, or pass --overwrite_output_dir to start over"
+        )
     if last_checkpoint is None and holds_saved_model(output_dir):
         return None
     if last_checkpoint is None:
@@ -344,19 +434,42 @@ def resume_checkpoint(training_args) -> str | None:
     return last_checkpoint
 
 
-RECORDED_DATA_ARGS = ("train_file", "dataset_name", "dataset_config_name", "validation_file", "test_file",
-                      "source_lang", "target_lang", "min_count", "min_length", "max_length", "length_unit",
-                      "split_seed", "validation_fraction", "test_fraction", "skip_bad_lines", "max_train_samples",
-                      "max_source_length", "max_target_length", "source_prefix", "pad_to_max_length",
-                      "ignore_pad_token_for_loss")
+RECORDED_DATA_ARGS = (
+    "train_file",
+    "dataset_name",
+    "dataset_config_name",
+    "validation_file",
+    "test_file",
+    "source_lang",
+    "target_lang",
+    "min_count",
+    "min_length",
+    "max_length",
+    "length_unit",
+    "split_seed",
+    "validation_fraction",
+    "test_fraction",
+    "skip_bad_lines",
+    "max_train_samples",
+    "max_source_length",
+    "max_target_length",
+    "source_prefix",
+    "pad_to_max_length",
+    "ignore_pad_token_for_loss",
+)
 
 
 def run_record(model_args, data_args, config) -> dict:
     """What a run trains with, saved as `run_arguments.json` in each checkpoint and with the model: the model's
     settings, the arguments that shape the training data and the training file's content (SHA-256)."""
     record = {"--model_name_or_path": model_args.model_name_or_path}
-    record.update({f"--{name}": getattr(config, name) for name in GruSeq2SeqConfig.__annotations__
-                   if name not in TOKENIZER_FIELDS})
+    record.update(
+        {
+            f"--{name}": getattr(config, name)
+            for name in GruSeq2SeqConfig.__annotations__
+            if name not in TOKENIZER_FIELDS
+        }
+    )
     record.update({f"--{name}": getattr(data_args, name) for name in RECORDED_DATA_ARGS})
     train_file = None if data_args.dataset_name else find_train_file(data_args)
     if train_file is not None and os.path.isfile(train_file):
@@ -374,8 +487,10 @@ def check_same_run(directory: str, record: dict) -> None:
         saved = json.load(handle)
     for key, value in record.items():
         if key in saved and saved[key] != value:
-            raise UsageError(f"{directory} was trained with {key} {saved[key]!r}, this run has {value!r}: pass the "
-                             "same to resume, or --overwrite_output_dir to start over")
+            raise UsageError(
+                f"{directory} was trained with {key} {saved[key]!r}, this run has {value!r}: pass the "
+                "same to resume, or --overwrite_output_dir to start over"
+            )
 
 
 def find_train_file(data_args) -> str:
@@ -400,12 +515,14 @@ def load_corpus(data_args, prepare_args, tokenizer, need_train: bool, token: str
         records = load_dataset(data_args.dataset_name, data_args.dataset_config_name, token=token)
         for split in given:
             if given[split] is None and split in records:
-                given[split] = normalize_translation_records(records[split], prepare_args,
-                                                             f"{data_args.dataset_name} ({split})")
+                given[split] = normalize_translation_records(
+                    records[split], prepare_args, f"{data_args.dataset_name} ({split})"
+                )
         if need_train:
             if "train" not in records:
-                raise UsageError(f"--dataset_name {data_args.dataset_name} has no train split "
-                                 f"(it has {', '.join(records)})")
+                raise UsageError(
+                    f"--dataset_name {data_args.dataset_name} has no train split (it has {', '.join(records)})"
+                )
             train = normalize_translation_records(records["train"], prepare_args, f"{data_args.dataset_name} (train)")
     if not need_train and any(split is not None for split in given.values()):
         splits = prepare_evaluation_files(prepare_args, **given)
@@ -483,9 +600,11 @@ def check_fits_in_memory(config: GruSeq2SeqConfig) -> None:
         parameters = GruSeq2SeqForConditionalGeneration(config).num_parameters()
     needed, available = 16 * parameters, available_memory()
     if needed > available:
-        raise UsageError(f"--hidden_size: got {config.hidden_size}, want a model that fits in memory: its "
-                         f"{parameters / 1e6:,.0f} million parameters need about {needed / 1e9:,.1f} GB to train, "
-                         f"and {available / 1e9:,.1f} GB are available")
+        raise UsageError(
+            f"--hidden_size: got {config.hidden_size}, want a model that fits in memory: its "
+            f"{parameters / 1e6:,.0f} million parameters need about {needed / 1e9:,.1f} GB to train, "
+            f"and {available / 1e9:,.1f} GB are available"
+        )
 
 
 def check_loaded_model_flags(model, model_args) -> None:
@@ -497,8 +616,10 @@ def check_loaded_model_flags(model, model_args) -> None:
         if value is None or value == saved:
             continue
         if name != "teacher_forcing_ratio":
-            raise UsageError(f"--{name} {value} shapes a new model, but {model_args.model_name_or_path} has "
-                             f"{name}={saved!r}: drop the flag, or build a new model without --model_name_or_path")
+            raise UsageError(
+                f"--{name} {value} shapes a new model, but {model_args.model_name_or_path} has "
+                f"{name}={saved!r}: drop the flag, or build a new model without --model_name_or_path"
+            )
         if not 0.0 <= value <= 1.0:
             raise UsageError(f"--teacher_forcing_ratio must be in [0, 1], got {value}")
         model.config.teacher_forcing_ratio = value
@@ -514,7 +635,10 @@ def build_model(config: GruSeq2SeqConfig, tokenizer) -> GruSeq2SeqForConditional
 
 def in_vocabulary_flags(tokenized, unk: int) -> list[bool]:
     """Per example: no `<unk>` in its source or target tokens."""
-    return [unk not in source and unk not in target for source, target in zip(tokenized["input_ids"], tokenized["labels"], strict=True)]
+    return [
+        unk not in source and unk not in target
+        for source, target in zip(tokenized["input_ids"], tokenized["labels"], strict=True)
+    ]
 
 
 def public_name(path: str) -> str:
@@ -529,13 +653,19 @@ def card_dataset(data_args) -> str:
 
 def data_summary(data_args) -> str:
     source = public_name(data_args.dataset_name or data_args.train_file or "eng-fra.txt")
-    given = [f"{split} from {public_name(path)}" for split, path in (("validation", data_args.validation_file),
-                                                                      ("test", data_args.test_file)) if path]
-    evaluation = (f"; {' and '.join(given)}, as given" if given else
-                  f", split by source sentence (seed {data_args.split_seed})")
-    return (f"Trained on {source}: normalized, {data_args.min_length}..{data_args.max_length} "
-            f"{data_args.length_unit} per side, words seen fewer than {data_args.min_count} times trimmed (pairs "
-            f"holding them dropped){evaluation}.")
+    given = [
+        f"{split} from {public_name(path)}"
+        for split, path in (("validation", data_args.validation_file), ("test", data_args.test_file))
+        if path
+    ]
+    evaluation = (
+        f"; {' and '.join(given)}, as given" if given else f", split by source sentence (seed {data_args.split_seed})"
+    )
+    return (
+        f"Trained on {source}: normalized, {data_args.min_length}..{data_args.max_length} "
+        f"{data_args.length_unit} per side, words seen fewer than {data_args.min_count} times trimmed (pairs "
+        f"holding them dropped){evaluation}."
+    )
 
 
 def save_plots(trainer, tokenizer, validation, count: int) -> None:
@@ -548,8 +678,12 @@ def save_plots(trainer, tokenizer, validation, count: int) -> None:
         plot_loss(trainer.state.log_history, os.path.join(output_dir, "loss.png"))
     sources = [pair[tokenizer.source_lang] for pair in validation["translation"][:count]] if validation else []
     for index, result in enumerate(translate(trainer.model, tokenizer, sources, output_attentions=True)):
-        plot_attention(result.source_tokens, result.output_tokens, result.attention,
-                       os.path.join(output_dir, f"attention_{index}.png"))
+        plot_attention(
+            result.source_tokens,
+            result.output_tokens,
+            result.attention,
+            os.path.join(output_dir, f"attention_{index}.png"),
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -558,8 +692,11 @@ def main(argv: list[str] | None = None) -> int:
         # alone (DistributedType.NO): no gradient synchronisation and evaluation that is not gathered.
         os.environ.setdefault("ACCELERATE_USE_CPU", "true")
     model_args, data_args, training_args = parse_arguments(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%H:%M:%S",
-                        handlers=[logging.StreamHandler(sys.stdout)])
+    logging.basicConfig(
+        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+        datefmt="%H:%M:%S",
+        handlers=[logging.StreamHandler(sys.stdout)],
+    )
     log_level = training_args.get_process_log_level()
     for log in (logger, logging.getLogger("modeling_gru_seq2seq"), datasets.utils.logging, transformers.utils.logging):
         log.set_verbosity(log_level) if hasattr(log, "set_verbosity") else log.setLevel(log_level)
@@ -578,12 +715,17 @@ def run(model_args, data_args, training_args) -> int:
     elif not (training_args.do_train or training_args.do_eval or training_args.do_predict):
         raise UsageError("with --model_name_or_path, say what to do: --do_train, --do_eval and/or --do_predict")
     check_conflicts(model_args, data_args, training_args)
-    hub_kwargs = {"cache_dir": model_args.cache_dir, "trust_remote_code": model_args.trust_remote_code,
-                  "revision": model_args.model_revision, "token": model_args.token}
+    hub_kwargs = {
+        "cache_dir": model_args.cache_dir,
+        "trust_remote_code": model_args.trust_remote_code,
+        "revision": model_args.model_revision,
+        "token": model_args.token,
+    }
     model, tokenizer, config = None, None, None
     if model_args.model_name_or_path:
-        model, tokenizer = load_model_and_tokenizer(model_args.model_name_or_path, model_args.config_name,
-                                                    model_args.tokenizer_name, **hub_kwargs)
+        model, tokenizer = load_model_and_tokenizer(
+            model_args.model_name_or_path, model_args.config_name, model_args.tokenizer_name, **hub_kwargs
+        )
         check_loaded_model_flags(model, model_args)
     else:
         config = new_model_config(model_args, hub_kwargs)
@@ -599,29 +741,49 @@ def run(model_args, data_args, training_args) -> int:
     set_seed(training_args.seed)
 
     prepare_args = PrepareArguments(
-        source_lang=data_args.source_lang, target_lang=data_args.target_lang, min_length=data_args.min_length,
-        max_length=data_args.max_length, length_unit=data_args.length_unit, min_count=data_args.min_count,
-        split_seed=data_args.split_seed, skip_bad_lines=data_args.skip_bad_lines,
-        validation_fraction=data_args.validation_fraction, test_fraction=data_args.test_fraction,
+        source_lang=data_args.source_lang,
+        target_lang=data_args.target_lang,
+        min_length=data_args.min_length,
+        max_length=data_args.max_length,
+        length_unit=data_args.length_unit,
+        min_count=data_args.min_count,
+        split_seed=data_args.split_seed,
+        skip_bad_lines=data_args.skip_bad_lines,
+        validation_fraction=data_args.validation_fraction,
+        test_fraction=data_args.test_fraction,
     )
     with training_args.main_process_first(desc="data preparation"):
         raw, tokenizer = load_corpus(data_args, prepare_args, tokenizer, training_args.do_train, model_args.token)
-    splits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples,
-              "test": data_args.max_predict_samples}
-    raw = datasets.DatasetDict({name: split if splits[name] is None else split.select(range(min(len(split), splits[name])))
-                                for name, split in raw.items()})
-    eval_target_length = data_args.max_target_length if data_args.val_max_target_length is None \
-        else data_args.val_max_target_length
+    splits = {
+        "train": data_args.max_train_samples,
+        "validation": data_args.max_eval_samples,
+        "test": data_args.max_predict_samples,
+    }
+    raw = datasets.DatasetDict(
+        {
+            name: split if splits[name] is None else split.select(range(min(len(split), splits[name])))
+            for name, split in raw.items()
+        }
+    )
+    eval_target_length = (
+        data_args.max_target_length if data_args.val_max_target_length is None else data_args.val_max_target_length
+    )
     label_pad_token_id = -100 if data_args.ignore_pad_token_for_loss else tokenizer.pad_token_id
-    tokenized = datasets.DatasetDict({
-        name: tokenize_translation(split, tokenizer, data_args.max_source_length,
-                                   data_args.max_target_length if name == "train" else eval_target_length,
-                                   source_prefix=data_args.source_prefix or "",
-                                   pad_to_max_length=data_args.pad_to_max_length,
-                                   label_pad_token_id=label_pad_token_id,
-                                   num_proc=data_args.preprocessing_num_workers)
-        for name, split in raw.items()
-    })
+    tokenized = datasets.DatasetDict(
+        {
+            name: tokenize_translation(
+                split,
+                tokenizer,
+                data_args.max_source_length,
+                data_args.max_target_length if name == "train" else eval_target_length,
+                source_prefix=data_args.source_prefix or "",
+                pad_to_max_length=data_args.pad_to_max_length,
+                label_pad_token_id=label_pad_token_id,
+                num_proc=data_args.preprocessing_num_workers,
+            )
+            for name, split in raw.items()
+        }
+    )
 
     if model is None:
         model = build_model(config, tokenizer)
@@ -639,7 +801,9 @@ def run(model_args, data_args, training_args) -> int:
         if name not in tokenized:
             return None
         references = [pair[tokenizer.target_lang] for pair in raw[name]["translation"]]
-        return build_compute_metrics(tokenizer, references, in_vocabulary_flags(tokenized[name], tokenizer.unk_token_id))
+        return build_compute_metrics(
+            tokenizer, references, in_vocabulary_flags(tokenized[name], tokenizer.unk_token_id)
+        )
 
     graceful_stop = GracefulStopCallback()
     callbacks = [graceful_stop]
@@ -653,7 +817,8 @@ def run(model_args, data_args, training_args) -> int:
             train_dataset=tokenized["train"].remove_columns("translation") if training_args.do_train else None,
             eval_dataset=tokenized["validation"].remove_columns("translation") if "validation" in tokenized else None,
             processing_class=tokenizer,
-            data_collator=default_data_collator if data_args.pad_to_max_length
+            data_collator=default_data_collator
+            if data_args.pad_to_max_length
             else DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=label_pad_token_id),
             compute_metrics=split_metrics("validation"),
             callbacks=callbacks,
@@ -670,15 +835,19 @@ def run(model_args, data_args, training_args) -> int:
         if finished or (checkpoint and trained_steps(checkpoint) >= planned):
             # The Trainer would resume a finished run and train one step more on every rerun
             source = output_dir if finished else checkpoint
-            print(f"Training already finished ({trained_steps(source)} of {planned} steps in {source}): nothing "
-                  f"to train{'; the model is left as it is' if finished else ''}")
+            print(
+                f"Training already finished ({trained_steps(source)} of {planned} steps in {source}): nothing "
+                f"to train{'; the model is left as it is' if finished else ''}"
+            )
             trainer = make_trainer(GruSeq2SeqForConditionalGeneration.from_pretrained(source))
             if not finished:
                 trainer.save_model()
             train = False
         elif checkpoint is None and holds_saved_model(output_dir):
-            raise UsageError(f"{output_dir} holds a model trained {trained_steps(output_dir)} of {planned} steps and "
-                             "no checkpoint to resume from: pass --overwrite_output_dir to start over")
+            raise UsageError(
+                f"{output_dir} holds a model trained {trained_steps(output_dir)} of {planned} steps and "
+                "no checkpoint to resume from: pass --overwrite_output_dir to start over"
+            )
 
     if train:
         if trainer.is_world_process_zero():
@@ -691,17 +860,25 @@ def run(model_args, data_args, training_args) -> int:
             return 1
         except OSError as error:  # a full or read-only disk at a save
             last = get_last_checkpoint(training_args.output_dir)
-            print(f"error: {error}; " + (f"the last complete checkpoint is {last}: make room, then rerun the same "
-                                         "command to resume" if last else "no checkpoint was completed"),
-                  file=sys.stderr)
+            print(
+                f"error: {error}; "
+                + (
+                    f"the last complete checkpoint is {last}: make room, then rerun the same command to resume"
+                    if last
+                    else "no checkpoint was completed"
+                ),
+                file=sys.stderr,
+            )
             return 1
         metrics = dict(train_result.metrics, train_samples=len(tokenized["train"]))
         trainer.log_metrics("train", metrics)
         trainer.save_metrics("train", metrics)
         trainer.save_state()
         if graceful_stop.signal_received is not None:
-            print(f"Interrupted at step {trainer.state.global_step}: checkpoint and model saved in "
-                  f"{training_args.output_dir}; rerun the same command to resume.")
+            print(
+                f"Interrupted at step {trainer.state.global_step}: checkpoint and model saved in "
+                f"{training_args.output_dir}; rerun the same command to resume."
+            )
             return 128 + graceful_stop.signal_received
 
     if training_args.do_eval and "validation" in tokenized:
@@ -721,23 +898,32 @@ def run(model_args, data_args, training_args) -> int:
             token_ids = results.predictions[: len(tokenized["test"])]
             token_ids[token_ids < 0] = tokenizer.pad_token_id
             predictions = tokenizer.batch_decode(token_ids, skip_special_tokens=True)
-            with open(os.path.join(training_args.output_dir, "generated_predictions.txt"), "w",
-                      encoding="utf-8") as handle:
+            with open(
+                os.path.join(training_args.output_dir, "generated_predictions.txt"), "w", encoding="utf-8"
+            ) as handle:
                 handle.write("\n".join(predictions) + "\n")
 
     if trainer.is_world_process_zero():
         print(f"sacrebleu signature: {signature}")
         if train:
-            trainer.create_model_card(language=[data_args.source_lang, data_args.target_lang],
-                                      dataset_args=data_summary(data_args), dataset=card_dataset(data_args))
+            trainer.create_model_card(
+                language=[data_args.source_lang, data_args.target_lang],
+                dataset_args=data_summary(data_args),
+                dataset=card_dataset(data_args),
+            )
             save_plots(trainer, tokenizer, raw.get("validation"), data_args.num_attention_plots)
     if training_args.push_to_hub and train:
-        trainer.push_to_hub(language=[data_args.source_lang, data_args.target_lang],
-                            dataset_args=data_summary(data_args), dataset=card_dataset(data_args))
+        trainer.push_to_hub(
+            language=[data_args.source_lang, data_args.target_lang],
+            dataset_args=data_summary(data_args),
+            dataset=card_dataset(data_args),
+        )
     if trainer.is_world_process_zero() and training_args.do_train:
         output_dir = shlex.quote(training_args.output_dir)  # also after a rerun of a finished run
-        print(f"Model saved in {training_args.output_dir}; translate with:\n"
-              f"  gru-translate {output_dir} \"Je suis content.\"")
+        print(
+            f"Model saved in {training_args.output_dir}; translate with:\n"
+            f'  gru-translate {output_dir} "Je suis content."'
+        )
     return 0
 
 

@@ -53,13 +53,38 @@ def held_out_pairs(data: str, count: int):
 def train_model(args, output_dir: str) -> None:
     """A new model trained by `run_translation.py` for `args.train_steps` steps into `output_dir` (evaluated on one
     pair only: the benchmark's own sentences are what count)."""
-    code = run_translation.main([
-        "--train_file", args.data, "--output_dir", output_dir, "--hidden_size", str(args.hidden_size),
-        "--num_layers", str(args.num_layers), "--max_steps", str(args.train_steps), "--learning_rate", "1e-3",
-        "--eval_strategy", "no", "--save_strategy", "no", "--max_eval_samples", "1", "--max_predict_samples", "1",
-        "--num_attention_plots", "0", "--report_to", "none", "--disable_tqdm", "true",
-        "--use_cpu", str(args.device == "cpu").lower(),
-    ])
+    code = run_translation.main(
+        [
+            "--train_file",
+            args.data,
+            "--output_dir",
+            output_dir,
+            "--hidden_size",
+            str(args.hidden_size),
+            "--num_layers",
+            str(args.num_layers),
+            "--max_steps",
+            str(args.train_steps),
+            "--learning_rate",
+            "1e-3",
+            "--eval_strategy",
+            "no",
+            "--save_strategy",
+            "no",
+            "--max_eval_samples",
+            "1",
+            "--max_predict_samples",
+            "1",
+            "--num_attention_plots",
+            "0",
+            "--report_to",
+            "none",
+            "--disable_tqdm",
+            "true",
+            "--use_cpu",
+            str(args.device == "cpu").lower(),
+        ]
+    )
     if code:
         sys.exit(f"training the model failed (run_translation.py exit code {code})")
 
@@ -80,17 +105,36 @@ def time_ours(model, tokenizer, sources, batch_size, num_beams) -> dict:
 
 
 def time_peer(args, pairs_file) -> dict:
-    command = [sys.executable, args.peer, "--data", args.data, "--steps", str(args.peer_train_steps), "--warmup", "0",
-               "--threads", str(args.threads), "--device", args.device, "--vectorized-attn",
-               "--eval-pairs", pairs_file, "--print-every", "1000000", "--evaluate-every", "0"]
+    command = [
+        sys.executable,
+        args.peer,
+        "--data",
+        args.data,
+        "--steps",
+        str(args.peer_train_steps),
+        "--warmup",
+        "0",
+        "--threads",
+        str(args.threads),
+        "--device",
+        args.device,
+        "--vectorized-attn",
+        "--eval-pairs",
+        pairs_file,
+        "--print-every",
+        "1000000",
+        "--evaluate-every",
+        "0",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", nargs="?",
-                        help="a trained model directory (e.g. run_translation.py's --output_dir); none: train one")
+    parser.add_argument(
+        "model", nargs="?", help="a trained model directory (e.g. run_translation.py's --output_dir); none: train one"
+    )
     parser.add_argument("--data", default=DATA, help="English<TAB>French pair file")
     parser.add_argument("--peer", default=PEER, help="the seed's script")
     parser.add_argument("--output", default=os.path.join(HERE, "bench_generate.json"), help="the JSON results")
@@ -114,8 +158,9 @@ def main():
             train_model(args, model_dir)
         model = AutoModelForSeq2SeqLM.from_pretrained(model_dir).to(args.device).eval()
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model_name = args.model or (f"trained here: hidden {args.hidden_size}, {args.num_layers} layers, "
-                                f"{args.train_steps} steps")
+    model_name = args.model or (
+        f"trained here: hidden {args.hidden_size}, {args.num_layers} layers, {args.train_steps} steps"
+    )
     rows = []
     for num_beams in (1, 5):
         for batch_size in (1, 64):
@@ -126,24 +171,36 @@ def main():
     source_tokens = sum(len(ids) for ids in tokenizer(sources)["input_ids"]) / len(sources)
     greedy_tokens = rows[1]["mean_output_tokens"]  # greedy, batch 64
     ceiling = gflops / (useful_gflop_per_pair(model.config, source_tokens, greedy_tokens) / 3)
-    print(f"step GEMM {gflops:.0f} GFLOP/s (torch {speeds['torch']:.0f}, ours {speeds['ours']:.0f}); "
-          f"{source_tokens:.2f} source, {greedy_tokens:.2f} output tokens a sentence; greedy ceiling "
-          f"{ceiling:.0f} sentences/s")
+    print(
+        f"step GEMM {gflops:.0f} GFLOP/s (torch {speeds['torch']:.0f}, ours {speeds['ours']:.0f}); "
+        f"{source_tokens:.2f} source, {greedy_tokens:.2f} output tokens a sentence; greedy ceiling "
+        f"{ceiling:.0f} sentences/s"
+    )
     if not args.skip_peer:
         with tempfile.TemporaryDirectory() as folder:
             from datasets import Dataset, DatasetDict
 
-            export_pairs(DatasetDict({"held_out": Dataset.from_dict({"translation": pairs})}), folder, "tsv",
-                         PrepareArguments())
+            export_pairs(
+                DatasetDict({"held_out": Dataset.from_dict({"translation": pairs})}), folder, "tsv", PrepareArguments()
+            )
             peer = time_peer(args, os.path.join(folder, "held_out.tsv"))
-        rows.append({"who": "peer vectorized", "mode": "greedy, one sentence",
-                     "sentences_per_s": peer["decode_sentences_per_s"], "seconds": peer["decode_seconds"],
-                     "mean_output_tokens": None, "pairs_decoded": peer.get("eval_pairs_used")})
+        rows.append(
+            {
+                "who": "peer vectorized",
+                "mode": "greedy, one sentence",
+                "sentences_per_s": peer["decode_sentences_per_s"],
+                "seconds": peer["decode_seconds"],
+                "mean_output_tokens": None,
+                "pairs_decoded": peer.get("eval_pairs_used"),
+            }
+        )
     print(f"\n{'who':<16} {'mode':<22} {'sent/s':>8} {'seconds':>8} {'out tokens':>10} {'of ceiling':>10}")
     for row in rows:
         length = f"{row['mean_output_tokens']:10.2f}" if row["mean_output_tokens"] else f"{'-':>10}"
-        print(f"{row['who']:<16} {row['mode']:<22} {row['sentences_per_s']:8.1f} {row['seconds']:8.2f} {length} "
-              f"{row['sentences_per_s'] / ceiling:10.0%}")
+        print(
+            f"{row['who']:<16} {row['mode']:<22} {row['sentences_per_s']:8.1f} {row['seconds']:8.2f} {length} "
+            f"{row['sentences_per_s'] / ceiling:10.0%}"
+        )
     peer_row = next((r for r in rows if r["who"].startswith("peer")), None)
     ratios = {}
     if peer_row:
@@ -156,10 +213,23 @@ def main():
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS (ours): {peak_rss_mb:.0f} MB")
     with open(args.output, "w") as handle:
-        json.dump({"date": time.strftime("%Y-%m-%d"), "device": args.device, "threads": args.threads,
-                   "torch": torch.__version__, "model": model_name, "step_gemm_gflops": gflops,
-                   "step_gemm_gflops_by": speeds, "ceiling_sentences_per_s": ceiling, "rows": rows, "ratios": ratios,
-                   "peak_rss_mb_ours": peak_rss_mb}, handle, indent=2)
+        json.dump(
+            {
+                "date": time.strftime("%Y-%m-%d"),
+                "device": args.device,
+                "threads": args.threads,
+                "torch": torch.__version__,
+                "model": model_name,
+                "step_gemm_gflops": gflops,
+                "step_gemm_gflops_by": speeds,
+                "ceiling_sentences_per_s": ceiling,
+                "rows": rows,
+                "ratios": ratios,
+                "peak_rss_mb_ours": peak_rss_mb,
+            },
+            handle,
+            indent=2,
+        )
 
 
 if __name__ == "__main__":

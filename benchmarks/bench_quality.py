@@ -34,9 +34,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PEER = os.path.join(ROOT, "..", "shared", "peers", "seed_tutorial.py")
 DATA = os.path.join(ROOT, "..", "shared", "data", "eng-fra.txt")
-VARIANTS = {"dot, sum (default)": [], "dot, seed init": ["--decoder_init", "seed"],
-            "general": ["--attention", "general"], "concat": ["--attention", "concat"],
-            "bahdanau": ["--decoder_type", "bahdanau"]}
+VARIANTS = {
+    "dot, sum (default)": [],
+    "dot, seed init": ["--decoder_init", "seed"],
+    "general": ["--attention", "general"],
+    "concat": ["--attention", "concat"],
+    "bahdanau": ["--decoder_type", "bahdanau"],
+}
 
 
 def export_splits(folder: str) -> tuple[str, str, int]:
@@ -47,17 +51,38 @@ def export_splits(folder: str) -> tuple[str, str, int]:
     for pair in dataset["train"]["translation"]:
         for lang in counts:
             counts[lang].update(pair[lang].split(" "))
-    known = [pair for pair in dataset["test"]["translation"]
-             if all(counts[lang][word] >= 5 for lang in counts for word in pair[lang].split(" "))]
+    known = [
+        pair
+        for pair in dataset["test"]["translation"]
+        if all(counts[lang][word] >= 5 for lang in counts for word in pair[lang].split(" "))
+    ]
     splits = DatasetDict({"train": dataset["train"], "test_in_vocab": Dataset.from_dict({"translation": known})})
     export_pairs(splits, folder, "tsv", PrepareArguments())
     return os.path.join(folder, "train.tsv"), os.path.join(folder, "test_in_vocab.tsv"), len(known)
 
 
 def start_peer(train: str, test: str, seconds: float, threads: int) -> subprocess.Popen:
-    command = [sys.executable, PEER, "--data", train, "--eval-pairs", test, "--vectorized-attn", "--steps",
-               "100000000", "--warmup", "0", "--max-train-seconds", str(seconds), "--threads", str(threads),
-               "--print-every", "1000000", "--evaluate-every", "0"]
+    command = [
+        sys.executable,
+        PEER,
+        "--data",
+        train,
+        "--eval-pairs",
+        test,
+        "--vectorized-attn",
+        "--steps",
+        "100000000",
+        "--warmup",
+        "0",
+        "--max-train-seconds",
+        str(seconds),
+        "--threads",
+        str(threads),
+        "--print-every",
+        "1000000",
+        "--evaluate-every",
+        "0",
+    ]
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -67,11 +92,35 @@ def peer_result(process: subprocess.Popen) -> dict:
 
 
 def start_ours(train: str, test: str, minutes: float, output_dir: str, extra: list[str], threads: int):
-    command = [sys.executable, os.path.join(ROOT, "run_translation.py"), "--train_file", train,
-               "--validation_file", test, "--test_file", test, "--validation_fraction", "0", "--test_fraction", "0",
-               "--output_dir", output_dir, "--max_train_minutes", str(minutes), "--num_train_epochs", "1000",
-               "--eval_strategy", "no", "--save_strategy", "no", "--num_attention_plots", "0",
-               "--disable_tqdm", "true", *extra]
+    command = [
+        sys.executable,
+        os.path.join(ROOT, "run_translation.py"),
+        "--train_file",
+        train,
+        "--validation_file",
+        test,
+        "--test_file",
+        test,
+        "--validation_fraction",
+        "0",
+        "--test_fraction",
+        "0",
+        "--output_dir",
+        output_dir,
+        "--max_train_minutes",
+        str(minutes),
+        "--num_train_epochs",
+        "1000",
+        "--eval_strategy",
+        "no",
+        "--save_strategy",
+        "no",
+        "--num_attention_plots",
+        "0",
+        "--disable_tqdm",
+        "true",
+        *extra,
+    ]
     environment = {**os.environ, "OMP_NUM_THREADS": str(threads)}
     return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
 
@@ -80,8 +129,11 @@ def ours_result(process: subprocess.Popen, output_dir: str) -> dict:
     finished_stdout(process)
     with open(os.path.join(output_dir, "all_results.json")) as handle:
         results = json.load(handle)
-    return {"bleu": results["predict_bleu"], "test_pairs": results["predict_samples"],
-            "steps": round(results["epoch"] * results["train_samples"] / 50)}
+    return {
+        "bleu": results["predict_bleu"],
+        "test_pairs": results["predict_samples"],
+        "steps": round(results["epoch"] * results["train_samples"] / 50),
+    }
 
 
 def finished_stdout(process: subprocess.Popen) -> str:
@@ -96,33 +148,57 @@ def main():
     parser.add_argument("--minutes", type=float, default=24.0)
     parser.add_argument("--variant_minutes", type=float, default=0.0)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--side_by_side", action="store_true",
-                        help="two trainings at once (the peer beside ours, then variants in pairs), one thread each")
+    parser.add_argument(
+        "--side_by_side",
+        action="store_true",
+        help="two trainings at once (the peer beside ours, then variants in pairs), one thread each",
+    )
     args = parser.parse_args()
     threads, jobs_at_once = (1, 2) if args.side_by_side else (args.threads, 1)
     rows = []
 
     def record(row: dict):  # each result is printed and saved as it comes: a crash later loses nothing
         rows.append(row)
-        print(f"{row['who']:<28} {row['minutes']:7.1f} {row['steps'] or 0:7d} {row['test_pairs']:10d} "
-              f"{row['bleu']:7.2f}", flush=True)
+        print(
+            f"{row['who']:<28} {row['minutes']:7.1f} {row['steps'] or 0:7d} {row['test_pairs']:10d} "
+            f"{row['bleu']:7.2f}",
+            flush=True,
+        )
         with open(os.path.join(HERE, "bench_quality.json"), "w") as handle:
-            json.dump({"date": time.strftime("%Y-%m-%d"), "threads": threads, "side_by_side": args.side_by_side,
-                       "rows": rows}, handle, indent=2)
+            json.dump(
+                {
+                    "date": time.strftime("%Y-%m-%d"),
+                    "threads": threads,
+                    "side_by_side": args.side_by_side,
+                    "rows": rows,
+                },
+                handle,
+                indent=2,
+            )
 
     with tempfile.TemporaryDirectory() as folder:
         train, test, num_test = export_splits(folder)
-        print(f"train {train}, {num_test} in-vocabulary test pairs; {args.minutes} minutes each, "
-              f"{threads} thread(s), {jobs_at_once} training(s) at a time", flush=True)
-        jobs = [("peer vectorized", args.minutes, lambda: start_peer(train, test, args.minutes * 60, threads),
-                 peer_result)]
+        print(
+            f"train {train}, {num_test} in-vocabulary test pairs; {args.minutes} minutes each, "
+            f"{threads} thread(s), {jobs_at_once} training(s) at a time",
+            flush=True,
+        )
+        jobs = [
+            ("peer vectorized", args.minutes, lambda: start_peer(train, test, args.minutes * 60, threads), peer_result)
+        ]
         runs = [("ours (defaults)", args.minutes, [])]
         if args.variant_minutes:
             runs += [(f"ours, {name}", args.variant_minutes, extra) for name, extra in VARIANTS.items()]
         for number, (who, minutes, extra) in enumerate(runs):
             output_dir = os.path.join(folder, f"ours-{number}")
-            jobs.append((who, minutes, functools.partial(start_ours, train, test, minutes, output_dir, extra, threads),
-                         functools.partial(ours_result, output_dir=output_dir)))
+            jobs.append(
+                (
+                    who,
+                    minutes,
+                    functools.partial(start_ours, train, test, minutes, output_dir, extra, threads),
+                    functools.partial(ours_result, output_dir=output_dir),
+                )
+            )
         print(f"\n{'who':<28} {'minutes':>7} {'steps':>7} {'test pairs':>10} {'BLEU':>7}")
         for first in range(0, len(jobs), jobs_at_once):
             batch = jobs[first : first + jobs_at_once]

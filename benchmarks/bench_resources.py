@@ -63,19 +63,33 @@ def run_case(name: str, args: argparse.Namespace) -> dict:
     num_sentences, length, num_beams = CASES[name]
     model = build_model(args.model)
     generator = torch.Generator().manual_seed(0)
-    input_ids = torch.randint(FIRST_WORD_ID, model.config.source_vocab_size, (num_sentences, length),
-                              generator=generator)
+    input_ids = torch.randint(
+        FIRST_WORD_ID, model.config.source_vocab_size, (num_sentences, length), generator=generator
+    )
     input_ids[:, -1] = EOS_ID
     before = peak_rss_mib()
     start = time.perf_counter()
-    sequences = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), num_beams=num_beams,
-                               max_new_tokens=args.max_new_tokens, max_length=None)
+    sequences = model.generate(
+        input_ids=input_ids,
+        attention_mask=torch.ones_like(input_ids),
+        num_beams=num_beams,
+        max_new_tokens=args.max_new_tokens,
+        max_length=None,
+    )
     seconds = time.perf_counter() - start
     after = peak_rss_mib()
-    return {"case": name, "sentences": num_sentences, "source_tokens": length, "num_beams": num_beams,
-            "output_tokens": sequences.shape[1] - 1, "seconds": round(seconds, 2),
-            "peak_rss_before_mib": round(before), "peak_rss_mib": round(after),
-            "added_by_generate_mib": round(after - before), "torch_threads": torch.get_num_threads()}
+    return {
+        "case": name,
+        "sentences": num_sentences,
+        "source_tokens": length,
+        "num_beams": num_beams,
+        "output_tokens": sequences.shape[1] - 1,
+        "seconds": round(seconds, 2),
+        "peak_rss_before_mib": round(before),
+        "peak_rss_mib": round(after),
+        "added_by_generate_mib": round(after - before),
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def run_in_subprocess(name: str, args: argparse.Namespace) -> dict:
@@ -95,12 +109,21 @@ def main(argv=None) -> None:
     print("| case | output tokens | seconds | peak RSS before generate (MiB) | peak RSS (MiB) | added (MiB) |")
     print("|---|---:|---:|---:|---:|---:|")
     for row in results:
-        print(f"| {row['case']} | {row['output_tokens']} | {row['seconds']} | {row['peak_rss_before_mib']} | "
-              f"{row['peak_rss_mib']} | {row['added_by_generate_mib']} |")
+        print(
+            f"| {row['case']} | {row['output_tokens']} | {row['seconds']} | {row['peak_rss_before_mib']} | "
+            f"{row['peak_rss_mib']} | {row['added_by_generate_mib']} |"
+        )
     with open(args.output, "w", encoding="utf-8") as handle:
-        json.dump({"model": args.model or "untrained, hidden 500, 2 layers, 1907/1685 ids",
-                   "max_new_tokens": args.max_new_tokens, "torch": torch.__version__, "results": results}, handle,
-                  indent=2)
+        json.dump(
+            {
+                "model": args.model or "untrained, hidden 500, 2 layers, 1907/1685 ids",
+                "max_new_tokens": args.max_new_tokens,
+                "torch": torch.__version__,
+                "results": results,
+            },
+            handle,
+            indent=2,
+        )
 
 
 if __name__ == "__main__":

@@ -88,8 +88,9 @@ def random_batches(train, batch_size: int, steps: int, seed: int, device, group_
     "group_by_length"`: shuffled megabatches of 50 batches, each sorted by source length)."""
     generator = torch.Generator().manual_seed(seed)
     if group_by_length:
-        sampler = LengthGroupedSampler(batch_size, lengths=[len(ids) for ids in train["input_ids"]],
-                                       generator=generator)
+        sampler = LengthGroupedSampler(
+            batch_size, lengths=[len(ids) for ids in train["input_ids"]], generator=generator
+        )
         order = list(sampler)
         batches = [order[i * batch_size : (i + 1) * batch_size] for i in range(steps)]
     else:
@@ -98,8 +99,9 @@ def random_batches(train, batch_size: int, steps: int, seed: int, device, group_
         rows = train.select(indices)
         sources, targets = rows["input_ids"], rows["labels"]
         input_ids = torch.nn.utils.rnn.pad_sequence([torch.tensor(s) for s in sources], batch_first=True)
-        labels = torch.nn.utils.rnn.pad_sequence([torch.tensor(t) for t in targets], batch_first=True,
-                                                 padding_value=-100)
+        labels = torch.nn.utils.rnn.pad_sequence(
+            [torch.tensor(t) for t in targets], batch_first=True, padding_value=-100
+        )
         yield input_ids.to(device), (input_ids != 0).long().to(device), labels.to(device)
 
 
@@ -126,8 +128,9 @@ def kernel_time(model, optimizer, batches, args, step_seconds: float) -> dict:
             train_step(model, optimizer, batch, args)
         if args.device == "cuda":
             torch.cuda.synchronize()
-    kernel_us = sum(event.self_device_time_total for event in profile.key_averages()
-                    if event.device_type == DeviceType.CUDA)
+    kernel_us = sum(
+        event.self_device_time_total for event in profile.key_averages() if event.device_type == DeviceType.CUDA
+    )
     seconds = kernel_us / 1e6 / args.profile
     return {"cuda_kernel_seconds_per_step": seconds, "cuda_kernel_share": seconds / step_seconds}
 
@@ -137,13 +140,17 @@ def time_ours(train, config_kwargs, args, teacher_forcing_ratio) -> dict:
     config = GruSeq2SeqConfig(teacher_forcing_ratio=teacher_forcing_ratio, **config_kwargs)
     model = GruSeq2SeqForConditionalGeneration(config).to(args.device).train()
     decoder_ids = {id(p) for p in model.decoder.parameters()}
-    optimizer = torch.optim.Adam([
-        {"params": [p for p in model.parameters() if id(p) not in decoder_ids], "lr": 1e-4},
-        {"params": list(model.decoder.parameters()), "lr": 5e-4},
-    ], fused=True)  # as GruSeq2SeqTrainer.create_optimizer
+    optimizer = torch.optim.Adam(
+        [
+            {"params": [p for p in model.parameters() if id(p) not in decoder_ids], "lr": 1e-4},
+            {"params": list(model.decoder.parameters()), "lr": 5e-4},
+        ],
+        fused=True,
+    )  # as GruSeq2SeqTrainer.create_optimizer
     step_seconds, pairs, tokens = [], 0, 0
-    batches = random_batches(train, args.batch_size, args.warmup + args.steps + args.profile, args.seed,
-                             args.device, args.group_by_length)
+    batches = random_batches(
+        train, args.batch_size, args.warmup + args.steps + args.profile, args.seed, args.device, args.group_by_length
+    )
     if args.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     for step in range(args.warmup + args.steps):
@@ -157,8 +164,12 @@ def time_ours(train, config_kwargs, args, teacher_forcing_ratio) -> dict:
             pairs += batch[0].shape[0]
             tokens += int((batch[2] != -100).sum())
     total = sum(step_seconds)
-    result = {"train_pairs_per_s": pairs / total, "train_target_tokens_per_s": tokens / total,
-              "step_seconds_median": statistics.median(step_seconds), "loss": float(loss.detach())}
+    result = {
+        "train_pairs_per_s": pairs / total,
+        "train_target_tokens_per_s": tokens / total,
+        "step_seconds_median": statistics.median(step_seconds),
+        "loss": float(loss.detach()),
+    }
     if args.device == "cuda":
         result["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
     if args.profile:
@@ -167,9 +178,26 @@ def time_ours(train, config_kwargs, args, teacher_forcing_ratio) -> dict:
 
 
 def time_peer(args, teacher_forcing_ratio, vectorized: bool) -> dict:
-    command = [sys.executable, args.peer, "--data", args.data, "--steps", str(args.steps), "--warmup", str(args.warmup),
-               "--threads", str(args.threads), "--device", args.device, "--teacher-forcing-ratio",
-               str(teacher_forcing_ratio), "--print-every", "1000000", "--evaluate-every", "0"]
+    command = [
+        sys.executable,
+        args.peer,
+        "--data",
+        args.data,
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--threads",
+        str(args.threads),
+        "--device",
+        args.device,
+        "--teacher-forcing-ratio",
+        str(teacher_forcing_ratio),
+        "--print-every",
+        "1000000",
+        "--evaluate-every",
+        "0",
+    ]
     if vectorized:
         command.append("--vectorized-attn")
     result = subprocess.run(command, capture_output=True, text=True, check=True)
@@ -190,17 +218,25 @@ def main():
     parser.add_argument("--skip_peer", action="store_true")
     parser.add_argument("--group_by_length", action="store_true", help="our batches as run_translation.py draws them")
     parser.add_argument("--bf16", action="store_true", help="our forward and loss under bfloat16 autocast")
-    parser.add_argument("--profile", type=int, default=0, metavar="N",
-                        help="profile N more steps per variant: CUDA kernel time per step and share of the median step")
-    parser.add_argument("--variants", nargs="*", default=["dot-0.5", "dot-1.0", "general-0.5", "concat-0.5",
-                                                           "bahdanau-0.5"])
+    parser.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="N",
+        help="profile N more steps per variant: CUDA kernel time per step and share of the median step",
+    )
+    parser.add_argument(
+        "--variants", nargs="*", default=["dot-0.5", "dot-1.0", "general-0.5", "concat-0.5", "bahdanau-0.5"]
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     corpus = prepare_tatoeba(args.data)
     train = tokenize_translation(corpus.dataset["train"], corpus.tokenizer)
-    sizes = {"source_vocab_size": corpus.tokenizer.source_vocab_size,
-             "target_vocab_size": corpus.tokenizer.target_vocab_size}
+    sizes = {
+        "source_vocab_size": corpus.tokenizer.source_vocab_size,
+        "target_vocab_size": corpus.tokenizer.target_vocab_size,
+    }
     speeds = step_gemm_speeds(args.device)
     gflops = speeds["best"]
     mean_source = sum(map(len, train["input_ids"])) / len(train)
@@ -208,31 +244,47 @@ def main():
     gflop_per_pair = useful_gflop_per_pair(GruSeq2SeqConfig(**sizes), mean_source, mean_target)
     ceiling = gflops / gflop_per_pair
     backend = " (oneDNN)" if speeds["ours_onednn"] else ""
-    print(f"step GEMM: torch {speeds['torch']:.0f} GFLOP/s, ours{backend} {speeds['ours']:.0f} GFLOP/s; "
-          f"{gflop_per_pair:.3f} GFLOP per pair ({mean_source:.2f} source, {mean_target:.2f} target tokens); "
-          f"ceiling {ceiling:.0f} pairs/s")
+    print(
+        f"step GEMM: torch {speeds['torch']:.0f} GFLOP/s, ours{backend} {speeds['ours']:.0f} GFLOP/s; "
+        f"{gflop_per_pair:.3f} GFLOP per pair ({mean_source:.2f} source, {mean_target:.2f} target tokens); "
+        f"ceiling {ceiling:.0f} pairs/s"
+    )
     rows = []
     for variant in args.variants:
         name, ratio = variant.rsplit("-", 1)
-        kwargs = dict(sizes, decoder_type="bahdanau" if name == "bahdanau" else "luong",
-                      attention="concat" if name == "bahdanau" else name)
+        kwargs = dict(
+            sizes,
+            decoder_type="bahdanau" if name == "bahdanau" else "luong",
+            attention="concat" if name == "bahdanau" else name,
+        )
         rows.append({"who": "ours", "variant": variant, **time_ours(train, kwargs, args, float(ratio))})
         if name == "dot" and not args.skip_peer:
             for vectorized in (False, True):
                 if float(ratio) == 1.0 and not vectorized:
                     continue
                 peer = time_peer(args, float(ratio), vectorized)
-                rows.append({"who": "peer vectorized" if vectorized else "peer", "variant": variant,
-                             **{k: peer[k] for k in ("train_pairs_per_s", "train_target_tokens_per_s",
-                                                     "step_seconds_median")}})
+                rows.append(
+                    {
+                        "who": "peer vectorized" if vectorized else "peer",
+                        "variant": variant,
+                        **{
+                            k: peer[k]
+                            for k in ("train_pairs_per_s", "train_target_tokens_per_s", "step_seconds_median")
+                        },
+                    }
+                )
     for row in rows:  # stalls of a busy machine hit the mean: the median step is the robust figure
         row["median_pairs_per_s"] = args.batch_size / row["step_seconds_median"]
-    print(f"\n{'who':<16} {'variant':<13} {'pairs/s':>8} {'tokens/s':>9} {'median step s':>13} "
-          f"{'pairs/s at median':>17} {'of ceiling':>10}")
+    print(
+        f"\n{'who':<16} {'variant':<13} {'pairs/s':>8} {'tokens/s':>9} {'median step s':>13} "
+        f"{'pairs/s at median':>17} {'of ceiling':>10}"
+    )
     for row in rows:
-        print(f"{row['who']:<16} {row['variant']:<13} {row['train_pairs_per_s']:8.1f} "
-              f"{row['train_target_tokens_per_s']:9.1f} {row['step_seconds_median']:13.3f} "
-              f"{row['median_pairs_per_s']:17.1f} {row['median_pairs_per_s'] / ceiling:10.0%}")
+        print(
+            f"{row['who']:<16} {row['variant']:<13} {row['train_pairs_per_s']:8.1f} "
+            f"{row['train_target_tokens_per_s']:9.1f} {row['step_seconds_median']:13.3f} "
+            f"{row['median_pairs_per_s']:17.1f} {row['median_pairs_per_s'] / ceiling:10.0%}"
+        )
     ratios = {}
     for variant in ("dot-0.5", "dot-1.0"):
         ours = next((r for r in rows if r["who"] == "ours" and r["variant"] == variant), None)
@@ -246,15 +298,26 @@ def main():
         if "peak_gpu_memory_mb" in row:
             print(f"{row['variant']}: peak GPU memory {row['peak_gpu_memory_mb']:.0f} MB")
         if "cuda_kernel_share" in row:
-            print(f"{row['variant']}: CUDA kernels {row['cuda_kernel_seconds_per_step'] * 1000:.1f} ms a step, "
-                  f"{row['cuda_kernel_share']:.0%} of the median step")
+            print(
+                f"{row['variant']}: CUDA kernels {row['cuda_kernel_seconds_per_step'] * 1000:.1f} ms a step, "
+                f"{row['cuda_kernel_share']:.0%} of the median step"
+            )
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS (ours): {peak_rss_mb:.0f} MB")
-    result = {"date": time.strftime("%Y-%m-%d"), "device": args.device, "threads": args.threads,
-              "torch": torch.__version__, "steps": args.steps, "step_gemm_gflops": gflops,
-              "step_gemm_gflops_by": speeds,
-              "useful_gflop_per_pair": gflop_per_pair, "ceiling_pairs_per_s": ceiling, "rows": rows, "ratios": ratios,
-              "peak_rss_mb_ours": peak_rss_mb}
+    result = {
+        "date": time.strftime("%Y-%m-%d"),
+        "device": args.device,
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "steps": args.steps,
+        "step_gemm_gflops": gflops,
+        "step_gemm_gflops_by": speeds,
+        "useful_gflop_per_pair": gflop_per_pair,
+        "ceiling_pairs_per_s": ceiling,
+        "rows": rows,
+        "ratios": ratios,
+        "peak_rss_mb_ours": peak_rss_mb,
+    }
     if args.bf16:
         result["autocast"] = "bfloat16"
     with open(args.output, "w") as handle:

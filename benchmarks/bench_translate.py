@@ -57,8 +57,11 @@ def run_modes(model, tokenizer, sentences: list[str], batch_sizes: list[int]) ->
     """Time each mode; its outputs are compared with the first mode's (one at a time)."""
 
     def in_input_order():  # 64 consecutive sentences per call: sorted within a call, not across the input
-        return [translation for start in range(0, len(sentences), 64)
-                for translation in translate(model, tokenizer, sentences[start : start + 64])]
+        return [
+            translation
+            for start in range(0, len(sentences), 64)
+            for translation in translate(model, tokenizer, sentences[start : start + 64])
+        ]
 
     def batched(size):
         return lambda: translate(model, tokenizer, sentences, batch_size=size)
@@ -72,9 +75,15 @@ def run_modes(model, tokenizer, sentences: list[str], batch_sizes: list[int]) ->
         texts = [translation.text for translation in function()]
         seconds = time.perf_counter() - start
         reference = texts if reference is None else reference
-        rows.append({"mode": name, "batch_size": batch_size, "seconds": round(seconds, 3),
-                     "sentences_per_second": round(len(sentences) / seconds, 1),
-                     "same_outputs_as_one_at_a_time": texts == reference})
+        rows.append(
+            {
+                "mode": name,
+                "batch_size": batch_size,
+                "seconds": round(seconds, 3),
+                "sentences_per_second": round(len(sentences) / seconds, 1),
+                "same_outputs_as_one_at_a_time": texts == reference,
+            }
+        )
     return rows
 
 
@@ -89,18 +98,23 @@ def main(argv=None) -> int:
     rows = run_modes(model, tokenizer, sentences, args.batch_sizes)
 
     words = sum(len(sentence.split()) for sentence in sentences) / len(sentences)
-    setting = (f"{len(sentences)} sentences ({words:.1f} words on average), greedy, {model.device}, "
-               f"{torch.get_num_threads()} torch threads, hidden {model.config.hidden_size} x "
-               f"{model.config.num_layers} layers")
+    setting = (
+        f"{len(sentences)} sentences ({words:.1f} words on average), greedy, {model.device}, "
+        f"{torch.get_num_threads()} torch threads, hidden {model.config.hidden_size} x "
+        f"{model.config.num_layers} layers"
+    )
     print(setting)
     print(f"{'mode':<28}{'seconds':>9}{'sent/s':>9}{'speed-up':>10}  same outputs")
     for row in rows:
         speed_up = rows[0]["seconds"] / row["seconds"]
-        print(f"{row['mode']:<28}{row['seconds']:>9.2f}{row['sentences_per_second']:>9.1f}{speed_up:>9.1f}x  "
-              f"{'yes' if row['same_outputs_as_one_at_a_time'] else 'NO'}")
+        print(
+            f"{row['mode']:<28}{row['seconds']:>9.2f}{row['sentences_per_second']:>9.1f}{speed_up:>9.1f}x  "
+            f"{'yes' if row['same_outputs_as_one_at_a_time'] else 'NO'}"
+        )
     with open(args.output, "w", encoding="utf-8") as handle:
-        json.dump({"setting": setting, "model": args.model, "cpu_count": os.cpu_count(), "rows": rows}, handle,
-                  indent=2)
+        json.dump(
+            {"setting": setting, "model": args.model, "cpu_count": os.cpu_count(), "rows": rows}, handle, indent=2
+        )
     print(f"wrote {args.output}")
     return 0
 

@@ -127,7 +127,11 @@ def read_pairs(path: str, args: PrepareArguments) -> Dataset:
         return columns
 
     pairs = lines.map(
-        parse, batched=True, with_indices=True, remove_columns=["text"], keep_in_memory=True,
+        parse,
+        batched=True,
+        with_indices=True,
+        remove_columns=["text"],
+        keep_in_memory=True,
         desc="Normalizing pairs",
     )
     blank = pc.sum(is_blank).as_py() or 0
@@ -164,7 +168,7 @@ def normalize_translation_records(records: Dataset, args: PrepareArguments, name
     """Records in the `{"translation": {lang: text}}` layout (a jsonl file, a Hub dataset) -> normalized
     language columns, as `read_pairs` gives."""
     if "translation" not in records.column_names:
-        raise DataFileError(f"{name}: expected records like {{\"translation\": {{\"fr\": ..., \"en\": ...}}}}")
+        raise DataFileError(f'{name}: expected records like {{"translation": {{"fr": ..., "en": ...}}}}')
     langs = (args.source_lang, args.target_lang)
 
     def parse(batch, indices):
@@ -178,7 +182,11 @@ def normalize_translation_records(records: Dataset, args: PrepareArguments, name
         return columns
 
     return records.map(
-        parse, batched=True, with_indices=True, remove_columns=records.column_names, keep_in_memory=True,
+        parse,
+        batched=True,
+        with_indices=True,
+        remove_columns=records.column_names,
+        keep_in_memory=True,
         desc="Normalizing pairs",
     )
 
@@ -195,7 +203,7 @@ def _check_json_lines(path: str) -> None:
             except ValueError as error:
                 raise DataFileError(f"{path}:{number}: not valid JSON ({error})") from None
             if not isinstance(record, dict):
-                raise DataFileError(f"{path}:{number}: not a JSON object, want {{\"translation\": {{...}}}}")
+                raise DataFileError(f'{path}:{number}: not a JSON object, want {{"translation": {{...}}}}')
 
 
 def _cache_key(path: str) -> dict:
@@ -281,7 +289,9 @@ def split_by_source(pairs: Dataset, args: PrepareArguments) -> DatasetDict:
     for split in ("train", "validation", "test"):
         splits[split] = pairs.filter(
             lambda batch, split=split: [split_of[text] == split for text in batch[args.source_lang]],
-            batched=True, keep_in_memory=True, desc=f"Selecting {split}",
+            batched=True,
+            keep_in_memory=True,
+            desc=f"Selecting {split}",
         )
     return DatasetDict(splits)
 
@@ -291,7 +301,11 @@ def to_translation_layout(pairs: Dataset, args: PrepareArguments) -> Dataset:
     langs = (args.source_lang, args.target_lang)
 
     def nest(batch):
-        return {"translation": [dict(zip(langs, texts, strict=True)) for texts in zip(*(batch[lang] for lang in langs), strict=True)]}
+        return {
+            "translation": [
+                dict(zip(langs, texts, strict=True)) for texts in zip(*(batch[lang] for lang in langs), strict=True)
+            ]
+        }
 
     return pairs.map(nest, batched=True, remove_columns=pairs.column_names, keep_in_memory=True)
 
@@ -300,9 +314,13 @@ def prepare_evaluation_files(args: PrepareArguments, **files: str | Dataset | No
     """Splits given as files or as records already read (`validation=path`, `test=dataset`, see
     `normalize_translation_records`): normalized and length-filtered only."""
     return {
-        split: _nonempty(filter_length(read_pairs(data, args) if isinstance(data, str) else data, args),
-                         data if isinstance(data, str) else f"the {split} split", f"the length filter ({_length_rule(args)})")
-        for split, data in files.items() if data is not None
+        split: _nonempty(
+            filter_length(read_pairs(data, args) if isinstance(data, str) else data, args),
+            data if isinstance(data, str) else f"the {split} split",
+            f"the length filter ({_length_rule(args)})",
+        )
+        for split, data in files.items()
+        if data is not None
     }
 
 
@@ -331,19 +349,25 @@ def prepare_tatoeba(
     print(f"Filtered to {len(pairs)} pairs ({_length_rule(args)})")
 
     if tokenizer is None:
-        batches = {lang: lambda lang=lang: (pairs[i : i + 10_000][lang] for i in range(0, len(pairs), 10_000))
-                   for lang in (source, target)}
+        batches = {
+            lang: lambda lang=lang: (pairs[i : i + 10_000][lang] for i in range(0, len(pairs), 10_000))
+            for lang in (source, target)
+        }
         # The tutorial's counts include PAD, SOS and EOS but not our extra <unk>.
         indexed = {lang: train_word_level(batches[lang]()).get_vocab_size() - 1 for lang in (source, target)}
         kept = {lang: train_word_level(batches[lang](), args.min_count) for lang in (source, target)}
         tokenizer = GruSeq2SeqTokenizer.from_vocabularies(kept[source], kept[target], source, target)
-        print(f"Indexed {indexed[source]} words in input language ({source}), "
-              f"{indexed[target]} words in output ({target})")
+        print(
+            f"Indexed {indexed[source]} words in input language ({source}), "
+            f"{indexed[target]} words in output ({target})"
+        )
         for lang in (source, target):
             kept_words = kept[lang].get_vocab_size() - len(SPECIAL_TOKENS)
             all_words = indexed[lang] - 3
-            print(f"keep_words {kept_words} / {all_words} = {kept_words / all_words:.4f} ({lang}, min_count "
-                  f"{args.min_count})")
+            print(
+                f"keep_words {kept_words} / {all_words} = {kept_words / all_words:.4f} ({lang}, min_count "
+                f"{args.min_count})"
+            )
             stats[f"words_indexed_{lang}"] = indexed[lang]
             stats[f"words_kept_{lang}"] = kept_words
 
@@ -387,10 +411,15 @@ def tokenize_translation(
     def encode(batch):
         sources = [source_prefix + pair[source] for pair in batch["translation"]]
         targets = [pair[target] for pair in batch["translation"]]
-        inputs = tokenizer(sources, max_length=max_source_length, padding=padding,
-                           truncation=max_source_length is not None)
-        labels = tokenizer(text_target=targets, max_length=max_target_length, padding=padding,
-                           truncation=max_target_length is not None)["input_ids"]
+        inputs = tokenizer(
+            sources, max_length=max_source_length, padding=padding, truncation=max_source_length is not None
+        )
+        labels = tokenizer(
+            text_target=targets,
+            max_length=max_target_length,
+            padding=padding,
+            truncation=max_target_length is not None,
+        )["input_ids"]
         if pad_to_max_length and label_pad_token_id != tokenizer.pad_token_id:
             labels = [[label_pad_token_id if i == tokenizer.pad_token_id else i for i in row] for row in labels]
         inputs["labels"] = labels
@@ -414,8 +443,13 @@ def export_pairs(dataset: DatasetDict, output_dir: str, file_format: str, args: 
     return paths
 
 
-def save_corpus(corpus: PreparedCorpus, output_dir: str, exports: tuple[str, ...] = (), overwrite: bool = False,
-                args: PrepareArguments | None = None) -> None:
+def save_corpus(
+    corpus: PreparedCorpus,
+    output_dir: str,
+    exports: tuple[str, ...] = (),
+    overwrite: bool = False,
+    args: PrepareArguments | None = None,
+) -> None:
     """Save the dataset (`save_to_disk`), the tokenizer (`tokenizer/`) and exports into `output_dir`.
 
     Everything is written to `.{name}.partial` beside it and renamed into place when complete; a replaced
@@ -444,8 +478,10 @@ def save_corpus(corpus: PreparedCorpus, output_dir: str, exports: tuple[str, ...
 def check_output_dir(output_dir: str, overwrite: bool) -> None:
     """`output_dir` can take the corpus: absent, or a directory to replace with `overwrite` (never a file)."""
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
-        raise FileExistsError(f"--output_dir: got {output_dir!r}, want a directory (or a path to create one): it is "
-                              "a file, which --overwrite_output_dir does not replace")
+        raise FileExistsError(
+            f"--output_dir: got {output_dir!r}, want a directory (or a path to create one): it is "
+            "a file, which --overwrite_output_dir does not replace"
+        )
     if os.path.exists(output_dir) and not overwrite:
         raise FileExistsError(f"{output_dir} already exists (pass --overwrite_output_dir to replace it)")
 
@@ -494,8 +530,12 @@ def parse_args(argv=None) -> tuple[argparse.Namespace, PrepareArguments]:
         elif isinstance(value, tuple):
             parser.add_argument(f"--{field.name}", nargs=2, default=value)
         else:
-            parser.add_argument(f"--{field.name}", type=type(value), default=value,
-                                choices=("chars", "words") if field.name == "length_unit" else None)
+            parser.add_argument(
+                f"--{field.name}",
+                type=type(value),
+                default=value,
+                choices=("chars", "words") if field.name == "length_unit" else None,
+            )
     namespace = parser.parse_args(argv)
     options = {field.name: getattr(namespace, field.name) for field in dataclasses.fields(PrepareArguments)}
     options["file_languages"] = tuple(options["file_languages"])
@@ -513,8 +553,10 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # a full or read-only disk while saving: nothing half-written is left
-        print(f"error: --output_dir {namespace.output_dir}: cannot save there ({error.strerror or error})",
-              file=sys.stderr)
+        print(
+            f"error: --output_dir {namespace.output_dir}: cannot save there ({error.strerror or error})",
+            file=sys.stderr,
+        )
         return 1
     print(f"Saved to {namespace.output_dir} (dataset: load_from_disk; tokenizer: {namespace.output_dir}/tokenizer)")
     return 0

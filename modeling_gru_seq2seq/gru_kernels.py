@@ -269,22 +269,33 @@ def recurrence_ops():
         os.makedirs(folder, exist_ok=True)
         # torch's own lock holds no owner: a build killed midway leaves it, and torch then waits forever. Ours
         # records host and pid, so a dead builder's locks are removed and a live one is waited on, within bounds.
-        with OwnerLock(os.path.join(folder, OWNER_FILE), BUILD_WAIT_SECONDS,
-                       on_takeover=lambda: _remove(torch_lock)) as lock:
+        with OwnerLock(
+            os.path.join(folder, OWNER_FILE), BUILD_WAIT_SECONDS, on_takeover=lambda: _remove(torch_lock)
+        ) as lock:
             if not lock.acquired:
-                warnings.warn(f"gru-seq2seq: {lock.describe_owner()} has been building the compiled GRU loop in "
-                              f"{folder} for over {BUILD_WAIT_SECONDS} s, so the CPU runs the slower torch-operation "
-                              "loop", stacklevel=2)
+                warnings.warn(
+                    f"gru-seq2seq: {lock.describe_owner()} has been building the compiled GRU loop in "
+                    f"{folder} for over {BUILD_WAIT_SECONDS} s, so the CPU runs the slower torch-operation "
+                    "loop",
+                    stacklevel=2,
+                )
                 return None
             if os.path.exists(torch_lock) and time.time() - os.path.getmtime(torch_lock) > STALE_LOCK_SECONDS:
                 _remove(torch_lock)  # left by a build of an earlier version, which took no owner lock
             _write_source(folder)
-            cpp_extension.load(name, [os.path.join(folder, SOURCE_FILE)],
-                               extra_cflags=[*CFLAGS, f"-DOPS_NAMESPACE={name}"], build_directory=folder,
-                               is_python_module=False)
+            cpp_extension.load(
+                name,
+                [os.path.join(folder, SOURCE_FILE)],
+                extra_cflags=[*CFLAGS, f"-DOPS_NAMESPACE={name}"],
+                build_directory=folder,
+                is_python_module=False,
+            )
     except Exception as error:  # no compiler, no ninja, a read-only home: run the torch-operation loops
-        warnings.warn("gru-seq2seq: the compiled GRU loop could not be built, so the CPU runs the slower torch-"
-                      "operation loop (GRU_SEQ2SEQ_NO_COMPILE=1 skips this attempt). "
-                      f"{type(error).__name__}: {error}", stacklevel=2)
+        warnings.warn(
+            "gru-seq2seq: the compiled GRU loop could not be built, so the CPU runs the slower torch-"
+            "operation loop (GRU_SEQ2SEQ_NO_COMPILE=1 skips this attempt). "
+            f"{type(error).__name__}: {error}",
+            stacklevel=2,
+        )
         return None
     return getattr(torch.ops, name)

@@ -111,10 +111,17 @@ def check_config_file(path: str) -> None:
     training run that has not finished saving: say so when checkpoints or the staging folder are there."""
     config_path = os.path.join(path, CONFIG_FILE)
     if not os.path.isfile(config_path):
-        leftovers = sorted(name for name in os.listdir(path)
-                           if name.startswith("checkpoint-") or name == MODEL_STAGING_DIR)
-        hint = (f"; it holds {', '.join(leftovers)}: a training run that did not finish saving, rerun its "
-                "command to resume") if leftovers else ""
+        leftovers = sorted(
+            name for name in os.listdir(path) if name.startswith("checkpoint-") or name == MODEL_STAGING_DIR
+        )
+        hint = (
+            (
+                f"; it holds {', '.join(leftovers)}: a training run that did not finish saving, rerun its "
+                "command to resume"
+            )
+            if leftovers
+            else ""
+        )
         raise ModelLoadError(f"{path}: not a saved model (no {CONFIG_FILE} in it){hint}")
     check_model_type(config_path, read_json(config_path).get("model_type"))
 
@@ -138,8 +145,9 @@ def check_safetensors_file(path: str) -> None:
         raise ModelLoadError(f"{path}: truncated ({size} bytes, shorter than its own header; an interrupted save?)")
     try:
         header = json.loads(header_bytes)
-        data_length = max((entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"),
-                          default=0)
+        data_length = max(
+            (entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"), default=0
+        )
     except (ValueError, TypeError, KeyError, IndexError, AttributeError):
         raise ModelLoadError(f"{path}: not a safetensors file (its header is unreadable)") from None
     expected = 8 + header_length + data_length

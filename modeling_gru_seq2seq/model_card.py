@@ -6,10 +6,21 @@ import os
 from .metrics import corpus_scores
 
 SHOWN_METRICS = ("bleu", "chrf", "bleu_in_vocab", "chrf_in_vocab", "gen_len", "loss")
-SETTINGS = ("attention", "decoder_type", "hidden_size", "num_layers", "dropout", "teacher_forcing_ratio",
-            "decoder_init", "source_vocab_size", "target_vocab_size")
-ATTRIBUTION = ("Tatoeba sentence pairs from www.manythings.org/anki and tatoeba.org, licensed CC-BY 2.0 (France): "
-               "https://creativecommons.org/licenses/by/2.0/")
+SETTINGS = (
+    "attention",
+    "decoder_type",
+    "hidden_size",
+    "num_layers",
+    "dropout",
+    "teacher_forcing_ratio",
+    "decoder_init",
+    "source_vocab_size",
+    "target_vocab_size",
+)
+ATTRIBUTION = (
+    "Tatoeba sentence pairs from www.manythings.org/anki and tatoeba.org, licensed CC-BY 2.0 (France): "
+    "https://creativecommons.org/licenses/by/2.0/"
+)
 
 
 CARD_MARKER = "# gru-seq2seq model card, written by run_translation.py (which rewrites a README.md holding this line)"
@@ -28,21 +39,36 @@ def model_index(model_name: str, languages: list[str], dataset: str, results: di
         if not metrics:
             continue
         lines += [
-            "  - task:", "      type: translation", f"      name: {json.dumps(f'Translation {pair}')}",
-            "    dataset:", f"      type: {json.dumps(dataset)}",
+            "  - task:",
+            "      type: translation",
+            f"      name: {json.dumps(f'Translation {pair}')}",
+            "    dataset:",
+            f"      type: {json.dumps(dataset)}",
             f"      name: {json.dumps(f'{DATASET_NAMES.get(dataset, dataset)} {pair}')}",
-            f"      config: {pair}", f"      split: {split}",
+            f"      config: {pair}",
+            f"      split: {split}",
             "    metrics:",
         ]
         for name, value in metrics:
-            lines += [f"    - type: {name}", f"      value: {value:.2f}", f"      name: {METRIC_NAMES[name]}",
-                      f"      args: {json.dumps(signatures[f'{name}_signature'])}"]
+            lines += [
+                f"    - type: {name}",
+                f"      value: {value:.2f}",
+                f"      name: {METRIC_NAMES[name]}",
+                f"      args: {json.dumps(signatures[f'{name}_signature'])}",
+            ]
     return lines if len(lines) > 3 else []
 
 
-def write_model_card(output_dir: str, config, languages: list[str], data_summary: str, repo_id: str | None = None,
-                     dataset: str = "tatoeba") -> str:
-    """Write `output_dir/README.md` and return its path: metadata (languages, task, the code's MIT licence, dataset, metrics and a
+def write_model_card(
+    output_dir: str,
+    config,
+    languages: list[str],
+    data_summary: str,
+    repo_id: str | None = None,
+    dataset: str = "tatoeba",
+) -> str:
+    """Write `output_dir/README.md` and return its path: metadata (languages, task, the code's MIT licence,
+    dataset, metrics and a
     `model-index` of the results found in `output_dir/all_results.json`), the results with the sacrebleu
     signatures, the settings, a usage snippet naming `repo_id` (else the folder's name), the data and its
     CC-BY 2.0 FR attribution. A `README.md` there that is not such a card (no `CARD_MARKER` in it) is left
@@ -59,13 +85,21 @@ def write_model_card(output_dir: str, config, languages: list[str], data_summary
     lines = [
         "---",
         CARD_MARKER,
-        "language:", *(f"- {language}" for language in languages),
+        "language:",
+        *(f"- {language}" for language in languages),
         "license: mit",
         "library_name: transformers",
         "pipeline_tag: translation",
-        "tags:", "- translation", "- gru", "- seq2seq", "- attention",
-        "datasets:", f"- {json.dumps(dataset)}",
-        "metrics:", "- bleu", "- chrf",
+        "tags:",
+        "- translation",
+        "- gru",
+        "- seq2seq",
+        "- attention",
+        "datasets:",
+        f"- {json.dumps(dataset)}",
+        "metrics:",
+        "- bleu",
+        "- chrf",
         *model_index(model_id.split("/")[-1], languages, dataset, results, signatures),
         "---",
         "",

@@ -134,8 +134,10 @@ class GruSeq2SeqEncoder(nn.Module):
         vocab_size = self.embedding.num_embeddings
         outside = (input_ids < 0) | (input_ids >= vocab_size)
         if outside.any():
-            raise ValueError(f"input_ids: got {input_ids[outside][0].item()}, want ids in 0..{vocab_size - 1} (the source "
-                             "vocabulary: tokenizer(...) gives source ids, tokenizer(text_target=...) target ids)")
+            raise ValueError(
+                f"input_ids: got {input_ids[outside][0].item()}, want ids in 0..{vocab_size - 1} (the source "
+                "vocabulary: tokenizer(...) gives source ids, tokenizer(text_target=...) target ids)"
+            )
         lengths = attention_mask.sum(dim=1)
         if (lengths == 0).any():
             row = int((lengths == 0).nonzero()[0])
@@ -380,24 +382,36 @@ class GruSeq2SeqPreTrainedModel(PreTrainedModel):
         drop_report.filter = lambda record: not (strict and "LOAD REPORT" in record.getMessage())
         report_logger.addFilter(drop_report)
         try:
-            model, info = super().from_pretrained(*args, output_loading_info=True, ignore_mismatched_sizes=True,
-                                                  **kwargs)
+            model, info = super().from_pretrained(
+                *args, output_loading_info=True, ignore_mismatched_sizes=True, **kwargs
+            )
         finally:
             report_logger.removeFilter(drop_report)
         if strict:
-            problems = [f"{kind} {', '.join(sorted(names)[:4])}{' ...' if len(names) > 4 else ''}" for kind, names in (
-                ("missing:", info["missing_keys"]),
-                ("unexpected:", info["unexpected_keys"]),
-                ("other shapes than the config's:", [key for key, *_ in info["mismatched_keys"]]),
-            ) if names]
+            problems = [
+                f"{kind} {', '.join(sorted(names)[:4])}{' ...' if len(names) > 4 else ''}"
+                for kind, names in (
+                    ("missing:", info["missing_keys"]),
+                    ("unexpected:", info["unexpected_keys"]),
+                    ("other shapes than the config's:", [key for key, *_ in info["mismatched_keys"]]),
+                )
+                if names
+            ]
             if problems:
-                raise ValueError(f"the weights do not fit the config ({'; '.join(problems)}); "
-                                 "pass ignore_mismatched_sizes=True to load them anyway")
-        non_finite = [name for name, tensor in model.state_dict().items()
-                      if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+                raise ValueError(
+                    f"the weights do not fit the config ({'; '.join(problems)}); "
+                    "pass ignore_mismatched_sizes=True to load them anyway"
+                )
+        non_finite = [
+            name
+            for name, tensor in model.state_dict().items()
+            if tensor.is_floating_point() and not torch.isfinite(tensor).all()
+        ]
         if non_finite:
-            raise ValueError(f"non-finite weights (NaN or inf) in {', '.join(non_finite[:4])}"
-                             f"{' ...' if len(non_finite) > 4 else ''}: the saved model is broken")
+            raise ValueError(
+                f"non-finite weights (NaN or inf) in {', '.join(non_finite[:4])}"
+                f"{' ...' if len(non_finite) > 4 else ''}: the saved model is broken"
+            )
         return (model, info) if output_loading_info else model
 
     @classmethod
@@ -470,7 +484,9 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
         since its models share one vocabulary. Returns the source embedding.
         """
         old_embeddings = self.get_input_embeddings()
-        new_embeddings = self._get_resized_embeddings(old_embeddings, new_num_tokens, pad_to_multiple_of, mean_resizing)
+        new_embeddings = self._get_resized_embeddings(
+            old_embeddings, new_num_tokens, pad_to_multiple_of, mean_resizing
+        )
         new_embeddings.requires_grad_(old_embeddings.weight.requires_grad)
         self.set_input_embeddings(new_embeddings)
         self.config.source_vocab_size = new_embeddings.num_embeddings
@@ -529,7 +545,9 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
             return super()._get_stopping_criteria(generation_config, stopping_criteria, tokenizer=tokenizer, **kwargs)
         without_stop_strings = copy.copy(generation_config)
         without_stop_strings.stop_strings = None
-        criteria = super()._get_stopping_criteria(without_stop_strings, stopping_criteria, tokenizer=tokenizer, **kwargs)
+        criteria = super()._get_stopping_criteria(
+            without_stop_strings, stopping_criteria, tokenizer=tokenizer, **kwargs
+        )
         criteria.append(TargetStopStringCriteria(tokenizer, generation_config.stop_strings))
         return criteria
 
@@ -599,8 +617,8 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
         """
         if labels is None and decoder_input_ids is None:
             raise ValueError(
-                f"{type(self).__name__} needs `labels` or `decoder_input_ids`. (With label smoothing the Trainer keeps "
-                "the labels for its own loss: a collator must add `decoder_input_ids`, as "
+                f"{type(self).__name__} needs `labels` or `decoder_input_ids`. (With label smoothing the Trainer "
+                "keeps the labels for its own loss: a collator must add `decoder_input_ids`, as "
                 "`DataCollatorForSeq2Seq(tokenizer, model=model)` does; `default_data_collator` does not.)"
             )
         use_cache = self.config.use_cache if use_cache is None else use_cache
@@ -646,7 +664,8 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
         if labels is not None:
             positions = flat_positions(labels != -100)
             summed_loss = F.cross_entropy(
-                logits.flatten(0, 1).index_select(0, positions), labels.flatten().index_select(0, positions),
+                logits.flatten(0, 1).index_select(0, positions),
+                labels.flatten().index_select(0, positions),
                 reduction="sum",
             )
             num_items = positions.numel() if num_items_in_batch is None else num_items_in_batch
@@ -710,7 +729,11 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
             decoder_outputs = self.decoder(
                 next_input_ids[:rows], hidden[:, :rows], encoder_hidden_states[:rows], keys[:rows], source_mask[:rows]
             )
-            hidden = decoder_outputs.hidden if rows == batch else torch.cat([decoder_outputs.hidden, hidden[:, rows:]], dim=1)
+            hidden = (
+                decoder_outputs.hidden
+                if rows == batch
+                else torch.cat([decoder_outputs.hidden, hidden[:, rows:]], dim=1)
+            )
             next_input_ids = decoder_outputs.logits.argmax(dim=-1)
             steps.append(decoder_outputs)
 
@@ -723,7 +746,9 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
             hidden = hidden.index_select(1, order.argsort())
         hidden_states = None
         if output_hidden_states:
-            hidden_states = tuple(stack([decoder_outputs.hidden_states[i] for decoder_outputs in steps]) for i in range(2))
+            hidden_states = tuple(
+                stack([decoder_outputs.hidden_states[i] for decoder_outputs in steps]) for i in range(2)
+            )
         return GruSeq2SeqDecoderOutput(
             stack([decoder_outputs.logits for decoder_outputs in steps]),
             hidden,

@@ -76,8 +76,9 @@ def gru_forward(inputs, initial_state, weight_ih, weight_hh, bias_ih, bias_hh, b
     return outputs, state, previous_states, gates
 
 
-def gru_backward(output_grads, final_state_grad, inputs, weight_ih, weight_hh, previous_states, gates, batch_sizes,
-                 reverse):
+def gru_backward(
+    output_grads, final_state_grad, inputs, weight_ih, weight_hh, previous_states, gates, batch_sizes, reverse
+):
     """One layer and direction backward with torch operations, as `gru_backward` in [`gru_kernels`]: the loop over
     time carries only the state gradient and stores each step's gate gradients; every weight gradient is then
     one product over all steps.
@@ -135,7 +136,11 @@ class GruLayerFunction(torch.autograd.Function):
         grads = (ctx.ops.gru_backward if ctx.ops is not None else gru_backward)(
             output_grads.contiguous(), final_state_grad.contiguous(), *ctx.saved_tensors, ctx.batch_sizes, ctx.reverse
         )
-        return *(grad if needed else None for grad, needed in zip(grads, ctx.needs_input_grad, strict=False)), None, None
+        return (
+            *(grad if needed else None for grad, needed in zip(grads, ctx.needs_input_grad, strict=False)),
+            None,
+            None,
+        )
 
 
 class PackedGRU(nn.GRU):

@@ -14,7 +14,9 @@ import torch
 from transformers import Pipeline
 
 # What `config.json` records under `custom_pipelines` (the model's `save_pretrained` writes it)
-CUSTOM_PIPELINES = {"translation": {"impl": "pipeline_gru_seq2seq.TranslationPipeline", "pt": ["AutoModelForSeq2SeqLM"]}}
+CUSTOM_PIPELINES = {
+    "translation": {"impl": "pipeline_gru_seq2seq.TranslationPipeline", "pt": ["AutoModelForSeq2SeqLM"]}
+}
 
 
 class TranslationPipeline(Pipeline):

@@ -36,8 +36,10 @@ def plot_attention(input_words: list[str], output_words: list[str], attentions: 
     plt = _pyplot()
     attentions = np.asarray(attentions, dtype=float)
     if attentions.shape != (len(output_words), len(input_words)):
-        raise ValueError(f"attention shape {attentions.shape} does not match {len(output_words)} output and "
-                         f"{len(input_words)} input words")
+        raise ValueError(
+            f"attention shape {attentions.shape} does not match {len(output_words)} output and "
+            f"{len(input_words)} input words"
+        )
     figure, axes = plt.subplots(figsize=(1 + 0.45 * len(input_words), 1 + 0.4 * len(output_words)))
     image = axes.matshow(attentions, cmap="bone", vmin=0.0, vmax=1.0)
     figure.colorbar(image)

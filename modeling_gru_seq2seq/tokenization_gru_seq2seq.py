@@ -57,9 +57,7 @@ def train_word_level(texts: Iterable[str] | Iterator[list[str]], min_count: int 
     tokenizer.post_processor = processors.TemplateProcessing(
         single=f"$A {EOS_TOKEN}", special_tokens=[(EOS_TOKEN, EOS_ID)]
     )
-    trainer = trainers.WordLevelTrainer(
-        min_frequency=min_count, special_tokens=SPECIAL_TOKENS, show_progress=False
-    )
+    trainer = trainers.WordLevelTrainer(min_frequency=min_count, special_tokens=SPECIAL_TOKENS, show_progress=False)
     tokenizer.train_from_iterator(texts, trainer=trainer)
     return tokenizer
 

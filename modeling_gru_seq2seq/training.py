@@ -140,16 +140,25 @@ class GruSeq2SeqTrainer(Seq2SeqTrainer):
         self.gather_function = self.accelerator.gather
         return super().evaluation_loop(*args, **kwargs)
 
-    def create_model_card(self, language: list[str] | None = None, dataset_args: str = "", dataset: str = "tatoeba",
-                          **kwargs) -> None:
+    def create_model_card(
+        self, language: list[str] | None = None, dataset_args: str = "", dataset: str = "tatoeba", **kwargs
+    ) -> None:
         """The package's model card (`model_card.write_model_card`) instead of the Trainer's template,
         which also pushes it (`push_to_hub` calls this). `dataset`: the dataset's id for the card's metadata."""
         if self.is_world_process_zero():
-            path = write_model_card(self.args.output_dir, self.model.config, language or ["fr", "en"], dataset_args,
-                                    repo_id=self.hub_model_id, dataset=dataset)
+            path = write_model_card(
+                self.args.output_dir,
+                self.model.config,
+                language or ["fr", "en"],
+                dataset_args,
+                repo_id=self.hub_model_id,
+                dataset=dataset,
+            )
             if os.path.basename(path) != "README.md":
-                print(f"{self.args.output_dir}/README.md is not a gru-seq2seq model card, so it is left as it is: "
-                      f"the model card is {path}")
+                print(
+                    f"{self.args.output_dir}/README.md is not a gru-seq2seq model card, so it is left as it is: "
+                    f"the model card is {path}"
+                )
 
     def create_optimizer(self, model=None) -> torch.optim.Optimizer:
         if self.optimizer is None:
@@ -160,8 +169,10 @@ class GruSeq2SeqTrainer(Seq2SeqTrainer):
             self.optimizer = torch.optim.Adam(
                 [
                     {"params": [p for p in trainable if id(p) not in decoder_parameters], "lr": lr},
-                    {"params": [p for p in trainable if id(p) in decoder_parameters],
-                     "lr": lr * self.decoder_learning_ratio},
+                    {
+                        "params": [p for p in trainable if id(p) in decoder_parameters],
+                        "lr": lr * self.decoder_learning_ratio,
+                    },
                 ],
                 lr=lr,
                 # one kernel per step instead of a dozen per tensor: a third of the time on CPU
@@ -240,8 +251,11 @@ class GracefulStopCallback(TrainerCallback):
     def _handle(self, number, frame):
         self.signal_received = number
         self._restore()
-        print(f"\n{signal.Signals(number).name}: saving a checkpoint after this step, then stopping "
-              "(send it again to stop at once)", flush=True)
+        print(
+            f"\n{signal.Signals(number).name}: saving a checkpoint after this step, then stopping "
+            "(send it again to stop at once)",
+            flush=True,
+        )
 
     def on_step_end(self, args, state, control, **kwargs):
         if any_process(self.signal_received is not None):
@@ -267,8 +281,11 @@ def build_compute_metrics(tokenizer, references: list[str], in_vocabulary: list[
     """
 
     def compute_metrics(eval_prediction) -> dict:
-        token_ids = eval_prediction.predictions[0] if isinstance(eval_prediction.predictions, tuple) \
+        token_ids = (
+            eval_prediction.predictions[0]
+            if isinstance(eval_prediction.predictions, tuple)
             else eval_prediction.predictions
+        )
         token_ids = np.where(token_ids < 0, tokenizer.pad_token_id, token_ids)[: len(references)]
         predictions = tokenizer.batch_decode(token_ids, skip_special_tokens=True)
         scores = corpus_scores(predictions, references)

@@ -74,9 +74,7 @@ def translate(
     if not sentences:
         return []
     model.eval()
-    encodings = tokenizer(
-        sentences, truncation=max_source_length is not None, max_length=max_source_length
-    ).encodings
+    encodings = tokenizer(sentences, truncation=max_source_length is not None, max_length=max_source_length).encodings
     source_lengths = np.array([len(encoding.ids) for encoding in encodings])
     order = np.argsort(source_lengths, kind="stable")
     order = order[source_lengths[order] > 1]  # only `<eos>`: nothing to translate
@@ -118,8 +116,9 @@ def _lengths_with_eos(output_ids: torch.Tensor, eos_token_id: int) -> torch.Tens
 def _attention_weights(model, inputs, sequences: torch.Tensor) -> torch.Tensor:
     """`(batch, steps, src_len)`: the attention paid while predicting each token of `sequences[:, 1:]`,
     from one teacher-forced pass (the decoder states along the chosen words, whatever the search)."""
-    outputs = model(**inputs, decoder_input_ids=sequences[:, :-1], teacher_forcing=True, output_attentions=True,
-                    use_cache=False)
+    outputs = model(
+        **inputs, decoder_input_ids=sequences[:, :-1], teacher_forcing=True, output_attentions=True, use_cache=False
+    )
     return outputs.cross_attentions[0][:, 0].float()  # one layer, one head
 
 
@@ -142,17 +141,32 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=64, help="sentences per generate() call")
     parser.add_argument("--num_beams", type=int, default=1, help="beam width (1: greedy)")
     parser.add_argument("--max_new_tokens", type=int, help="output limit (default: the model's)")
-    parser.add_argument("--max_source_length", type=int, default=DEFAULT_MAX_SOURCE_LENGTH,
-                        help="cut longer sources to this many tokens, <eos> included, with a warning")
-    parser.add_argument("--show_attention", metavar="PATH",
-                        help="heatmap(s): a .png file for one sentence, else a folder of attention_<i>.png")
-    parser.add_argument("--samples", metavar="F", help="an English<TAB>French pair file: show random pairs "
-                        "as > source, = reference, < output, and BLEU/chrF over the whole file")
+    parser.add_argument(
+        "--max_source_length",
+        type=int,
+        default=DEFAULT_MAX_SOURCE_LENGTH,
+        help="cut longer sources to this many tokens, <eos> included, with a warning",
+    )
+    parser.add_argument(
+        "--show_attention",
+        metavar="PATH",
+        help="heatmap(s): a .png file for one sentence, else a folder of attention_<i>.png",
+    )
+    parser.add_argument(
+        "--samples",
+        metavar="F",
+        help="an English<TAB>French pair file: show random pairs "
+        "as > source, = reference, < output, and BLEU/chrF over the whole file",
+    )
     parser.add_argument("-n", dest="num_samples", metavar="N", type=int, default=10, help="pairs shown with --samples")
     parser.add_argument("--seed", type=int, help="seed of the --samples draw (default: a new draw each run)")
     args = parser.parse_intermixed_args(argv)  # options before, between or after the sentences
-    counts = {"--batch_size": args.batch_size, "--num_beams": args.num_beams,
-              "--max_new_tokens": args.max_new_tokens, "-n": args.num_samples}
+    counts = {
+        "--batch_size": args.batch_size,
+        "--num_beams": args.num_beams,
+        "--max_new_tokens": args.max_new_tokens,
+        "-n": args.num_samples,
+    }
     for flag, value in counts.items():
         if value is not None and value < 1:
             parser.error(f"{flag} must be at least 1")
@@ -201,16 +215,19 @@ def input_notes(sentence: str, vocabulary: dict[str, int], max_source_length: in
         plural = "s" if len(unknown) > 1 else ""
         notes.append(f"{len(unknown)} unknown word{plural}: {', '.join(map(repr, unknown))}")
     if len(words) >= max_source_length:
-        notes.append(f"warning: {len(words)} words, cut to the first {max_source_length - 1} "
-                     f"(--max_source_length {max_source_length})")
+        notes.append(
+            f"warning: {len(words)} words, cut to the first {max_source_length - 1} "
+            f"(--max_source_length {max_source_length})"
+        )
     return notes
 
 
 def check_heatmap_target(target: str | None, count: int) -> None:
     """A `.png` path holds one heatmap: `count` > 1 needs a folder."""
     if target and target.lower().endswith(".png") and count > 1:
-        raise UsageError(f"--show_attention {target}: one file for {count} heatmaps; give a folder "
-                         f"(attention_<i>.png each)")
+        raise UsageError(
+            f"--show_attention {target}: one file for {count} heatmaps; give a folder (attention_<i>.png each)"
+        )
 
 
 def heatmap_path(target: str, index: int) -> str:
@@ -227,16 +244,25 @@ def save_heatmaps(translations: list[Translation], target: str, first_index: int
         if not translation.output_tokens:
             continue
         try:
-            plot_attention(translation.source_tokens, translation.output_tokens, translation.attention,
-                           heatmap_path(target, index))
+            plot_attention(
+                translation.source_tokens,
+                translation.output_tokens,
+                translation.attention,
+                heatmap_path(target, index),
+            )
         except OSError as error:
             raise UsageError(f"--show_attention {target}: {error.strerror or error}") from None
 
 
 def generation_kwargs(args: argparse.Namespace) -> dict:
     """`translate` keywords from the command's flags."""
-    return {"batch_size": args.batch_size, "num_beams": args.num_beams, "max_new_tokens": args.max_new_tokens,
-            "max_source_length": args.max_source_length, "output_attentions": args.show_attention is not None}
+    return {
+        "batch_size": args.batch_size,
+        "num_beams": args.num_beams,
+        "max_new_tokens": args.max_new_tokens,
+        "max_source_length": args.max_source_length,
+        "output_attentions": args.show_attention is not None,
+    }
 
 
 def translate_lines(model, tokenizer, sentences: list[str], args: argparse.Namespace) -> None:

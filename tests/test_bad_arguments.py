@@ -25,11 +25,25 @@ from modeling_gru_seq2seq.loading import ModelLoadError, load_model_and_tokenize
 from modeling_gru_seq2seq.pipeline_gru_seq2seq import save_translation_pipeline
 
 BAD_VALUES = {  # one bad value per flag of run_translation.FLAG_RANGES
-    "per_device_train_batch_size": "0", "per_device_eval_batch_size": "0", "learning_rate": "nan",
-    "decoder_learning_ratio": "-5", "max_train_minutes": "-1", "num_beams": "0", "max_train_samples": "0",
-    "max_eval_samples": "0", "max_predict_samples": "0", "max_source_length": "0", "max_target_length": "1",
-    "val_max_target_length": "0", "validation_fraction": "1.5", "test_fraction": "-0.1", "split_seed": "-1",
-    "min_count": "0", "min_length": "0", "max_length": "0", "num_attention_plots": "-1",
+    "per_device_train_batch_size": "0",
+    "per_device_eval_batch_size": "0",
+    "learning_rate": "nan",
+    "decoder_learning_ratio": "-5",
+    "max_train_minutes": "-1",
+    "num_beams": "0",
+    "max_train_samples": "0",
+    "max_eval_samples": "0",
+    "max_predict_samples": "0",
+    "max_source_length": "0",
+    "max_target_length": "1",
+    "val_max_target_length": "0",
+    "validation_fraction": "1.5",
+    "test_fraction": "-0.1",
+    "split_seed": "-1",
+    "min_count": "0",
+    "min_length": "0",
+    "max_length": "0",
+    "num_attention_plots": "-1",
     "preprocessing_num_workers": "0",
 }
 
@@ -55,8 +69,12 @@ def test_every_flag_of_the_table_is_checked_right_after_parsing(tmp_path, capsys
 
 
 def test_the_table_shows_in_help():
-    help_text = subprocess.run([sys.executable, run_translation.__file__, "--help"], capture_output=True, text=True,
-                               env={**os.environ, "COLUMNS": "1000"}).stdout
+    help_text = subprocess.run(
+        [sys.executable, run_translation.__file__, "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "1000"},
+    ).stdout
     entries = {}  # flag -> its help, however argparse wrapped it
     for block in help_text.split("\n  --")[1:]:
         entries[block.split()[0]] = " ".join(block.split())
@@ -66,15 +84,21 @@ def test_the_table_shows_in_help():
         assert "Valid: " in entries[field], field
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--hidden_size", "0"], "error: --hidden_size: got 0, want an integer >= 1"),
-    (["--num_layers", "0"], "error: --num_layers: got 0, want an integer >= 1"),
-    (["--dropout", "1"], "error: --dropout: got 1.0, want a number in [0, 1)"),
-    (["--teacher_forcing_ratio", "1.5"], "error: --teacher_forcing_ratio: got 1.5, want a number in [0, 1]"),
-    (["--hidden_size", "100000"], "error: --hidden_size: got 100000, want a model that fits in memory: its"),
-    (["--validation_fraction", "0.6", "--test_fraction", "0.5"], "error: --validation_fraction + --test_fraction: got"),
-    (["--min_length", "10", "--max_length", "5"], "error: --max_length: got 5, want >= --min_length (10)"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--hidden_size", "0"], "error: --hidden_size: got 0, want an integer >= 1"),
+        (["--num_layers", "0"], "error: --num_layers: got 0, want an integer >= 1"),
+        (["--dropout", "1"], "error: --dropout: got 1.0, want a number in [0, 1)"),
+        (["--teacher_forcing_ratio", "1.5"], "error: --teacher_forcing_ratio: got 1.5, want a number in [0, 1]"),
+        (["--hidden_size", "100000"], "error: --hidden_size: got 100000, want a model that fits in memory: its"),
+        (
+            ["--validation_fraction", "0.6", "--test_fraction", "0.5"],
+            "error: --validation_fraction + --test_fraction: got",
+        ),
+        (["--min_length", "10", "--max_length", "5"], "error: --max_length: got 5, want >= --min_length (10)"),
+    ],
+)
 def test_model_fields_and_combinations_are_one_line(tmp_path, capsys, flags, message):
     assert run_translation.main(run_with(tmp_path, *flags)) == 2
     error = one_line_error(capsys)
@@ -95,30 +119,44 @@ def test_output_dir_that_is_a_file_or_under_one(tmp_path, capsys):
 
 
 def test_config_json_fields_are_checked(tmp_path):
-    for field, value, want in (("hidden_size", "abc", "an integer >= 1"), ("source_vocab_size", "1907", "an integer"),
-                               ("dropout", 2, "a number in [0, 1)")):
-        with pytest.raises(ValueError, match=rf"{field}: got {value!r}, want {want}".replace("[", r"\[").replace(
-                "(", r"\(").replace(")", r"\)")):
+    for field, value, want in (
+        ("hidden_size", "abc", "an integer >= 1"),
+        ("source_vocab_size", "1907", "an integer"),
+        ("dropout", 2, "a number in [0, 1)"),
+    ):
+        with pytest.raises(
+            ValueError,
+            match=rf"{field}: got {value!r}, want {want}".replace("[", r"\[").replace("(", r"\(").replace(")", r"\)"),
+        ):
             GruSeq2SeqConfig(**{field: value})
 
 
 @pytest.fixture
 def model_dir(tmp_path):
     torch.manual_seed(0)
-    tokenizer = GruSeq2SeqTokenizer.from_vocabularies(train_word_level(["je suis la"]), train_word_level(["i am here"]))
-    config = GruSeq2SeqConfig(source_vocab_size=tokenizer.source_vocab_size,
-                              target_vocab_size=tokenizer.target_vocab_size, hidden_size=8, num_layers=1)
+    tokenizer = GruSeq2SeqTokenizer.from_vocabularies(
+        train_word_level(["je suis la"]), train_word_level(["i am here"])
+    )
+    config = GruSeq2SeqConfig(
+        source_vocab_size=tokenizer.source_vocab_size,
+        target_vocab_size=tokenizer.target_vocab_size,
+        hidden_size=8,
+        num_layers=1,
+    )
     save_translation_pipeline(GruSeq2SeqForConditionalGeneration(config), tokenizer, tmp_path / "model")
     return tmp_path / "model"
 
 
-@pytest.mark.parametrize("damage, file_name, message", [
-    ("weights_dir", "model.safetensors", "not a file"),
-    ("max_length_abc", "generation_config.json", "max_length: got 'abc', want an integer >= 2"),
-    ("max_length_1", "generation_config.json", "max_length: got 1, want an integer >= 2"),
-    ("hidden_abc", "config.json", "hidden_size: got 'abc', want an integer >= 1"),
-    ("vocab_string", "config.json", "source_vocab_size: got '"),
-])
+@pytest.mark.parametrize(
+    "damage, file_name, message",
+    [
+        ("weights_dir", "model.safetensors", "not a file"),
+        ("max_length_abc", "generation_config.json", "max_length: got 'abc', want an integer >= 2"),
+        ("max_length_1", "generation_config.json", "max_length: got 1, want an integer >= 2"),
+        ("hidden_abc", "config.json", "hidden_size: got 'abc', want an integer >= 1"),
+        ("vocab_string", "config.json", "source_vocab_size: got '"),
+    ],
+)
 def test_damaged_model_folders_name_the_file(model_dir, damage, file_name, message):
     def edit_json(name, **changes):
         path = model_dir / name
@@ -145,8 +183,10 @@ def test_generate_and_the_pipeline_check_their_inputs(model_dir):
     sentence = torch.tensor([[4, 5, 2]])
     cases = [
         (dict(input_ids=sentence, num_beams=0), "num_beams: got 0, want an integer >= 1"),
-        (dict(input_ids=torch.tensor([[4, 5, 2], [0, 0, 0]]), attention_mask=torch.tensor([[1, 1, 1], [0, 0, 0]])),
-         "attention_mask: row 1 is all padding"),
+        (
+            dict(input_ids=torch.tensor([[4, 5, 2], [0, 0, 0]]), attention_mask=torch.tensor([[1, 1, 1], [0, 0, 0]])),
+            "attention_mask: row 1 is all padding",
+        ),
         (dict(input_ids=torch.zeros(0, 3, dtype=torch.long)), "input_ids: got shape (0, 3)"),
         (dict(input_ids=torch.tensor([[4, 57, 2]])), "input_ids: got 57, want ids in 0.."),
     ]
@@ -178,8 +218,10 @@ def test_checkpoint_named_files_and_empty_checkpoint_folders(pairs_file, tmp_pat
     (output_dir / "checkpoint-3").mkdir()
     assert run_translation.main(args) == 2
     error = one_line_error(capsys)
-    assert error == (f"error: {output_dir / 'checkpoint-3'}: not a complete checkpoint (no trainer_state.json in it): "
-                     "remove it to resume from the one before, or pass --overwrite_output_dir to start over")
+    assert error == (
+        f"error: {output_dir / 'checkpoint-3'}: not a complete checkpoint (no trainer_state.json in it): "
+        "remove it to resume from the one before, or pass --overwrite_output_dir to start over"
+    )
 
 
 def test_gru_translate_output_errors_and_option_order(model_dir):
@@ -189,8 +231,9 @@ def test_gru_translate_output_errors_and_option_order(model_dir):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == "error: cannot write the translations: No space left on device"
     assert "Traceback" not in result.stderr
-    ordered = subprocess.run([*command, "--num_beams", "3", "je suis la", "je suis"], capture_output=True, text=True,
-                             timeout=120)
+    ordered = subprocess.run(
+        [*command, "--num_beams", "3", "je suis la", "je suis"], capture_output=True, text=True, timeout=120
+    )
     assert ordered.returncode == 0, ordered.stderr[-2000:]
     assert len(ordered.stdout.splitlines()) == 2
 

@@ -31,10 +31,14 @@ pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available()
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "run_translation.py"
 PAIRS = [
-    ("je suis content .", "i am happy ."), ("je suis fatigue .", "i am tired ."),
-    ("il est la .", "he is here ."), ("elle est la .", "she is here ."),
-    ("elle a froid !", "she is cold !"), ("il a froid !", "he is cold !"),
-    ("nous sommes amis .", "we are friends ."), ("tu es grand .", "you are tall ."),
+    ("je suis content .", "i am happy ."),
+    ("je suis fatigue .", "i am tired ."),
+    ("il est la .", "he is here ."),
+    ("elle est la .", "she is here ."),
+    ("elle a froid !", "she is cold !"),
+    ("il a froid !", "he is cold !"),
+    ("nous sommes amis .", "we are friends ."),
+    ("tu es grand .", "you are tall ."),
 ]
 SOURCES, TARGETS = [fr for fr, _ in PAIRS], [en for _, en in PAIRS]
 TOLERANCE = {"atol": 1e-5, "rtol": 1e-4}
@@ -67,9 +71,16 @@ def learn_pairs(decoder_type: str, attention: str, device: str) -> GruSeq2SeqFor
     """A hidden-32, 2-layer model without dropout, trained on `device` until it knows `PAIRS` by heart (150
     teacher-forced Adam steps at 1e-2), in train mode."""
     torch.manual_seed(0)
-    config = GruSeq2SeqConfig(source_vocab_size=tokenizer().source_vocab_size,
-                              target_vocab_size=tokenizer().target_vocab_size, hidden_size=32, num_layers=2,
-                              dropout=0.0, teacher_forcing_ratio=1.0, decoder_type=decoder_type, attention=attention)
+    config = GruSeq2SeqConfig(
+        source_vocab_size=tokenizer().source_vocab_size,
+        target_vocab_size=tokenizer().target_vocab_size,
+        hidden_size=32,
+        num_layers=2,
+        dropout=0.0,
+        teacher_forcing_ratio=1.0,
+        decoder_type=decoder_type,
+        attention=attention,
+    )
     model = GruSeq2SeqForConditionalGeneration(config).to(device).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     inputs = batch(device)
@@ -105,9 +116,13 @@ def test_training_steps_on_cuda_equal_the_cpus(decoder_type, attention, teacher_
             optimizer.step()
             losses.append(loss.detach().cpu())
         torch.testing.assert_close(losses[1], losses[0], **TOLERANCE)
-        for (name, cpu_parameter), cuda_parameter in zip(models[0].named_parameters(), models[1].parameters(), strict=False):
+        for (name, cpu_parameter), cuda_parameter in zip(
+            models[0].named_parameters(), models[1].parameters(), strict=False
+        ):
             torch.testing.assert_close(cuda_parameter.grad.cpu(), cpu_parameter.grad, **TOLERANCE, msg=name)
-    for (name, cpu_parameter), cuda_parameter in zip(models[0].named_parameters(), models[1].parameters(), strict=False):
+    for (name, cpu_parameter), cuda_parameter in zip(
+        models[0].named_parameters(), models[1].parameters(), strict=False
+    ):
         torch.testing.assert_close(cuda_parameter.detach().cpu(), cpu_parameter.detach(), **TOLERANCE, msg=name)
 
 
@@ -117,8 +132,11 @@ def test_generate_on_cuda_equals_the_cpus(decoder_type, attention, num_beams):
     outputs = []
     for model in on_both_devices(decoder_type, attention):
         inputs = tokenizer()(SOURCES, padding=True, return_tensors="pt").to(model.device)
-        outputs.append(model.eval().generate(**inputs, num_beams=num_beams, max_new_tokens=10, output_scores=True,
-                                             return_dict_in_generate=True))
+        outputs.append(
+            model.eval().generate(
+                **inputs, num_beams=num_beams, max_new_tokens=10, output_scores=True, return_dict_in_generate=True
+            )
+        )
     cpu, cuda = outputs
     assert tokenizer().batch_decode(cpu.sequences, skip_special_tokens=True) == TARGETS  # peaked: learned by heart
     assert torch.equal(cuda.sequences.cpu(), cpu.sequences)
@@ -134,8 +152,10 @@ def test_a_gpu_trained_model_loads_and_translates_on_the_cpu(tmp_path):
     save_translation_pipeline(model, tokenizer(), tmp_path)
     loaded = AutoModelForSeq2SeqLM.from_pretrained(tmp_path)
     assert loaded.device.type == "cpu"
-    on_cpu = [result.text for result in translate(loaded, AutoTokenizer.from_pretrained(tmp_path), SOURCES,
-                                                    max_new_tokens=10)]
+    on_cpu = [
+        result.text
+        for result in translate(loaded, AutoTokenizer.from_pretrained(tmp_path), SOURCES, max_new_tokens=10)
+    ]
     assert on_cpu == on_gpu == TARGETS
 
 
@@ -146,12 +166,42 @@ def test_run_translation_trains_with_bf16(tmp_path):
         (tmp_path / f"{name}.txt").write_text("".join(chosen), encoding="utf-8")
     output_dir = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--train_file", str(tmp_path / "train.txt"),
-         "--validation_file", str(tmp_path / "validation.txt"), "--test_file", str(tmp_path / "test.txt"),
-         "--output_dir", str(output_dir), "--bf16", "--hidden_size", "32", "--num_layers", "2", "--min_count", "1",
-         "--max_steps", "20", "--per_device_train_batch_size", "4", "--eval_strategy", "no", "--save_strategy", "no",
-         "--num_attention_plots", "0", "--report_to", "none", "--disable_tqdm", "true"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--train_file",
+            str(tmp_path / "train.txt"),
+            "--validation_file",
+            str(tmp_path / "validation.txt"),
+            "--test_file",
+            str(tmp_path / "test.txt"),
+            "--output_dir",
+            str(output_dir),
+            "--bf16",
+            "--hidden_size",
+            "32",
+            "--num_layers",
+            "2",
+            "--min_count",
+            "1",
+            "--max_steps",
+            "20",
+            "--per_device_train_batch_size",
+            "4",
+            "--eval_strategy",
+            "no",
+            "--save_strategy",
+            "no",
+            "--num_attention_plots",
+            "0",
+            "--report_to",
+            "none",
+            "--disable_tqdm",
+            "true",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((output_dir / "trainer_state.json").read_text())["global_step"] == 20

@@ -18,9 +18,17 @@ from modeling_gru_seq2seq import GruSeq2SeqTokenizer
 
 SMALL = PrepareArguments(min_count=1, validation_fraction=0.2, test_fraction=0.2)
 PAIRS = [
-    ("I am cold.", "J'ai froid."), ("I am cold.", "Je suis froid."), ("Go!", "Va\u00a0!"), ("Hi.", "Salut."),
-    ("I am here.", "Je suis là."), ("He is here.", "Il est là."), ("She is here.", "Elle est là."),
-    ("Run!", "Cours\u202f!"), ("Who?", "Qui\u00a0?"), ("Wow!", "Ça alors\u00a0!"), ("Fire!", "Au feu\u00a0!"),
+    ("I am cold.", "J'ai froid."),
+    ("I am cold.", "Je suis froid."),
+    ("Go!", "Va\u00a0!"),
+    ("Hi.", "Salut."),
+    ("I am here.", "Je suis là."),
+    ("He is here.", "Il est là."),
+    ("She is here.", "Elle est là."),
+    ("Run!", "Cours\u202f!"),
+    ("Who?", "Qui\u00a0?"),
+    ("Wow!", "Ça alors\u00a0!"),
+    ("Fire!", "Au feu\u00a0!"),
 ]
 
 
@@ -41,8 +49,15 @@ def test_tutorial_figures_on_shared_file(shared_pairs_file, capsys):
     assert (corpus.tokenizer.source_vocab_size, corpus.tokenizer.target_vocab_size) == (1907, 1685)
     assert sum(len(split) for split in corpus.dataset.values()) == 18845
     printed = capsys.readouterr().out
-    for figure in ("Read 163630", "Filtered to 29339", "Indexed 7537", "4743 words", "keep_words 1903",
-                   "keep_words 1681", "to 18845"):
+    for figure in (
+        "Read 163630",
+        "Filtered to 29339",
+        "Indexed 7537",
+        "4743 words",
+        "keep_words 1903",
+        "keep_words 1681",
+        "to 18845",
+    ):
         assert figure in printed
     # the split is grouped by source sentence: no French sentence in two splits
     sources = {name: {pair["fr"] for pair in split["translation"]} for name, split in corpus.dataset.items()}
@@ -63,8 +78,16 @@ def test_two_and_three_column_layouts_give_the_same_pairs(tmp_path):
 
 def test_direction_and_length_unit_are_configurable(tmp_path):
     path = write_pairs(tmp_path / "pairs.txt", PAIRS)
-    args = PrepareArguments(source_lang="en", target_lang="fr", min_count=1, min_length=4, max_length=4,
-                            length_unit="words", validation_fraction=0, test_fraction=0)
+    args = PrepareArguments(
+        source_lang="en",
+        target_lang="fr",
+        min_count=1,
+        min_length=4,
+        max_length=4,
+        length_unit="words",
+        validation_fraction=0,
+        test_fraction=0,
+    )
     corpus = prepare_tatoeba(path, args)
     pairs = corpus.dataset["train"]["translation"]
     assert all(len(pair["en"].split()) == 4 and len(pair["fr"].split()) == 4 for pair in pairs)
@@ -73,15 +96,26 @@ def test_direction_and_length_unit_are_configurable(tmp_path):
 
 
 def test_split_is_seeded_and_grouped_by_source(tmp_path):
-    numbers = {"un": "one", "deux": "two", "trois": "three", "quatre": "four", "cinq": "five", "six": "six",
-               "sept": "seven"}
-    pairs = [(f"{subject} {en}.", f"Je vois {fr}.") for fr, en in numbers.items()
-             for subject in ("I see", "I saw", "We see")]  # 7 French sources, 3 translations each
+    numbers = {
+        "un": "one",
+        "deux": "two",
+        "trois": "three",
+        "quatre": "four",
+        "cinq": "five",
+        "six": "six",
+        "sept": "seven",
+    }
+    pairs = [
+        (f"{subject} {en}.", f"Je vois {fr}.")
+        for fr, en in numbers.items()
+        for subject in ("I see", "I saw", "We see")
+    ]  # 7 French sources, 3 translations each
     path = write_pairs(tmp_path / "pairs.txt", pairs)
     args = PrepareArguments(min_count=1, validation_fraction=0.3, test_fraction=0.3)
     first, again = prepare_tatoeba(path, args), prepare_tatoeba(path, args)
-    other_seed = prepare_tatoeba(path, PrepareArguments(min_count=1, validation_fraction=0.3, test_fraction=0.3,
-                                                        split_seed=7))
+    other_seed = prepare_tatoeba(
+        path, PrepareArguments(min_count=1, validation_fraction=0.3, test_fraction=0.3, split_seed=7)
+    )
     split_sources = {name: {p["fr"] for p in split["translation"]} for name, split in first.dataset.items()}
     assert sum(map(len, split_sources.values())) == 7 == len(set().union(*split_sources.values()))
     assert all(first.dataset[s]["translation"] == again.dataset[s]["translation"] for s in split_sources)
@@ -116,7 +150,10 @@ def test_jsonl_translation_layout(tmp_path):
 @pytest.mark.parametrize(
     "content, message",
     [
-        ("Go.\tVa !\nHello there\nHi.\tSalut.\n", r"bad\.txt:2: expected 2 tab-separated columns like line 1, found 1"),
+        (
+            "Go.\tVa !\nHello there\nHi.\tSalut.\n",
+            r"bad\.txt:2: expected 2 tab-separated columns like line 1, found 1",
+        ),
         ("Go.\tVa !\nHi.\tSalut.\tx\tDrop\n", r"bad\.txt:2: expected 2 .* found 4"),
         ("Go.\tVa !\tattribution\nHi.\tSalut.\n", r"bad\.txt:2: expected 3 .* found 2"),
         ("one column only\n", r"bad\.txt:1: expected 2 tab-separated columns .* found 1"),
@@ -167,8 +204,22 @@ def test_bom_and_crlf_are_read_as_plain_lines(tmp_path):
 def test_cli_saves_dataset_tokenizer_and_exports(tmp_path):
     train = write_pairs(tmp_path / "pairs.txt", PAIRS)
     output_dir = tmp_path / "prepared"
-    command = [sys.executable, "-m", "data_scripts.prepare_tatoeba", "--train_file", train, "--output_dir",
-               str(output_dir), "--min_count", "1", "--test_fraction", "0.2", "--export", "tsv", "jsonl"]
+    command = [
+        sys.executable,
+        "-m",
+        "data_scripts.prepare_tatoeba",
+        "--train_file",
+        train,
+        "--output_dir",
+        str(output_dir),
+        "--min_count",
+        "1",
+        "--test_fraction",
+        "0.2",
+        "--export",
+        "tsv",
+        "jsonl",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "Read 11 sentence pairs" in result.stdout
@@ -178,12 +229,18 @@ def test_cli_saves_dataset_tokenizer_and_exports(tmp_path):
     assert tokenizer.decode(row["labels"], skip_special_tokens=True) == row["translation"]["en"]
     # the TSV export is a pair file in the input's column order: it reads back to the same pairs
     reread = read_pairs(str(output_dir / "test.tsv"), SMALL)
-    assert [{"fr": fr, "en": en} for fr, en in zip(reread["fr"], reread["en"], strict=False)] == dataset["test"]["translation"]
+    assert [{"fr": fr, "en": en} for fr, en in zip(reread["fr"], reread["en"], strict=False)] == dataset["test"][
+        "translation"
+    ]
     assert (output_dir / "train.jsonl").read_text().count("\n") == len(dataset["train"])
     # a second run refuses to overwrite; a bad file gives one line of error and a non-zero exit
     again = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert again.returncode != 0 and "already exists" in again.stderr and "Traceback" not in again.stderr
     missing = tmp_path / "missing.txt"
-    bad = subprocess.run(command[:3] + ["--train_file", str(missing), "--output_dir", str(tmp_path / "x")],
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        command[:3] + ["--train_file", str(missing), "--output_dir", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and bad.stderr.strip() == f"error: {missing}: no such file"

@@ -15,15 +15,47 @@ def test_two_process_training_evaluates_like_one_process(shared_pairs_file, tmp_
     pairs = tmp_path / "pairs.txt"
     with open(shared_pairs_file, encoding="utf-8") as source:
         pairs.write_text("".join(line for _, line in zip(range(1000), source, strict=False)), encoding="utf-8")
-    data = ["--train_file", str(pairs), *TINY, "--max_eval_samples", "40", "--per_device_eval_batch_size", "12",
-            "--eval_strategy", "no", "--num_attention_plots", "0"]
+    data = [
+        "--train_file",
+        str(pairs),
+        *TINY,
+        "--max_eval_samples",
+        "40",
+        "--per_device_eval_batch_size",
+        "12",
+        "--eval_strategy",
+        "no",
+        "--num_attention_plots",
+        "0",
+    ]
     distributed_dir, single_dir = tmp_path / "ddp", tmp_path / "single"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     trained = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", SCRIPT, *data,
-         "--output_dir", str(distributed_dir), "--max_steps", "30", "--learning_rate", "5e-3",
-         "--do_predict", "false", "--ddp_backend", "gloo", "--ddp_find_unused_parameters", "false"],
-        capture_output=True, text=True, timeout=300, env=env,
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            SCRIPT,
+            *data,
+            "--output_dir",
+            str(distributed_dir),
+            "--max_steps",
+            "30",
+            "--learning_rate",
+            "5e-3",
+            "--do_predict",
+            "false",
+            "--ddp_backend",
+            "gloo",
+            "--ddp_find_unused_parameters",
+            "false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert trained.returncode == 0, trained.stderr[-3000:]
     state = json.loads((distributed_dir / "trainer_state.json").read_text())
@@ -33,9 +65,20 @@ def test_two_process_training_evaluates_like_one_process(shared_pairs_file, tmp_
     assert state["epoch"] == pytest.approx(30 / math.ceil(train_samples / 100))
 
     evaluated = subprocess.run(
-        [sys.executable, SCRIPT, *data, "--model_name_or_path", str(distributed_dir), "--do_eval",
-         "--output_dir", str(single_dir)],
-        capture_output=True, text=True, timeout=300, env=env,
+        [
+            sys.executable,
+            SCRIPT,
+            *data,
+            "--model_name_or_path",
+            str(distributed_dir),
+            "--do_eval",
+            "--output_dir",
+            str(single_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     distributed = json.loads((distributed_dir / "eval_results.json").read_text())

@@ -36,10 +36,14 @@ from modeling_gru_seq2seq.metrics import load_sacrebleu_chrf
 from modeling_gru_seq2seq.pipeline_gru_seq2seq import save_translation_pipeline
 
 PAIRS = [
-    ("je suis content .", "i am happy ."), ("je suis fatigue .", "i am tired ."),
-    ("il est la .", "he is here ."), ("elle est la .", "she is here ."),
-    ("elle a froid !", "she is cold !"), ("il a froid !", "he is cold !"),
-    ("nous sommes amis .", "we are friends ."), ("tu es grand .", "you are tall ."),
+    ("je suis content .", "i am happy ."),
+    ("je suis fatigue .", "i am tired ."),
+    ("il est la .", "he is here ."),
+    ("elle est la .", "she is here ."),
+    ("elle a froid !", "she is cold !"),
+    ("il a froid !", "he is cold !"),
+    ("nous sommes amis .", "we are friends ."),
+    ("tu es grand .", "you are tall ."),
 ]
 SOURCES, TARGETS = [fr for fr, _ in PAIRS], [en for _, en in PAIRS]
 LONG_SOURCE = " ".join(["je suis content ."] * 40)  # 160 words
@@ -49,9 +53,15 @@ def trained(decoder_type: str = "luong"):
     """A tiny model that has learned `PAIRS` by heart (about a second), and its tokenizer."""
     torch.manual_seed(0)
     tokenizer = GruSeq2SeqTokenizer.from_vocabularies(train_word_level(SOURCES), train_word_level(TARGETS))
-    config = GruSeq2SeqConfig(source_vocab_size=tokenizer.source_vocab_size,
-                              target_vocab_size=tokenizer.target_vocab_size, hidden_size=32, num_layers=1,
-                              dropout=0.0, teacher_forcing_ratio=1.0, decoder_type=decoder_type)
+    config = GruSeq2SeqConfig(
+        source_vocab_size=tokenizer.source_vocab_size,
+        target_vocab_size=tokenizer.target_vocab_size,
+        hidden_size=32,
+        num_layers=1,
+        dropout=0.0,
+        teacher_forcing_ratio=1.0,
+        decoder_type=decoder_type,
+    )
     model = GruSeq2SeqForConditionalGeneration(config)
     batch = tokenizer(SOURCES, text_target=TARGETS, padding=True, return_tensors="pt")
     batch["labels"][batch["labels"] == tokenizer.pad_token_id] = -100
@@ -88,16 +98,23 @@ def test_vocab_size_is_the_target_vocabulary_and_transition_scores_work(model_an
     assert model.config.source_vocab_size != model.config.vocab_size  # the two vocabularies differ here
     assert GruSeq2SeqConfig(vocab_size=9).target_vocab_size == 9
 
-    output = model.generate(**source_batch(tokenizer), max_new_tokens=6, output_scores=True,
-                            return_dict_in_generate=True)
+    output = model.generate(
+        **source_batch(tokenizer), max_new_tokens=6, output_scores=True, return_dict_in_generate=True
+    )
     transition_scores = model.compute_transition_scores(output.sequences, output.scores, normalize_logits=True)
     assert transition_scores.shape == (3, len(output.scores))
     best = torch.stack([scores.log_softmax(-1).amax(-1) for scores in output.scores], dim=1)
     finished = output.sequences[:, 1:] == tokenizer.pad_token_id  # after <eos>: padding, scored 0
     torch.testing.assert_close(transition_scores[~finished], best[~finished])
 
-    beams = model.generate(**source_batch(tokenizer), max_new_tokens=6, num_beams=3, output_scores=True,
-                           return_dict_in_generate=True, length_penalty=0.0)
+    beams = model.generate(
+        **source_batch(tokenizer),
+        max_new_tokens=6,
+        num_beams=3,
+        output_scores=True,
+        return_dict_in_generate=True,
+        length_penalty=0.0,
+    )
     beam_scores = model.compute_transition_scores(beams.sequences, beams.scores, beams.beam_indices)
     torch.testing.assert_close(beam_scores.sum(dim=1), beams.sequences_scores)
 
@@ -113,8 +130,9 @@ def test_embedding_accessors_encoder_and_decoder():
     new_head = torch.nn.Linear(model.config.hidden_size, model.config.target_vocab_size)
     model.set_output_embeddings(new_head)
     assert model.decoder.out is new_head
-    tied = GruSeq2SeqForConditionalGeneration(GruSeq2SeqConfig(source_vocab_size=7, target_vocab_size=9,
-                                                               hidden_size=8, tie_word_embeddings=True))
+    tied = GruSeq2SeqForConditionalGeneration(
+        GruSeq2SeqConfig(source_vocab_size=7, target_vocab_size=9, hidden_size=8, tie_word_embeddings=True)
+    )
     assert tied.get_output_embeddings().weight is tied.decoder.embedding.weight
 
 
@@ -153,8 +171,9 @@ def test_missing_decoder_inputs_is_one_clear_error(model_and_tokenizer):
 @pytest.mark.parametrize("decoder_type", ["luong", "bahdanau"])
 def test_output_hidden_states(decoder_type):
     model, tokenizer = trained(decoder_type)
-    batch = tokenizer(SOURCES[:3], text_target=["i am happy .", "he is", "she is cold !"], padding=True,
-                      return_tensors="pt")
+    batch = tokenizer(
+        SOURCES[:3], text_target=["i am happy .", "he is", "she is cold !"], padding=True, return_tensors="pt"
+    )
     labels = batch["labels"].masked_fill(batch["labels"] == tokenizer.pad_token_id, -100)
     inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
     assert model(**inputs, labels=labels).encoder_hidden_states is None
@@ -173,8 +192,9 @@ def test_output_hidden_states(decoder_type):
         assert (target_embeddings[~decoded] == 0).all() and (decoder_top[~decoded] == 0).all()
         assert (decoder_top[decoded].abs().sum(-1) > 0).all()
 
-    generated = model.generate(**inputs, max_new_tokens=4, num_beams=2, output_hidden_states=True,
-                               return_dict_in_generate=True)
+    generated = model.generate(
+        **inputs, max_new_tokens=4, num_beams=2, output_hidden_states=True, return_dict_in_generate=True
+    )
     assert len(generated.encoder_hidden_states) == 2  # per sentence, not per beam (as BART's)
     assert generated.encoder_hidden_states[1].shape == (3, batch["input_ids"].shape[1], 32)
     assert all(len(step) == 2 and step[1].shape == (6, 1, 32) for step in generated.decoder_hidden_states)
@@ -185,8 +205,10 @@ def test_stop_strings_match_target_words(model_and_tokenizer):
     inputs = tokenizer(["je suis content .", "nous sommes amis ."], padding=True, return_tensors="pt")
     full = tokenizer.batch_decode(model.generate(**inputs, max_new_tokens=8), skip_special_tokens=True)
     assert full == ["i am happy .", "we are friends ."]
-    for stop_strings, expected in ((["am"], ["i am", "we are friends ."]),
-                                   (["am happy", "are"], ["i am happy", "we are"])):
+    for stop_strings, expected in (
+        (["am"], ["i am", "we are friends ."]),
+        (["am happy", "are"], ["i am happy", "we are"]),
+    ):
         output = model.generate(**inputs, max_new_tokens=8, stop_strings=stop_strings, tokenizer=tokenizer)
         assert tokenizer.batch_decode(output, skip_special_tokens=True) == expected
 
@@ -238,8 +260,9 @@ def example_script_datasets(tokenizer, pad_to_max_length: bool):
         targets = [example["en"] for example in examples["translation"]]
         model_inputs = tokenizer(inputs, text_target=targets, max_length=12, padding=padding, truncation=True)
         if padding == "max_length":  # --ignore_pad_token_for_loss
-            model_inputs["labels"] = [[(t if t != tokenizer.pad_token_id else -100) for t in label]
-                                      for label in model_inputs["labels"]]
+            model_inputs["labels"] = [
+                [(t if t != tokenizer.pad_token_id else -100) for t in label] for label in model_inputs["labels"]
+            ]
         return model_inputs
 
     return raw.map(preprocess_function, batched=True, remove_columns=["translation"])
@@ -266,13 +289,29 @@ def test_transformers_example_script_calls(tmp_path, model_dir, pad_to_max_lengt
         references = [[label] for label in tokenizer.batch_decode(labels, skip_special_tokens=True)]
         return {"bleu": metric.compute(predictions=decoded, references=references)["bleu"]}
 
-    args = Seq2SeqTrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4,
-                                    per_device_eval_batch_size=4, learning_rate=1e-4, report_to="none",
-                                    use_cpu=True, disable_tqdm=True, save_strategy="no",
-                                    label_smoothing_factor=label_smoothing, predict_with_generate=True,
-                                    generation_max_length=12)
-    trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=dataset, eval_dataset=dataset,
-                             processing_class=tokenizer, data_collator=collator, compute_metrics=compute_metrics)
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=2,
+        per_device_train_batch_size=4,
+        per_device_eval_batch_size=4,
+        learning_rate=1e-4,
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        save_strategy="no",
+        label_smoothing_factor=label_smoothing,
+        predict_with_generate=True,
+        generation_max_length=12,
+    )
+    trainer = Seq2SeqTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        eval_dataset=dataset,
+        processing_class=tokenizer,
+        data_collator=collator,
+        compute_metrics=compute_metrics,
+    )
     assert np.isfinite(trainer.train().training_loss)
     metrics = trainer.evaluate(max_length=12, num_beams=2)
     assert np.isfinite(metrics["eval_loss"]) and metrics["eval_bleu"] > 50  # learned by heart; 2 tiny steps
@@ -283,11 +322,23 @@ def test_transformers_example_script_calls(tmp_path, model_dir, pad_to_max_lengt
 def test_max_length_padding_with_label_smoothing_stops_in_one_line(tmp_path, model_dir):
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=True)
     model = AutoModelForSeq2SeqLM.from_pretrained(model_dir, trust_remote_code=True)
-    args = Seq2SeqTrainingArguments(output_dir=str(tmp_path), max_steps=1, per_device_train_batch_size=4,
-                                    report_to="none", use_cpu=True, disable_tqdm=True, save_strategy="no",
-                                    label_smoothing_factor=0.1)
-    trainer = Seq2SeqTrainer(model=model, args=args, train_dataset=example_script_datasets(tokenizer, True),
-                             processing_class=tokenizer, data_collator=default_data_collator)
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=1,
+        per_device_train_batch_size=4,
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        save_strategy="no",
+        label_smoothing_factor=0.1,
+    )
+    trainer = Seq2SeqTrainer(
+        model=model,
+        args=args,
+        train_dataset=example_script_datasets(tokenizer, True),
+        processing_class=tokenizer,
+        data_collator=default_data_collator,
+    )
     with pytest.raises(ValueError, match="needs `labels` or `decoder_input_ids`"):
         trainer.train()
 
@@ -319,8 +370,13 @@ def test_a_model_resaved_by_anyone_opens_as_a_pipeline(tmp_path, model_dir):
     assert translator("je suis content .") == [{"translation_text": "i am happy ."}]
 
     environment = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")}
-    result = subprocess.run([sys.executable, "-c", RESAVE_SCRIPT, str(model_dir), str(tmp_path / "resaved")],
-                            capture_output=True, text=True, timeout=120, env=environment)
+    result = subprocess.run(
+        [sys.executable, "-c", RESAVE_SCRIPT, str(model_dir), str(tmp_path / "resaved")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+    )
     assert result.returncode == 0, result.stderr
     module, translation = json.loads(result.stdout.strip().splitlines()[-1])
     assert module.startswith("transformers_modules.")  # re-saved from the code saved with the model
@@ -332,8 +388,7 @@ def test_a_model_resaved_by_anyone_opens_as_a_pipeline(tmp_path, model_dir):
 def test_pipeline_from_objects_takes_transformers_4_arguments(model_and_tokenizer, caplog):
     model, tokenizer = model_and_tokenizer
     translator = TranslationPipeline(model=model, tokenizer=tokenizer)
-    expected = tokenizer.batch_decode(model.generate(**source_batch(tokenizer, SOURCES[:2])),
-                                      skip_special_tokens=True)
+    expected = tokenizer.batch_decode(model.generate(**source_batch(tokenizer, SOURCES[:2])), skip_special_tokens=True)
     assert translator(SOURCES[:2]) == [{"translation_text": text} for text in expected]
     assert translator(SOURCES[0], src_lang="fr", tgt_lang="en_XX") == [{"translation_text": expected[0]}]
     with pytest.raises(ValueError, match="src_lang='de', but this model translates fr to en"):

@@ -472,7 +472,9 @@ def test_saved_directory_translates_in_fresh_process_without_the_package(tmp_pat
     from modeling_gru_seq2seq.pipeline_gru_seq2seq import save_translation_pipeline
 
     pairs = [
-        ("je suis content .", "i am happy ."), ("il est la .", "he is here ."), ("elle a froid !", "she is cold !")
+        ("je suis content .", "i am happy ."),
+        ("il est la .", "he is here ."),
+        ("elle a froid !", "she is cold !"),
     ]
     tokenizer = GruSeq2SeqTokenizer.from_vocabularies(
         train_word_level([fr for fr, _ in pairs]), train_word_level([en for _, en in pairs])
@@ -494,7 +496,10 @@ def test_saved_directory_translates_in_fresh_process_without_the_package(tmp_pat
     environment = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")}
     result = subprocess.run(
         [sys.executable, "-c", REMOTE_SCRIPT, str(tmp_path / "model"), json.dumps(sentences)],
-        capture_output=True, text=True, timeout=120, env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
     )
     assert result.returncode == 0, result.stderr
     remote = json.loads(result.stdout.strip().splitlines()[-1])

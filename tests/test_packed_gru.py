@@ -60,8 +60,13 @@ def assert_same(results, dtype):
 @pytest.mark.parametrize("bidirectional", [True, False])
 @pytest.mark.parametrize("num_layers", [1, 2])
 def test_packed_gru_matches_nn_gru_on_packed_batches(recurrence, dtype, bidirectional, num_layers):
-    kwargs = {"input_size": 5, "hidden_size": 7, "num_layers": num_layers, "bidirectional": bidirectional,
-              "batch_first": True}
+    kwargs = {
+        "input_size": 5,
+        "hidden_size": 7,
+        "num_layers": num_layers,
+        "bidirectional": bidirectional,
+        "batch_first": True,
+    }
     lengths = torch.tensor([3, 6, 1, 6, 4])  # unsorted, with ties and a one-token row
     inputs = torch.randn(5, 6, 5, dtype=dtype)
     states = torch.randn(num_layers * (2 if bidirectional else 1), 5, 7, dtype=dtype)

@@ -54,31 +54,76 @@ def test_push_to_hub_offline_then_load_pushed_folder(shared_pairs_file, tmp_path
     with open(shared_pairs_file, encoding="utf-8") as source:
         pairs.write_text("".join(line for _, line in zip(range(1000), source, strict=False)), encoding="utf-8")
     pushed, output_dir = tmp_path / "hub", tmp_path / "out"
-    args = ["--train_file", str(pairs), "--output_dir", str(output_dir), *TINY, "--max_steps", "3",
-            "--max_eval_samples", "8", "--max_predict_samples", "8", "--num_attention_plots", "0",
-            "--push_to_hub", "--hub_model_id", "someone/gru-fr-en", "--eval_strategy", "no"]
-    code = f"{FAKE_HUB}\nimport runpy, sys\nsys.argv = {[SCRIPT, *args]!r}\nrunpy.run_path(sys.argv[0], run_name='__main__')"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                            env={**os.environ, "PUSHED_DIR": str(pushed)})
+    args = [
+        "--train_file",
+        str(pairs),
+        "--output_dir",
+        str(output_dir),
+        *TINY,
+        "--max_steps",
+        "3",
+        "--max_eval_samples",
+        "8",
+        "--max_predict_samples",
+        "8",
+        "--num_attention_plots",
+        "0",
+        "--push_to_hub",
+        "--hub_model_id",
+        "someone/gru-fr-en",
+        "--eval_strategy",
+        "no",
+    ]
+    code = (
+        f"{FAKE_HUB}\nimport runpy, sys\nsys.argv = {[SCRIPT, *args]!r}\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PUSHED_DIR": str(pushed)},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
     repo = pushed / "someone" / "gru-fr-en"
     files = {path.name for path in repo.iterdir()}
-    for name in ("config.json", "model.safetensors", "generation_config.json", "tokenizer.json",
-                 "target_tokenizer.json", "tokenizer_config.json", "configuration_gru_seq2seq.py",
-                 "modeling_gru_seq2seq.py", "tokenization_gru_seq2seq.py", "pipeline_gru_seq2seq.py", "README.md"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "generation_config.json",
+        "tokenizer.json",
+        "target_tokenizer.json",
+        "tokenizer_config.json",
+        "configuration_gru_seq2seq.py",
+        "modeling_gru_seq2seq.py",
+        "tokenization_gru_seq2seq.py",
+        "pipeline_gru_seq2seq.py",
+        "README.md",
+    ):
         assert name in files, name
     assert not any(name.startswith("checkpoint-") for name in files)
     config = json.loads((repo / "config.json").read_text())
     assert config["auto_map"]["AutoModelForSeq2SeqLM"] == "modeling_gru_seq2seq.GruSeq2SeqForConditionalGeneration"
     assert "translation" in config["custom_pipelines"]
     card = (repo / "README.md").read_text()
-    for expected in ("- fr", "- en", "pipeline_tag: translation", "tatoeba", "trust_remote_code=True",
-                     "nrefs:1|case:mixed", "CC-BY 2.0", "someone/gru-fr-en", "predict_bleu"):
+    for expected in (
+        "- fr",
+        "- en",
+        "pipeline_tag: translation",
+        "tatoeba",
+        "trust_remote_code=True",
+        "nrefs:1|case:mixed",
+        "CC-BY 2.0",
+        "someone/gru-fr-en",
+        "predict_bleu",
+    ):
         assert expected in card, expected
 
-    loaded = subprocess.run([sys.executable, "-c", LOAD_PUSHED, str(repo), "je suis froid ."],
-                            capture_output=True, text=True, timeout=120)
+    loaded = subprocess.run(
+        [sys.executable, "-c", LOAD_PUSHED, str(repo), "je suis froid ."], capture_output=True, text=True, timeout=120
+    )
     assert loaded.returncode == 0, loaded.stderr[-3000:]
     outputs = json.loads(loaded.stdout.strip().splitlines()[-1])
     assert outputs["generate"] == outputs["pipeline"]

@@ -44,14 +44,21 @@ ONE_MB_OF_WORDS = b"a " * 500_000
 BROKEN_FILES = {
     "blank lines before the first pair": (
         b"\n \n" + b"Go.\tVa !\nHi.\tSalut.\tx\nRun!\tCours !\n",
-        r":4: expected 2 tab-separated columns like line 3, found 3: 'Hi\.\\tSalut\.\\tx'", (2, 2, 1)),
+        r":4: expected 2 tab-separated columns like line 3, found 3: 'Hi\.\\tSalut\.\\tx'",
+        (2, 2, 1),
+    ),
     "1,500 blank lines, then pairs": (b"\n" * 1500 + b"Go.\tVa !\n\nHi.\tSalut.\n", None, (2, 1501, 0)),
     "a 1 MB line without a tab": (
         b"Go.\tVa !\n" + ONE_MB_OF_WORDS + b"\nHi.\tSalut.\n",
-        r":2: expected 2 tab-separated columns like line 1, found 1: 'a a a ", (2, 0, 1)),
+        r":2: expected 2 tab-separated columns like line 1, found 1: 'a a a ",
+        (2, 0, 1),
+    ),
     "a 1 MB pair": (b"Go.\tVa !\n" + ONE_MB_OF_WORDS + b"\t" + ONE_MB_OF_WORDS + b"\nHi.\tSalut.\n", None, (3, 0, 0)),
     "every line after the first bad": (
-        b"Go.\tVa !\tCC-BY\nno tab\none\ttab\nfour\tcolumns\there\tx\n", r":2: expected 3 .* found 1", (1, 0, 3)),
+        b"Go.\tVa !\tCC-BY\nno tab\none\ttab\nfour\tcolumns\there\tx\n",
+        r":2: expected 3 .* found 1",
+        (1, 0, 3),
+    ),
     "lone CR line ends with a blank line": (b"Go.\tVa !\r\rHi.\tSalut.\rRun!\tCours !\r", None, (3, 1, 0)),
 }
 
@@ -131,10 +138,20 @@ shutil.rmtree = delete_part_then_die
 
 
 def prepare_command(train_file, output_dir, *extra, prelude=""):
-    argv = ["prepare_tatoeba", "--train_file", str(train_file), "--output_dir", str(output_dir), "--min_count", "1",
-            *extra]
-    code = (f"{prelude}\nimport runpy, sys\nsys.argv = {argv!r}\n"
-            "runpy.run_module('data_scripts.prepare_tatoeba', run_name='__main__')")
+    argv = [
+        "prepare_tatoeba",
+        "--train_file",
+        str(train_file),
+        "--output_dir",
+        str(output_dir),
+        "--min_count",
+        "1",
+        *extra,
+    ]
+    code = (
+        f"{prelude}\nimport runpy, sys\nsys.argv = {argv!r}\n"
+        "runpy.run_module('data_scripts.prepare_tatoeba', run_name='__main__')"
+    )
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
 
 
@@ -196,10 +213,30 @@ GruSeq2SeqTrainer.push_to_hub = push
 
 def test_sigkill_in_push_to_hub_local_save_keeps_the_saved_model_whole_and_the_rerun_pushes(pairs_file, tmp_path):
     pushed, output_dir = tmp_path / "hub", tmp_path / "out"
-    args = ["--train_file", pairs_file, "--output_dir", str(output_dir), *TINY, "--max_steps", "3",
-            "--save_strategy", "steps", "--save_steps", "3", "--eval_strategy", "no", "--max_eval_samples", "8",
-            "--max_predict_samples", "8", "--num_attention_plots", "0", "--push_to_hub",
-            "--hub_model_id", "someone/gru-fr-en"]
+    args = [
+        "--train_file",
+        pairs_file,
+        "--output_dir",
+        str(output_dir),
+        *TINY,
+        "--max_steps",
+        "3",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "3",
+        "--eval_strategy",
+        "no",
+        "--max_eval_samples",
+        "8",
+        "--max_predict_samples",
+        "8",
+        "--num_attention_plots",
+        "0",
+        "--push_to_hub",
+        "--hub_model_id",
+        "someone/gru-fr-en",
+    ]
     env = {"PUSHED_DIR": str(pushed)}
     killed = run_script(*args, env=env, prelude=KILL_IN_PUSH_SAVE + FAKE_HUB)
     assert killed.returncode == -signal.SIGKILL
@@ -225,9 +262,14 @@ def model_dir(tmp_path_factory):
     """An untrained tiny model saved as run_translation.py saves one (its outputs run to the length limit)."""
     torch.manual_seed(0)
     tokenizer = GruSeq2SeqTokenizer.from_vocabularies(
-        train_word_level([fr for fr, _ in PAIRS]), train_word_level([en for _, en in PAIRS]))
-    config = GruSeq2SeqConfig(source_vocab_size=tokenizer.source_vocab_size,
-                              target_vocab_size=tokenizer.target_vocab_size, hidden_size=8, num_layers=1)
+        train_word_level([fr for fr, _ in PAIRS]), train_word_level([en for _, en in PAIRS])
+    )
+    config = GruSeq2SeqConfig(
+        source_vocab_size=tokenizer.source_vocab_size,
+        target_vocab_size=tokenizer.target_vocab_size,
+        hidden_size=8,
+        num_layers=1,
+    )
     model = GruSeq2SeqForConditionalGeneration(config)
     model.generation_config.max_length = 21  # 20 new tokens
     directory = tmp_path_factory.mktemp("reliability") / "model"
@@ -243,6 +285,7 @@ def cut_in_half(name):
     def cut(directory):
         data = (directory / name).read_bytes()
         (directory / name).write_bytes(data[: len(data) // 2])
+
     return cut
 
 
@@ -250,12 +293,14 @@ def set_config(**fields):
     def edit(directory):
         config = json.loads((directory / "config.json").read_text())
         (directory / "config.json").write_text(json.dumps({**config, **fields}))
+
     return edit
 
 
 def other_tokenizer(directory):
-    GruSeq2SeqTokenizer.from_vocabularies(train_word_level(["je suis la . tu es grand"]),
-                                          train_word_level(["i am here ."])).save_pretrained(directory)
+    GruSeq2SeqTokenizer.from_vocabularies(
+        train_word_level(["je suis la . tu es grand"]), train_word_level(["i am here ."])
+    ).save_pretrained(directory)
 
 
 def interrupted_training(directory):
@@ -269,22 +314,31 @@ CORRUPTIONS = {
     "missing config.json": (remove("config.json"), "{dir}: not a saved model (no config.json in it)"),
     "truncated model.safetensors": (
         cut_in_half("model.safetensors"),
-        "{dir}/model.safetensors: truncated ({size} bytes, its header describes {full}; an interrupted save?)"),
+        "{dir}/model.safetensors: truncated ({size} bytes, its header describes {full}; an interrupted save?)",
+    ),
     "tokenizer of another model": (
-        other_tokenizer, "{dir}/tokenizer.json: a source vocabulary of 11 ids, but the model's source embedding "
-                         "has 15 rows (config.json): the tokenizer belongs to another model"),
+        other_tokenizer,
+        "{dir}/tokenizer.json: a source vocabulary of 11 ids, but the model's source embedding "
+        "has 15 rows (config.json): the tokenizer belongs to another model",
+    ),
     "unknown attention": (
         set_config(attention="cosine"),
-        "{dir}/config.json: attention: got 'cosine', want one of dot, general, concat"),
+        "{dir}/config.json: attention: got 'cosine', want one of dot, general, concat",
+    ),
     "config.json cut short": (cut_in_half("config.json"), "{dir}/config.json: not valid JSON ("),
     "missing target vocabulary": (
         remove("target_tokenizer.json"),
-        "{dir}/target_tokenizer.json: missing (the tokenizer needs both vocabularies)"),
-    "another model type": (set_config(model_type="marian"),
-                           "{dir}/config.json: model_type 'marian' is not a gru-seq2seq model ('gru_seq2seq')"),
+        "{dir}/target_tokenizer.json: missing (the tokenizer needs both vocabularies)",
+    ),
+    "another model type": (
+        set_config(model_type="marian"),
+        "{dir}/config.json: model_type 'marian' is not a gru-seq2seq model ('gru_seq2seq')",
+    ),
     "interrupted training run": (
-        interrupted_training, "{dir}: not a saved model (no config.json in it); it holds .model-staging, "
-                              "checkpoint-12: a training run that did not finish saving, rerun its command to resume"),
+        interrupted_training,
+        "{dir}: not a saved model (no config.json in it); it holds .model-staging, "
+        "checkpoint-12: a training run that did not finish saving, rerun its command to resume",
+    ),
 }
 
 
@@ -319,13 +373,17 @@ for directory in sys.argv[2:]:
 """
 
 
-@pytest.mark.parametrize("command, module", [("translate", "modeling_gru_seq2seq.translate"),
-                                             ("run_translation", "run_translation")])
+@pytest.mark.parametrize(
+    "command, module", [("translate", "modeling_gru_seq2seq.translate"), ("run_translation", "run_translation")]
+)
 def test_both_commands_print_only_the_one_line_error(corrupt_dirs, command, module):
     names = list(CORRUPTIONS)
     result = subprocess.run(
         [sys.executable, "-c", CLI_DRIVER.format(module=module), command, *(str(corrupt_dirs[n][0]) for n in names)],
-        capture_output=True, text=True, timeout=120)
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     lines = result.stderr.splitlines()
     assert len(lines) == 2 * len(names), result.stderr  # per directory: the error, then the exit code
     for name, error, exit_line in zip(names, lines[::2], lines[1::2], strict=False):
@@ -337,10 +395,33 @@ def test_both_commands_print_only_the_one_line_error(corrupt_dirs, command, modu
 
 def run_with_seed(pairs_file, output_dir, seed: int) -> tuple[dict, dict, str]:
     """Losses by step, all_results.json and the test predictions of a short CPU run."""
-    result = run_script("--train_file", pairs_file, "--output_dir", str(output_dir), *TINY, "--seed", str(seed),
-                        "--learning_rate", "3e-3", "--max_train_samples", "200", "--max_steps", "10",
-                        "--logging_steps", "1", "--eval_strategy", "no", "--save_strategy", "no",
-                        "--max_eval_samples", "20", "--max_predict_samples", "20", "--num_attention_plots", "0")
+    result = run_script(
+        "--train_file",
+        pairs_file,
+        "--output_dir",
+        str(output_dir),
+        *TINY,
+        "--seed",
+        str(seed),
+        "--learning_rate",
+        "3e-3",
+        "--max_train_samples",
+        "200",
+        "--max_steps",
+        "10",
+        "--logging_steps",
+        "1",
+        "--eval_strategy",
+        "no",
+        "--save_strategy",
+        "no",
+        "--max_eval_samples",
+        "20",
+        "--max_predict_samples",
+        "20",
+        "--num_attention_plots",
+        "0",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     state = json.loads((output_dir / "trainer_state.json").read_text())
     losses = {entry["step"]: entry["loss"] for entry in state["log_history"] if "loss" in entry}
@@ -378,8 +459,9 @@ def test_closed_output_pipe_ends_quietly(model_dir):
     the hardest case; a larger or unbuffered output fails earlier, in the write, in the same handler."""
     script = shutil.which("gru-translate", path=os.path.dirname(sys.executable))
     buffered = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
-    process = subprocess.Popen([script, str(model_dir)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, env=buffered)
+    process = subprocess.Popen(
+        [script, str(model_dir)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=buffered
+    )
     process.stdout.close()
     _, stderr = process.communicate(b"je suis content .\nil est la .\n", timeout=120)
     assert process.returncode == 128 + signal.SIGPIPE

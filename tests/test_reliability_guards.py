@@ -26,9 +26,30 @@ from modeling_gru_seq2seq.loading import ModelLoadError, load_model_and_tokenize
 from modeling_gru_seq2seq.training import GruSeq2SeqTrainer, TrainingDivergedError
 from modeling_gru_seq2seq.translate import read_lines
 
-RUN = ["--max_train_samples", "2000", "--hidden_size", "16", "--report_to", "none", "--eval_strategy", "no",
-       "--save_strategy", "steps", "--save_steps", "3", "--max_eval_samples", "10", "--max_predict_samples", "10",
-       "--num_attention_plots", "0", "--min_count", "1", "--disable_tqdm", "true"]
+RUN = [
+    "--max_train_samples",
+    "2000",
+    "--hidden_size",
+    "16",
+    "--report_to",
+    "none",
+    "--eval_strategy",
+    "no",
+    "--save_strategy",
+    "steps",
+    "--save_steps",
+    "3",
+    "--max_eval_samples",
+    "10",
+    "--max_predict_samples",
+    "10",
+    "--num_attention_plots",
+    "0",
+    "--min_count",
+    "1",
+    "--disable_tqdm",
+    "true",
+]
 
 
 def digest(path) -> str:
@@ -66,10 +87,13 @@ def test_rerun_of_a_finished_run_trains_nothing_and_keeps_the_model(finished_run
     assert global_step(copy) == 5
 
 
-@pytest.mark.parametrize("change, message", [
-    (("--hidden_size", "32"), "was trained with --hidden_size 16, this run has 32"),
-    (("--min_count", "2"), "was trained with --min_count 1, this run has 2"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("--hidden_size", "32"), "was trained with --hidden_size 16, this run has 32"),
+        (("--min_count", "2"), "was trained with --min_count 1, this run has 2"),
+    ],
+)
 def test_resume_with_other_settings_stops_naming_the_argument(finished_run, tmp_path, capsys, change, message):
     output_dir, args = finished_run
     copy = tmp_path / "run"
@@ -121,19 +145,23 @@ def test_a_header_line_is_skipped_with_a_note(tmp_path, capsys):
 
 def saved_model(tmp_path, **config):
     torch.manual_seed(0)
-    model = GruSeq2SeqForConditionalGeneration(GruSeq2SeqConfig(source_vocab_size=9, target_vocab_size=11,
-                                                                hidden_size=8, num_layers=2, **config))
+    model = GruSeq2SeqForConditionalGeneration(
+        GruSeq2SeqConfig(source_vocab_size=9, target_vocab_size=11, hidden_size=8, num_layers=2, **config)
+    )
     model.save_pretrained(tmp_path)
     return tmp_path
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"num_layers": 1}, "unexpected: decoder.gru.bias_hh_l1"),
-    ({"num_layers": 3}, "missing: decoder.gru.bias_hh_l2"),
-    ({"attention": "general"}, "missing: decoder.attention.query_projection.weight"),
-    ({"hidden_size": 4}, "other shapes than the config's"),
-    ({"decoder_type": "bahdanau"}, "the weights do not fit the config"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"num_layers": 1}, "unexpected: decoder.gru.bias_hh_l1"),
+        ({"num_layers": 3}, "missing: decoder.gru.bias_hh_l2"),
+        ({"attention": "general"}, "missing: decoder.attention.query_projection.weight"),
+        ({"hidden_size": 4}, "other shapes than the config's"),
+        ({"decoder_type": "bahdanau"}, "the weights do not fit the config"),
+    ],
+)
 def test_weights_that_do_not_fit_the_config_raise_one_line(tmp_path, change, message):
     directory = saved_model(tmp_path)
     config = json.loads((directory / "config.json").read_text())
@@ -167,8 +195,9 @@ def test_loading_names_the_weights_file(finished_run, tmp_path):
 
 def test_diverging_training_stops_before_the_weights_turn_non_finite(tmp_path):
     torch.manual_seed(0)
-    model = GruSeq2SeqForConditionalGeneration(GruSeq2SeqConfig(source_vocab_size=12, target_vocab_size=12,
-                                                                hidden_size=8, num_layers=1))
+    model = GruSeq2SeqForConditionalGeneration(
+        GruSeq2SeqConfig(source_vocab_size=12, target_vocab_size=12, hidden_size=8, num_layers=1)
+    )
     calls = []
 
     def poison(module, args, output):  # the 3rd training batch's loss is NaN
@@ -179,11 +208,23 @@ def test_diverging_training_stops_before_the_weights_turn_non_finite(tmp_path):
 
     model.register_forward_hook(poison)
     generator = torch.Generator().manual_seed(0)
-    dataset = Dataset.from_dict({"input_ids": torch.randint(3, 12, (64, 5), generator=generator).tolist(),
-                                 "labels": torch.randint(3, 12, (64, 4), generator=generator).tolist()})
-    args = Seq2SeqTrainingArguments(output_dir=str(tmp_path), max_steps=10, per_device_train_batch_size=4,
-                                    save_strategy="steps", save_steps=2, report_to="none", use_cpu=True,
-                                    disable_tqdm=True, remove_unused_columns=False)
+    dataset = Dataset.from_dict(
+        {
+            "input_ids": torch.randint(3, 12, (64, 5), generator=generator).tolist(),
+            "labels": torch.randint(3, 12, (64, 4), generator=generator).tolist(),
+        }
+    )
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=10,
+        per_device_train_batch_size=4,
+        save_strategy="steps",
+        save_steps=2,
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        remove_unused_columns=False,
+    )
     trainer = GruSeq2SeqTrainer(model=model, args=args, train_dataset=dataset, data_collator=default_data_collator)
     with pytest.raises(TrainingDivergedError, match="diverged at step 3.*learning rate.*checkpoint-2"):
         trainer.train()
@@ -192,8 +233,9 @@ def test_diverging_training_stops_before_the_weights_turn_non_finite(tmp_path):
 
 
 def test_left_padding_or_gaps_in_the_mask_raise(tmp_path):
-    model = GruSeq2SeqForConditionalGeneration(GruSeq2SeqConfig(source_vocab_size=9, target_vocab_size=11,
-                                                                hidden_size=8))
+    model = GruSeq2SeqForConditionalGeneration(
+        GruSeq2SeqConfig(source_vocab_size=9, target_vocab_size=11, hidden_size=8)
+    )
     input_ids = torch.tensor([[0, 5, 6, 2], [4, 5, 6, 2]])
     for mask in ([[0, 1, 1, 1], [1, 1, 1, 1]], [[1, 0, 1, 1], [1, 1, 1, 1]]):
         with pytest.raises(ValueError, match="padding on the right"):
@@ -228,8 +270,13 @@ def test_a_dead_builders_lock_is_taken_over(extensions_root):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     (folder / gru_kernels.OWNER_FILE).write_text(f"{socket.gethostname()} {dead.stdout.strip()}\n")
     (folder / gru_kernels.TORCH_LOCK_FILE).write_text("")  # torch's, as a SIGKILL mid-build leaves it
-    result = subprocess.run([sys.executable, "-c", LOAD], capture_output=True, text=True, timeout=120,
-                            env={**os.environ, "TORCH_EXTENSIONS_DIR": str(extensions_root)})
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TORCH_EXTENSIONS_DIR": str(extensions_root)},
+    )
     assert result.returncode == 0 and result.stdout.strip() == "True", result.stderr[-2000:]
     assert not (folder / gru_kernels.OWNER_FILE).exists() and not (folder / gru_kernels.TORCH_LOCK_FILE).exists()
 

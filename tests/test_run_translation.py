@@ -16,24 +16,59 @@ from data_scripts.prepare_tatoeba import PrepareArguments, prepare_tatoeba
 from modeling_gru_seq2seq.translate import translate
 
 SCRIPT = os.path.join(os.path.dirname(run_translation.__file__), "run_translation.py")
-TINY = ["--hidden_size", "32", "--num_layers", "2", "--min_count", "1", "--disable_tqdm", "true",
-        "--report_to", "none", "--dataloader_pin_memory", "false"]
+TINY = [
+    "--hidden_size",
+    "32",
+    "--num_layers",
+    "2",
+    "--min_count",
+    "1",
+    "--disable_tqdm",
+    "true",
+    "--report_to",
+    "none",
+    "--dataloader_pin_memory",
+    "false",
+]
 
 
 def run_script(*args, env=None, prelude=""):
     """Run the script in a fresh interpreter; `prelude` is Python run first (to inject a SIGKILL)."""
-    code = f"{prelude}\nimport runpy, sys\nsys.argv = {[SCRIPT, *args]!r}\nrunpy.run_path(sys.argv[0], run_name='__main__')"
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **(env or {})})
+    code = (
+        f"{prelude}\nimport runpy, sys\nsys.argv = {[SCRIPT, *args]!r}\n"
+        "runpy.run_path(sys.argv[0], run_name='__main__')"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
+    )
 
 
 @pytest.fixture(scope="module")
 def trained(pairs_file, tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("run") / "out"
-    result = run_script("--train_file", pairs_file, "--output_dir", str(output_dir), *TINY,
-                        "--learning_rate", "3e-3", "--num_train_epochs", "4", "--max_train_samples", "400",
-                        "--max_eval_samples", "40", "--max_predict_samples", "60", "--logging_steps", "2",
-                        "--eval_strategy", "epoch", "--save_strategy", "epoch")
+    result = run_script(
+        "--train_file",
+        pairs_file,
+        "--output_dir",
+        str(output_dir),
+        *TINY,
+        "--learning_rate",
+        "3e-3",
+        "--num_train_epochs",
+        "4",
+        "--max_train_samples",
+        "400",
+        "--max_eval_samples",
+        "40",
+        "--max_predict_samples",
+        "60",
+        "--logging_steps",
+        "2",
+        "--eval_strategy",
+        "epoch",
+        "--save_strategy",
+        "epoch",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return output_dir, result
 
@@ -41,15 +76,38 @@ def trained(pairs_file, tmp_path_factory):
 def test_training_reports_and_saves_everything(trained):
     output_dir, result = trained
     results = json.loads((output_dir / "all_results.json").read_text())
-    for key in ("eval_bleu", "eval_chrf", "eval_gen_len", "eval_bleu_in_vocab", "predict_bleu", "predict_chrf",
-                "predict_gen_len", "predict_bleu_in_vocab", "train_loss"):
+    for key in (
+        "eval_bleu",
+        "eval_chrf",
+        "eval_gen_len",
+        "eval_bleu_in_vocab",
+        "predict_bleu",
+        "predict_chrf",
+        "predict_gen_len",
+        "predict_bleu_in_vocab",
+        "train_loss",
+    ):
         assert key in results, key
-    for name in ("train_results.json", "eval_results.json", "predict_results.json", "trainer_state.json",
-                 "README.md", "loss.png", "attention_0.png", "config.json", "model.safetensors",
-                 "tokenizer.json", "target_tokenizer.json", "generation_config.json"):
+    for name in (
+        "train_results.json",
+        "eval_results.json",
+        "predict_results.json",
+        "trainer_state.json",
+        "README.md",
+        "loss.png",
+        "attention_0.png",
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "target_tokenizer.json",
+        "generation_config.json",
+    ):
         assert (output_dir / name).is_file(), name
-    losses = [entry["loss"] for entry in json.loads((output_dir / "trainer_state.json").read_text())["log_history"]
-              if "loss" in entry]
+    losses = [
+        entry["loss"]
+        for entry in json.loads((output_dir / "trainer_state.json").read_text())["log_history"]
+        if "loss" in entry
+    ]
     assert losses[-1] < losses[0] - 1.0  # the stated margin: one nat per target token
     assert "nrefs:1|case:mixed|eff:no|tok:13a" in result.stdout and "sacrebleu signature" in result.stdout
 
@@ -73,10 +131,35 @@ def test_bleu_equals_sacrebleu_on_generated_predictions(trained, pairs_file):
 
 
 def resume_args(pairs_file, output_dir):
-    return ["--train_file", pairs_file, "--output_dir", str(output_dir), *TINY, "--max_train_samples", "200",
-            "--max_steps", "12", "--save_strategy", "steps", "--save_steps", "4", "--logging_steps", "1",
-            "--eval_strategy", "no", "--do_eval", "false", "--max_eval_samples", "10", "--max_predict_samples", "10",
-            "--save_total_limit", "5", "--num_attention_plots", "0"]
+    return [
+        "--train_file",
+        pairs_file,
+        "--output_dir",
+        str(output_dir),
+        *TINY,
+        "--max_train_samples",
+        "200",
+        "--max_steps",
+        "12",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "4",
+        "--logging_steps",
+        "1",
+        "--eval_strategy",
+        "no",
+        "--do_eval",
+        "false",
+        "--max_eval_samples",
+        "10",
+        "--max_predict_samples",
+        "10",
+        "--save_total_limit",
+        "5",
+        "--num_attention_plots",
+        "0",
+    ]
 
 
 KILL_AFTER_FIRST_CHECKPOINT = """
@@ -112,8 +195,10 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(pairs_file, tmp_path)
     final_step, reference_losses = logged_losses(reference)
     assert final_step == 12
 
-    for name, prelude, complete_checkpoint in (("after", KILL_AFTER_FIRST_CHECKPOINT, 4),
-                                               ("during", KILL_DURING_SECOND_CHECKPOINT, 4)):
+    for name, prelude, complete_checkpoint in (
+        ("after", KILL_AFTER_FIRST_CHECKPOINT, 4),
+        ("during", KILL_DURING_SECOND_CHECKPOINT, 4),
+    ):
         output_dir = tmp_path / name
         killed = run_script(*resume_args(pairs_file, output_dir), prelude=prelude)
         assert killed.returncode == -9
@@ -160,8 +245,9 @@ def test_ctrl_c_saves_a_checkpoint_and_the_rerun_resumes(pairs_file, tmp_path):
     args = resume_args(pairs_file, output_dir)
     args[args.index("--max_steps") + 1] = "400"
     code = f"import runpy, sys\nsys.argv = {[SCRIPT, *args]!r}\nrunpy.run_path(sys.argv[0], run_name='__main__')"
-    process = subprocess.Popen([sys.executable, "-u", "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-u", "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
     for line in process.stdout:  # wait until training is under way
         if "'loss'" in line:
             process.send_signal(signal.SIGINT)
@@ -170,7 +256,11 @@ def test_ctrl_c_saves_a_checkpoint_and_the_rerun_resumes(pairs_file, tmp_path):
     assert process.wait(timeout=120) == 128 + signal.SIGINT
     assert "Interrupted at step" in output and "rerun the same command to resume" in output
     step = json.loads((output_dir / "trainer_state.json").read_text())["global_step"]
-    assert 0 < step < 400 and (output_dir / f"checkpoint-{step}").is_dir() and (output_dir / "model.safetensors").is_file()
+    assert (
+        0 < step < 400
+        and (output_dir / f"checkpoint-{step}").is_dir()
+        and (output_dir / "model.safetensors").is_file()
+    )
     args[args.index("--max_steps") + 1] = str(step + 2)
     resumed = run_script(*args)
     assert resumed.returncode == 0 and f"Resuming from {output_dir / f'checkpoint-{step}'}" in resumed.stdout
@@ -192,9 +282,10 @@ def test_one_line_errors_for_bad_input(pairs_file, tmp_path, capsys):
     assert run_translation.main(["--model_name_or_path", str(occupied), "--output_dir", str(tmp_path / "b")]) == 2
     assert capsys.readouterr().err.strip().endswith("not a saved model (no config.json in it)")
 
-    for conflict, message in ((["--dataset_name", "x", "--train_file", pairs_file], "--dataset_name and --train_file"),
-                              (["--overwrite_output_dir", "--resume_from_checkpoint", str(occupied)],
-                               "--overwrite_output_dir starts over")):
+    for conflict, message in (
+        (["--dataset_name", "x", "--train_file", pairs_file], "--dataset_name and --train_file"),
+        (["--overwrite_output_dir", "--resume_from_checkpoint", str(occupied)], "--overwrite_output_dir starts over"),
+    ):
         assert run_translation.main([*conflict, "--output_dir", str(tmp_path / "d")]) == 2
         assert message in capsys.readouterr().err
     assert not (tmp_path / "d").exists()
@@ -216,9 +307,27 @@ def test_zero_fractions_with_given_files_train_on_every_kept_pair(pairs_file, tm
     held_out = tmp_path / "held_out.txt"
     held_out.write_text("I am cold.\tJe suis froid.\nHe is here.\tIl est là.\n", encoding="utf-8")
     output_dir = tmp_path / "out"
-    result = run_script("--train_file", pairs_file, "--validation_file", str(held_out), "--test_file", str(held_out),
-                        "--validation_fraction", "0", "--test_fraction", "0", "--output_dir", str(output_dir), *TINY,
-                        "--max_steps", "1", "--eval_strategy", "no", "--num_attention_plots", "0")
+    result = run_script(
+        "--train_file",
+        pairs_file,
+        "--validation_file",
+        str(held_out),
+        "--test_file",
+        str(held_out),
+        "--validation_fraction",
+        "0",
+        "--test_fraction",
+        "0",
+        "--output_dir",
+        str(output_dir),
+        *TINY,
+        "--max_steps",
+        "1",
+        "--eval_strategy",
+        "no",
+        "--num_attention_plots",
+        "0",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     kept = prepare_tatoeba(pairs_file, PrepareArguments(min_count=1)).stats["pairs_kept"]
     assert json.loads((output_dir / "train_results.json").read_text())["train_samples"] == kept

@@ -17,11 +17,35 @@ from data_scripts.prepare_tatoeba import PrepareArguments, prepare_tatoeba, read
 from modeling_gru_seq2seq import GruSeq2SeqConfig
 from modeling_gru_seq2seq.configuration_gru_seq2seq import FIELD_CHOICES
 
-QUICK = ["--min_count", "1", "--disable_tqdm", "true", "--dataloader_pin_memory", "false", "--num_attention_plots",
-         "0", "--max_eval_samples", "20", "--max_predict_samples", "20"]
-HF_FLAGS = ["--model_revision", "main", "--token", "unused-for-local-files", "--use_fast_tokenizer", "false",
-            "--forced_bos_token", "en_XX", "--ignore_pad_token_for_loss", "true", "--preprocessing_num_workers", "1",
-            "--overwrite_cache"]
+QUICK = [
+    "--min_count",
+    "1",
+    "--disable_tqdm",
+    "true",
+    "--dataloader_pin_memory",
+    "false",
+    "--num_attention_plots",
+    "0",
+    "--max_eval_samples",
+    "20",
+    "--max_predict_samples",
+    "20",
+]
+HF_FLAGS = [
+    "--model_revision",
+    "main",
+    "--token",
+    "unused-for-local-files",
+    "--use_fast_tokenizer",
+    "false",
+    "--forced_bos_token",
+    "en_XX",
+    "--ignore_pad_token_for_loss",
+    "true",
+    "--preprocessing_num_workers",
+    "1",
+    "--overwrite_cache",
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,13 +61,33 @@ def held_out(pairs_file, tmp_path_factory):
 def trained(pairs_file, held_out, tmp_path_factory):
     """One short run with transformers' flags, `--config_overrides`, given split files and TensorBoard."""
     output_dir = tmp_path_factory.mktemp("flags") / "fr-en-tiny"
-    args = ["--train_file", pairs_file, "--validation_file", str(held_out / "validation.txt"), "--test_file",
-            str(held_out / "test.txt"), "--output_dir", str(output_dir), *QUICK, *HF_FLAGS,
-            "--config_overrides", "hidden_size=24,num_layers=1,attention=concat,dropout=0.0",
-            "--max_steps", "4", "--eval_strategy", "steps", "--eval_steps", "2", "--logging_steps", "1",
-            "--report_to", "tensorboard"]
-    result = subprocess.run([sys.executable, run_translation.__file__, *args], capture_output=True, text=True,
-                            timeout=300)
+    args = [
+        "--train_file",
+        pairs_file,
+        "--validation_file",
+        str(held_out / "validation.txt"),
+        "--test_file",
+        str(held_out / "test.txt"),
+        "--output_dir",
+        str(output_dir),
+        *QUICK,
+        *HF_FLAGS,
+        "--config_overrides",
+        "hidden_size=24,num_layers=1,attention=concat,dropout=0.0",
+        "--max_steps",
+        "4",
+        "--eval_strategy",
+        "steps",
+        "--eval_steps",
+        "2",
+        "--logging_steps",
+        "1",
+        "--report_to",
+        "tensorboard",
+    ]
+    result = subprocess.run(
+        [sys.executable, run_translation.__file__, *args], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return output_dir, result
 
@@ -51,14 +95,31 @@ def trained(pairs_file, held_out, tmp_path_factory):
 def test_transformers_flags_are_accepted_and_the_overrides_build_the_model(trained, pairs_file):
     output_dir, result = trained
     config = json.loads((output_dir / "config.json").read_text())
-    assert (config["hidden_size"], config["num_layers"], config["attention"], config["dropout"]) == (24, 1, "concat", 0)
+    assert (config["hidden_size"], config["num_layers"], config["attention"], config["dropout"]) == (
+        24,
+        1,
+        "concat",
+        0,
+    )
     assert config["decoder_type"] == GruSeq2SeqConfig.decoder_type  # the rest: the config's defaults
     assert "--forced_bos_token has no effect" in result.stdout + result.stderr
-    help_text = subprocess.run([sys.executable, run_translation.__file__, "--help"], capture_output=True,
-                               text=True).stdout
-    for flag in ("--config_name", "--tokenizer_name", "--model_revision", "--token", "--use_fast_tokenizer",
-                 "--source_prefix", "--forced_bos_token", "--pad_to_max_length", "--ignore_pad_token_for_loss",
-                 "--preprocessing_num_workers", "--overwrite_cache", "--config_overrides"):
+    help_text = subprocess.run(
+        [sys.executable, run_translation.__file__, "--help"], capture_output=True, text=True
+    ).stdout
+    for flag in (
+        "--config_name",
+        "--tokenizer_name",
+        "--model_revision",
+        "--token",
+        "--use_fast_tokenizer",
+        "--source_prefix",
+        "--forced_bos_token",
+        "--pad_to_max_length",
+        "--ignore_pad_token_for_loss",
+        "--preprocessing_num_workers",
+        "--overwrite_cache",
+        "--config_overrides",
+    ):
         assert flag in help_text, flag
     assert help_text.count("No effect, accepted for transformers' scripts") >= 3  # the no-op flags say so
 
@@ -79,10 +140,17 @@ def test_finished_run_says_where_the_model_is_and_how_to_translate(trained):
 
 def test_training_args_bin_loads_in_another_process(trained, tmp_path):
     output_dir, _ = trained
-    code = ("import torch, sys; args = torch.load(sys.argv[1], weights_only=False); "
-            "print(type(args).__module__, type(args).__name__, args.max_steps)")
-    loaded = subprocess.run([sys.executable, "-c", code, str(output_dir / "training_args.bin")],
-                            capture_output=True, text=True, cwd=tmp_path, timeout=120)  # not the repository
+    code = (
+        "import torch, sys; args = torch.load(sys.argv[1], weights_only=False); "
+        "print(type(args).__module__, type(args).__name__, args.max_steps)"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code, str(output_dir / "training_args.bin")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )  # not the repository
     assert loaded.returncode == 0, loaded.stderr[-2000:]
     assert loaded.stdout.split() == ["modeling_gru_seq2seq.training", "GruSeq2SeqTrainingArguments", "4"]
 
@@ -94,8 +162,11 @@ def test_model_card_metadata(trained):
     assert card.data.license == "mit" and card.data.datasets == ["tatoeba"]
     results = json.loads((output_dir / "all_results.json").read_text())
     scores = {(r.dataset_split, r.metric_type): r.metric_value for r in card.data.eval_results}
-    assert scores == {(split, name): pytest.approx(results[f"{prefix}_{name}"], abs=0.01)
-                      for prefix, split in (("eval", "validation"), ("predict", "test")) for name in ("bleu", "chrf")}
+    assert scores == {
+        (split, name): pytest.approx(results[f"{prefix}_{name}"], abs=0.01)
+        for prefix, split in (("eval", "validation"), ("predict", "test"))
+        for name in ("bleu", "chrf")
+    }
     assert all(r.task_type == "translation" and r.dataset_name == "Tatoeba fr-en" for r in card.data.eval_results)
     assert all(r.metric_args.startswith("nrefs:1|") for r in card.data.eval_results)
     assert "CC-BY 2.0" in text and str(output_dir.parent) not in text  # no local paths
@@ -115,9 +186,20 @@ def test_val_max_target_length_caps_a_loaded_model(trained, held_out, tmp_path):
     results = {}
     for cap in ("3", None):
         eval_dir = tmp_path / f"eval-{cap}"
-        args = ["--model_name_or_path", str(output_dir), "--do_eval", "--validation_file",
-                str(held_out / "validation.txt"), "--output_dir", str(eval_dir), "--report_to", "none",
-                "--disable_tqdm", "true", *(["--val_max_target_length", cap] if cap else [])]
+        args = [
+            "--model_name_or_path",
+            str(output_dir),
+            "--do_eval",
+            "--validation_file",
+            str(held_out / "validation.txt"),
+            "--output_dir",
+            str(eval_dir),
+            "--report_to",
+            "none",
+            "--disable_tqdm",
+            "true",
+            *(["--val_max_target_length", cap] if cap else []),
+        ]
         assert run_translation.main(args) == 0
         results[cap] = json.loads((eval_dir / "eval_results.json").read_text())["eval_gen_len"]
     assert results["3"] <= 3 < results[None]  # an untrained model runs to its limit (50)
@@ -126,26 +208,55 @@ def test_val_max_target_length_caps_a_loaded_model(trained, held_out, tmp_path):
 def test_config_name_and_tokenizer_name_shape_a_new_model(trained, pairs_file, tmp_path):
     output_dir, _ = trained
     new_dir = tmp_path / "new"
-    args = ["--train_file", pairs_file, "--config_name", str(output_dir), "--tokenizer_name", str(output_dir),
-            "--num_layers", "2", "--output_dir", str(new_dir), *QUICK, "--max_steps", "1", "--eval_strategy", "no",
-            "--report_to", "none"]
+    args = [
+        "--train_file",
+        pairs_file,
+        "--config_name",
+        str(output_dir),
+        "--tokenizer_name",
+        str(output_dir),
+        "--num_layers",
+        "2",
+        "--output_dir",
+        str(new_dir),
+        *QUICK,
+        "--max_steps",
+        "1",
+        "--eval_strategy",
+        "no",
+        "--report_to",
+        "none",
+    ]
     assert run_translation.main(args) == 0
-    saved, config = json.loads((output_dir / "config.json").read_text()), json.loads((new_dir / "config.json").read_text())
+    saved, config = (
+        json.loads((output_dir / "config.json").read_text()),
+        json.loads((new_dir / "config.json").read_text()),
+    )
     assert (config["hidden_size"], config["attention"], config["num_layers"]) == (24, "concat", 2)
     assert config["source_vocab_size"] == saved["source_vocab_size"]  # the given tokenizer's vocabularies
     assert (new_dir / "tokenizer.json").read_text() == (output_dir / "tokenizer.json").read_text()
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--config_overrides", "hidden_size=64", "--hidden_size", "32"], "--config_overrides sets hidden_size and so "
-                                                                      "does --hidden_size: pass one"),
-    (["--config_overrides", "hidden_size=64", "--model_name_or_path", "somewhere", "--do_eval"],
-     "--config_overrides sets a new model's fields, --model_name_or_path loads a model"),
-    (["--config_overrides", "width=64"], "'width=64' is not NAME=VALUE with NAME one of"),
-    (["--config_overrides", "hidden_size=wide"], "hidden_size='wide' is not a int"),
-    (["--config_overrides", "attention=cosine"], "--config_overrides attention: got 'cosine', want one of dot, general, concat"),
-    (["--config_overrides", "source_vocab_size=9"], "is not NAME=VALUE"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (
+            ["--config_overrides", "hidden_size=64", "--hidden_size", "32"],
+            "--config_overrides sets hidden_size and so does --hidden_size: pass one",
+        ),
+        (
+            ["--config_overrides", "hidden_size=64", "--model_name_or_path", "somewhere", "--do_eval"],
+            "--config_overrides sets a new model's fields, --model_name_or_path loads a model",
+        ),
+        (["--config_overrides", "width=64"], "'width=64' is not NAME=VALUE with NAME one of"),
+        (["--config_overrides", "hidden_size=wide"], "hidden_size='wide' is not a int"),
+        (
+            ["--config_overrides", "attention=cosine"],
+            "--config_overrides attention: got 'cosine', want one of dot, general, concat",
+        ),
+        (["--config_overrides", "source_vocab_size=9"], "is not NAME=VALUE"),
+    ],
+)
 def test_config_override_errors_are_one_line_before_any_data_is_read(tmp_path, capsys, flags, message):
     args = ["--train_file", str(tmp_path / "never-read.txt"), "--output_dir", str(tmp_path / "out"), *flags]
     assert run_translation.main(args) == 2
@@ -155,8 +266,15 @@ def test_config_override_errors_are_one_line_before_any_data_is_read(tmp_path, c
 
 def test_shape_flags_that_differ_from_a_loaded_model_are_an_error(trained, tmp_path, capsys):
     output_dir, _ = trained
-    args = ["--model_name_or_path", str(output_dir), "--do_eval", "--hidden_size", "64", "--output_dir",
-            str(tmp_path / "out")]
+    args = [
+        "--model_name_or_path",
+        str(output_dir),
+        "--do_eval",
+        "--hidden_size",
+        "64",
+        "--output_dir",
+        str(tmp_path / "out"),
+    ]
     assert run_translation.main(args) == 2
     assert "--hidden_size 64 shapes a new model, but" in capsys.readouterr().err
 
@@ -190,8 +308,11 @@ def test_dataset_name_uses_its_own_splits(pairs_file, tmp_path):
     assert len(corpus["train"]) == kept.stats["pairs_kept"]  # nothing carved from it
     lengths = PrepareArguments()
     for split, part in (("validation", records[1500:1600]), ("test", records[1600:1680])):
-        kept = [r for r in part if all(lengths.min_length <= len(text) <= lengths.max_length
-                                       for text in r["translation"].values())]
+        kept = [
+            r
+            for r in part
+            if all(lengths.min_length <= len(text) <= lengths.max_length for text in r["translation"].values())
+        ]
         assert len(corpus[split]) == len(kept)  # length-filtered only, never trimmed
 
 
@@ -202,8 +323,9 @@ def test_tokenize_translation_prefix_and_max_length_padding(pairs_file):
     padded = tokenize_translation(split, tokenizer, 16, 12, pad_to_max_length=True)
     assert {len(ids) for ids in padded["input_ids"]} == {16} and {len(ids) for ids in padded["labels"]} == {12}
     assert all(-100 in labels and tokenizer.pad_token_id not in labels for labels in padded["labels"])
-    counted = tokenize_translation(split, tokenizer, 16, 12, pad_to_max_length=True,
-                                   label_pad_token_id=tokenizer.pad_token_id)
+    counted = tokenize_translation(
+        split, tokenizer, 16, 12, pad_to_max_length=True, label_pad_token_id=tokenizer.pad_token_id
+    )
     assert all(-100 not in labels for labels in counted["labels"])
     prefix_word = split["translation"][0]["fr"].split()[0]
     prefixed = tokenize_translation(split, tokenizer, source_prefix=prefix_word + " ", num_proc=2)

@@ -13,17 +13,36 @@ from transformers import AutoTokenizer
 from modeling_gru_seq2seq import GruSeq2SeqTokenizer, normalize_string, train_word_level
 
 TRICKY = [
-    "Ça va ?", "Œuvre d'art.", "J'ai 20 ans.", "F.B.I.", "a,b", "Va\u00a0!", "Quoi\u202f?", "",
-    "   ", "Élève, écoute!", "l'hôtel--très...", "N'est-ce pas?!", "ÀÉÎÕÜ ñ ß ø", "tab\there",
-    "\ufeffBOM", "Emoji 😀 ok.", "Straße", "İstanbul", "a\u0301b", "Ĳ ﬁ", "x.y.z", "??", "...",
+    "Ça va ?",
+    "Œuvre d'art.",
+    "J'ai 20 ans.",
+    "F.B.I.",
+    "a,b",
+    "Va\u00a0!",
+    "Quoi\u202f?",
+    "",
+    "   ",
+    "Élève, écoute!",
+    "l'hôtel--très...",
+    "N'est-ce pas?!",
+    "ÀÉÎÕÜ ñ ß ø",
+    "tab\there",
+    "\ufeffBOM",
+    "Emoji 😀 ok.",
+    "Straße",
+    "İstanbul",
+    "a\u0301b",
+    "Ĳ ﬁ",
+    "x.y.z",
+    "??",
+    "...",
 ]
 
 
 def seed_normalize_string(text: str) -> str:
     """The tutorial's normalize_string, written out with Python's `re` as an independent reference."""
     text = "".join(
-        char for char in unicodedata.normalize("NFD", text.lower().strip())
-        if unicodedata.category(char) != "Mn"
+        char for char in unicodedata.normalize("NFD", text.lower().strip()) if unicodedata.category(char) != "Mn"
     )
     text = re.sub(r"([,.!?])", r" \1 ", text)
     text = re.sub(r"[^a-zA-Z,.!?]+", r" ", text)
@@ -54,7 +73,12 @@ def tokenizer():
 
 
 def test_special_token_ids_and_min_count(tokenizer):
-    assert [tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id] == [0, 1, 2, 3]
+    assert [tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id] == [
+        0,
+        1,
+        2,
+        3,
+    ]
     assert "rare" not in tokenizer.target_vocab()  # seen once, min_count 2
     assert tokenizer.source_vocab_size == 4 + len({"je", "suis", "froid", ".", "la", "il", "est", "!"})
 
@@ -101,8 +125,9 @@ print(json.dumps({"module": type(tokenizer).__module__, "class": type(tokenizer)
 def test_remote_code_loads_in_fresh_process(tokenizer, tmp_path):
     tokenizer.save_pretrained(tmp_path)
     assert (tmp_path / "tokenization_gru_seq2seq.py").is_file()
-    result = subprocess.run([sys.executable, "-c", REMOTE_SCRIPT, str(tmp_path)], capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", REMOTE_SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout.strip().splitlines()[-1])
     assert loaded["class"] == "GruSeq2SeqTokenizer"

@@ -11,17 +11,32 @@ from modeling_gru_seq2seq.training import GruSeq2SeqTrainer, TimeLimitCallback
 
 
 def make_trainer(tmp_path, data_seed: int, steps: int = 16):
-    config = GruSeq2SeqConfig(source_vocab_size=12, target_vocab_size=12, hidden_size=8, num_layers=1,
-                              teacher_forcing_ratio=0.5)
+    config = GruSeq2SeqConfig(
+        source_vocab_size=12, target_vocab_size=12, hidden_size=8, num_layers=1, teacher_forcing_ratio=0.5
+    )
     model = GruSeq2SeqForConditionalGeneration(config)
     generator = torch.Generator().manual_seed(data_seed)
-    dataset = Dataset.from_dict({"input_ids": torch.randint(3, 12, (64, 5), generator=generator).tolist(),
-                                 "labels": torch.randint(3, 12, (64, 4), generator=generator).tolist()})
-    args = Seq2SeqTrainingArguments(output_dir=str(tmp_path), max_steps=steps, per_device_train_batch_size=4,
-                                    learning_rate=1e-3, save_strategy="no", report_to="none", seed=7,
-                                    use_cpu=True, remove_unused_columns=False, disable_tqdm=True)
-    return GruSeq2SeqTrainer(model=model, args=args, train_dataset=dataset, data_collator=default_data_collator,
-                             decoder_learning_ratio=5.0)
+    dataset = Dataset.from_dict(
+        {
+            "input_ids": torch.randint(3, 12, (64, 5), generator=generator).tolist(),
+            "labels": torch.randint(3, 12, (64, 4), generator=generator).tolist(),
+        }
+    )
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=steps,
+        per_device_train_batch_size=4,
+        learning_rate=1e-3,
+        save_strategy="no",
+        report_to="none",
+        seed=7,
+        use_cpu=True,
+        remove_unused_columns=False,
+        disable_tqdm=True,
+    )
+    return GruSeq2SeqTrainer(
+        model=model, args=args, train_dataset=dataset, data_collator=default_data_collator, decoder_learning_ratio=5.0
+    )
 
 
 def recorded_teacher_forcing(trainer) -> list:
@@ -72,5 +87,6 @@ def test_gen_len_counts_tokens_up_to_the_first_eos():
     # greedy pads finished rows with <pad>, beam search with <eos>: both count 3 tokens (i am <eos>)
     predictions = np.array([[1, i, am, 2, 0, 0], [1, i, am, 2, 2, 2]])
     metrics = build_compute_metrics(tokenizer, ["i am", "i am"], [True, True])(
-        EvalPrediction(predictions=predictions, label_ids=predictions))
+        EvalPrediction(predictions=predictions, label_ids=predictions)
+    )
     assert metrics["gen_len"] == 3.0 and metrics["bleu"] == metrics["bleu_in_vocab"]

@@ -28,12 +28,18 @@ from modeling_gru_seq2seq.pipeline_gru_seq2seq import save_translation_pipeline
 from modeling_gru_seq2seq.translate import main, translate
 
 PAIRS = [
-    ("je suis content .", "i am happy ."), ("je suis fatigue .", "i am tired ."),
-    ("il est la .", "he is here ."), ("elle est la .", "she is here ."),
-    ("elle a froid !", "she is cold !"), ("il a froid !", "he is cold !"),
-    ("nous sommes amis .", "we are friends ."), ("vous etes en retard .", "you are late ."),
-    ("tu es grand .", "you are tall ."), ("je suis en retard .", "i am late ."),
-    ("il est fatigue .", "he is tired ."), ("elle est contente .", "she is happy ."),
+    ("je suis content .", "i am happy ."),
+    ("je suis fatigue .", "i am tired ."),
+    ("il est la .", "he is here ."),
+    ("elle est la .", "she is here ."),
+    ("elle a froid !", "she is cold !"),
+    ("il a froid !", "he is cold !"),
+    ("nous sommes amis .", "we are friends ."),
+    ("vous etes en retard .", "you are late ."),
+    ("tu es grand .", "you are tall ."),
+    ("je suis en retard .", "i am late ."),
+    ("il est fatigue .", "he is tired ."),
+    ("elle est contente .", "she is happy ."),
 ]
 LONG_LINE = " ".join(["je suis content ."] * 75)  # 300 words
 FILE_LINES = ["Je suis content.", "", "Elle a froid, zorg !", LONG_LINE, "nous sommes amis ."]
@@ -46,12 +52,16 @@ def model_dir(tmp_path_factory):
     tokenizer = GruSeq2SeqTokenizer.from_vocabularies(
         train_word_level([fr for fr, _ in PAIRS]), train_word_level([en for _, en in PAIRS])
     )
-    config = GruSeq2SeqConfig(source_vocab_size=tokenizer.source_vocab_size,
-                              target_vocab_size=tokenizer.target_vocab_size, hidden_size=32, num_layers=1,
-                              dropout=0.0, teacher_forcing_ratio=1.0)
+    config = GruSeq2SeqConfig(
+        source_vocab_size=tokenizer.source_vocab_size,
+        target_vocab_size=tokenizer.target_vocab_size,
+        hidden_size=32,
+        num_layers=1,
+        dropout=0.0,
+        teacher_forcing_ratio=1.0,
+    )
     model = GruSeq2SeqForConditionalGeneration(config)
-    batch = tokenizer([fr for fr, _ in PAIRS], text_target=[en for _, en in PAIRS], padding=True,
-                      return_tensors="pt")
+    batch = tokenizer([fr for fr, _ in PAIRS], text_target=[en for _, en in PAIRS], padding=True, return_tensors="pt")
     batch["labels"][batch["labels"] == tokenizer.pad_token_id] = -100
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(150):
@@ -70,8 +80,7 @@ def loaded(model_dir):
 
 
 def run_command(*args, stdin="", executable=(sys.executable, "-m", "modeling_gru_seq2seq.translate")):
-    return subprocess.run([*executable, *map(str, args)], input=stdin, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run([*executable, *map(str, args)], input=stdin, capture_output=True, text=True, timeout=120)
 
 
 def texts(loaded, sentences, **kwargs):
@@ -135,8 +144,9 @@ def test_num_beams_3_gives_generate_beam_search_outputs(model_dir, loaded):
     assert result.returncode == 0, result.stderr
     model, tokenizer = loaded
     inputs = tokenizer(sentences, padding=True, return_tensors="pt")
-    expected = tokenizer.batch_decode(model.generate(**inputs, num_beams=3, max_new_tokens=6),
-                                      skip_special_tokens=True)
+    expected = tokenizer.batch_decode(
+        model.generate(**inputs, num_beams=3, max_new_tokens=6), skip_special_tokens=True
+    )
     assert result.stdout.splitlines() == expected and result.stderr == ""
     assert expected[:2] == ["she is happy .", "you are tall ."]
 
@@ -216,9 +226,15 @@ def test_show_attention_folder_holds_one_heatmap_per_sentence(model_dir, tmp_pat
 
 
 def test_samples_print_pairs_and_corpus_bleu_of_the_file(model_dir, tmp_path):
-    lines = ["I am happy.\tJe suis content.", "He is here!\tIl est là !", "She is cold!\tElle a froid !",
-             "We are tired.\tNous sommes fatigués.", "You are late.\tTu es en retard.", "",
-             "I am tall.\tJe suis grand."]
+    lines = [
+        "I am happy.\tJe suis content.",
+        "He is here!\tIl est là !",
+        "She is cold!\tElle a froid !",
+        "We are tired.\tNous sommes fatigués.",
+        "You are late.\tTu es en retard.",
+        "",
+        "I am tall.\tJe suis grand.",
+    ]
     pairs_file = tmp_path / "pairs.tsv"
     pairs_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
     result = run_command(model_dir, "--samples", pairs_file, "-n", 6, "--seed", 3)
@@ -226,7 +242,11 @@ def test_samples_print_pairs_and_corpus_bleu_of_the_file(model_dir, tmp_path):
     blocks = re.findall(r"^> (.*)\n= (.*)\n< (.*)\n\n", result.stdout, flags=re.MULTILINE)
     assert len(blocks) == 6
     assert {source for source, _, _ in blocks} == {
-        "je suis content .", "il est la !", "elle a froid !", "nous sommes fatigues .", "tu es en retard .",
+        "je suis content .",
+        "il est la !",
+        "elle a froid !",
+        "nous sommes fatigues .",
+        "tu es en retard .",
         "je suis grand .",
     }
     assert ("je suis content .", "i am happy .", "i am happy .") in blocks
@@ -241,8 +261,12 @@ def test_samples_print_pairs_and_corpus_bleu_of_the_file(model_dir, tmp_path):
 def test_terminal_stdin_gives_the_seed_prompt(model_dir, loaded):
     """`> ` prompts, `< ` answers, unknown words on stderr, Ctrl-D ends with exit code 0."""
     controller, terminal = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "modeling_gru_seq2seq.translate", str(model_dir)],
-                               stdin=terminal, stdout=terminal, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "modeling_gru_seq2seq.translate", str(model_dir)],
+        stdin=terminal,
+        stdout=terminal,
+        stderr=subprocess.PIPE,
+    )
     os.close(terminal)
 
     def read_until_prompt(timeout=60.0):

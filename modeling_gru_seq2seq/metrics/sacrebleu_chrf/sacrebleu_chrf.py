@@ -1,8 +1,8 @@
 """Corpus BLEU and chrF with sacrebleu, as an `evaluate` metric that loads from this folder (no Hub).
 
-    metric = evaluate.load(SACREBLEU_CHRF_PATH)
-    metric.compute(predictions=["i am cold ."], references=[["i am cold ."]])  # or references=["i am cold ."]
-    # {"bleu": 100.0, "chrf": 100.0, "bleu_signature": "nrefs:1|case:mixed|...", "chrf_signature": ...}
+metric = evaluate.load(SACREBLEU_CHRF_PATH)
+metric.compute(predictions=["i am cold ."], references=[["i am cold ."]])  # or references=["i am cold ."]
+# {"bleu": 100.0, "chrf": 100.0, "bleu_signature": "nrefs:1|case:mixed|...", "chrf_signature": ...}
 """
 
 import datasets
@@ -19,7 +19,10 @@ class SacrebleuChrf(evaluate.Metric):
             "(one reference each), as the Hub's sacrebleu metric",
             features=[
                 datasets.Features(
-                    {"predictions": datasets.Value("string"), "references": datasets.Sequence(datasets.Value("string"))}
+                    {
+                        "predictions": datasets.Value("string"),
+                        "references": datasets.Sequence(datasets.Value("string")),
+                    }
                 ),
                 datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")}),
             ],
