@@ -1,4 +1,4 @@
-"""Translation throughput of a trained model against the seed peer's one-sentence greedy decoding.
+"""Translation throughput of a trained model against the tutorial's code (the peer)'s one-sentence greedy decoding.
 
     python benchmarks/bench_generate.py runs/default --threads 2
     python benchmarks/bench_generate.py runs/default --device cuda
@@ -9,7 +9,7 @@ by `translate()` greedily and with 5 beams, at batch 1 and 64; the peer
 (`../shared/peers/seed_tutorial.py --vectorized-attn`) trains briefly, then decodes the same pairs one
 sentence at a time (its `evaluate()`). Prints a table and ratios, writes `bench_generate.json` beside
 this file. The ceiling is measured in the same run, as in `bench_train.py`: a sentence's forward GEMM work
-(a third of `useful_gflop_per_pair`, ~0.14 GFLOP at the seed's sizes) at the speed of the GRU step's
+(a third of `useful_gflop_per_pair`, ~0.14 GFLOP at the tutorial's sizes) at the speed of the GRU step's
 matmul, the faster of torch's and the compiled GRU loops' (`step_gemm_speeds`; issue 7 assumed ~105
 GFLOP/s, ~700 sentences/s).
 
@@ -136,7 +136,7 @@ def main():
         "model", nargs="?", help="a trained model directory (e.g. run_translation.py's --output_dir); none: train one"
     )
     parser.add_argument("--data", default=DATA, help="English<TAB>French pair file")
-    parser.add_argument("--peer", default=PEER, help="the seed's script")
+    parser.add_argument("--peer", default=PEER, help="the tutorial's script")
     parser.add_argument("--output", default=os.path.join(HERE, "bench_generate.json"), help="the JSON results")
     parser.add_argument("--hidden_size", type=int, default=500, help="of the model trained without a model directory")
     parser.add_argument("--num_layers", type=int, default=2, help="of the model trained without a model directory")

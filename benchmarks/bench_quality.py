@@ -1,4 +1,4 @@
-"""BLEU at equal training time: the project's model against the seed peer, on the same pairs.
+"""BLEU at equal training time: the project's model against the tutorial's code (the peer), on the same pairs.
 
     python benchmarks/bench_quality.py --minutes 24                      # the issue's comparison (~1 hour)
     python benchmarks/bench_quality.py --minutes 6 --variant_minutes 3   # a quicker look
@@ -36,7 +36,7 @@ PEER = os.path.join(ROOT, "..", "shared", "peers", "seed_tutorial.py")
 DATA = os.path.join(ROOT, "..", "shared", "data", "eng-fra.txt")
 VARIANTS = {
     "dot, sum (default)": [],
-    "dot, seed init": ["--decoder_init", "seed"],
+    "dot, tutorial init": ["--decoder_init", "tutorial"],
     "general": ["--attention", "general"],
     "concat": ["--attention", "concat"],
     "bahdanau": ["--decoder_type", "bahdanau"],

@@ -1,15 +1,15 @@
-"""Training throughput of the project's model against the seed peer, in one run.
+"""Training throughput of the project's model against the tutorial's code (the peer), in one run.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_train.py --threads 1 --steps 40
     python benchmarks/bench_train.py --device cuda --steps 200        # on a GPU
     python benchmarks/bench_train.py --device cuda --bf16 --profile 5 --skip_peer --output /tmp/bf16.json
 
 Our side times the Trainer's work per step (forward, masked loss, backward, clipping at 50, Adam with
-the decoder at 5x) on random batches of 50 prepared pairs, as the seed's `random_batch` draws them; the
+the decoder at 5x) on random batches of 50 prepared pairs, as the tutorial's `random_batch` draws them; the
 peer (`../shared/peers/seed_tutorial.py`) runs as a subprocess on the same file, as written and with
 `--vectorized-attn`, at the same teacher forcing. Prints a table and the ratios, writes
 `bench_train.json` beside this file. The ceiling is measured in the same run: the useful GEMM work of a
-pair (`useful_gflop_per_pair`, ~0.4-0.5 GFLOP at the seed's sizes) at the speed of the GRU's own step
+pair (`useful_gflop_per_pair`, ~0.4-0.5 GFLOP at the tutorial's sizes) at the speed of the GRU's own step
 GEMM, a `[50,500]x[500,1500]` matmul, on this machine and thread count, the faster of torch's (`torch.mm`,
 MKL) and the one our compiled GRU layers run (`gru_kernels`: oneDNN where it works). Issue 7 assumed ~105
 GFLOP/s, about 270 pairs/s; machines here have measured 105 to about 360 GFLOP/s, and oneDNN runs twice
@@ -44,7 +44,7 @@ DATA = os.path.join(HERE, "..", "..", "shared", "data", "eng-fra.txt")
 
 
 def step_gemm_gflops(device: str, seconds: float = 1.0, gemm=None) -> float:
-    """GFLOP/s of the `[50,500]x[500,1500]` matmul, the shape of a GRU step at the seed's sizes: torch's own
+    """GFLOP/s of the `[50,500]x[500,1500]` matmul, the shape of a GRU step at the tutorial's sizes: torch's own
     (`torch.mm`, MKL on x86 CPUs), or `gemm(result, a, b, beta)`."""
     a, b = torch.randn(50, 500, device=device), torch.randn(500, 1500, device=device)
     result = torch.empty(50, 1500, device=device)
@@ -207,7 +207,7 @@ def time_peer(args, teacher_forcing_ratio, vectorized: bool) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default=DATA, help="English<TAB>French pair file")
-    parser.add_argument("--peer", default=PEER, help="the seed's script")
+    parser.add_argument("--peer", default=PEER, help="the tutorial's script")
     parser.add_argument("--output", default=os.path.join(HERE, "bench_train.json"), help="the JSON results")
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--warmup", type=int, default=3)

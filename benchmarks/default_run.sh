@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The default training run the README reports: the seed's settings on the shared Tatoeba file, CPU.
+# The default training run the README reports: the tutorial's settings on the shared Tatoeba file, CPU.
 # Usage: bash benchmarks/default_run.sh [output_dir]   (prints wall time; metrics in output_dir/all_results.json)
 set -euo pipefail
 cd "$(dirname "$0")/.."

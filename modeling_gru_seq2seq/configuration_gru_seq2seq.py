@@ -7,7 +7,7 @@ from transformers import PreTrainedConfig
 
 ATTENTION_SCORES = ("dot", "general", "concat")
 DECODER_TYPES = ("luong", "bahdanau")
-DECODER_INITS = ("seed", "sum")
+DECODER_INITS = ("tutorial", "seed", "sum")  # "seed": the earlier name of "tutorial", still read
 FIELD_CHOICES = {"attention": ATTENTION_SCORES, "decoder_type": DECODER_TYPES, "decoder_init": DECODER_INITS}
 
 
@@ -34,7 +34,7 @@ class GruSeq2SeqConfig(PreTrainedConfig):
     r"""
     Configuration of a [`GruSeq2SeqForConditionalGeneration`]: a bidirectional GRU encoder and an attention
     GRU decoder, as in the Practical PyTorch "Translation with a sequence to sequence network and attention"
-    tutorial (the seed). The defaults are the seed's hyperparameters.
+    tutorial. The defaults are the tutorial's hyperparameters.
 
     Args:
         source_vocab_size (`int`, *optional*, defaults to 4):
@@ -52,21 +52,21 @@ class GruSeq2SeqConfig(PreTrainedConfig):
         attention (`str`, *optional*, defaults to `"dot"`):
             Luong score comparing a decoder state with an encoder output: `"dot"` (h_t . h_s), `"general"`
             (h_t^T W_a h_s) or `"concat"` (v_a^T tanh(W_a [h_t; h_s])). Used by the Luong decoder; the
-            Bahdanau decoder always uses the additive (`"concat"`) score, as its paper and the seed do.
+            Bahdanau decoder always uses the additive (`"concat"`) score, as its paper and the tutorial do.
         decoder_type (`str`, *optional*, defaults to `"luong"`):
             `"luong"`: GRU step first, then attention from the new state (Luong et al., 2015).
             `"bahdanau"`: attention from the previous state, its context fed into the GRU and into the
             output layer (Bahdanau et al., 2015).
         teacher_forcing_ratio (`float`, *optional*, defaults to 0.5):
             In training, the probability that a batch is decoded with the reference as the previous token
-            (otherwise the decoder is fed its own argmax). One draw per batch, as the seed. Evaluation is
+            (otherwise the decoder is fed its own argmax). One draw per batch, as the tutorial. Evaluation is
             always teacher-forced.
         decoder_init (`str`, *optional*, defaults to `"sum"`):
-            Initial state of the decoder GRU from the encoder's final states. `"seed"` reproduces the seed's
-            `encoder_hidden[:n_layers]`: torch orders the bidirectional final states layer by layer,
-            forward then backward, so decoder layer `l` starts from the `l`-th entry of that list (for
-            2 layers: layer 0 forward and layer 0 backward). `"sum"` starts decoder layer `l` from the sum
-            of encoder layer `l`'s forward and backward final states.
+            Initial state of the decoder GRU from the encoder's final states. `"tutorial"` (also read as
+            `"seed"`, its earlier name) reproduces the tutorial's `encoder_hidden[:n_layers]`: torch orders the
+            bidirectional final states layer by layer, forward then backward, so decoder layer `l` starts from
+            the `l`-th entry of that list (for 2 layers: layer 0 forward and layer 0 backward). `"sum"` starts
+            decoder layer `l` from the sum of encoder layer `l`'s forward and backward final states.
         tie_word_embeddings (`bool`, *optional*, defaults to `False`):
             Share the target embedding matrix with the output projection. Luong decoder only (the
             Bahdanau output layer reads `2 * hidden_size` features).
@@ -75,11 +75,11 @@ class GruSeq2SeqConfig(PreTrainedConfig):
         pad_token_id (`int`, *optional*, defaults to 0):
             Padding token id (both vocabularies).
         bos_token_id (`int`, *optional*, defaults to 1):
-            Start-of-sentence token id (SOS in the seed).
+            Start-of-sentence token id (SOS in the tutorial).
         eos_token_id (`int`, *optional*, defaults to 2):
-            End-of-sentence token id (EOS in the seed).
+            End-of-sentence token id (EOS in the tutorial).
         decoder_start_token_id (`int`, *optional*, defaults to 1):
-            First decoder input: the SOS token, as the seed.
+            First decoder input: the SOS token, as the tutorial.
         is_encoder_decoder (`bool`, *optional*, defaults to `True`):
             Always `True`; tells `generate()` to run the encoder once and then the decoder.
 

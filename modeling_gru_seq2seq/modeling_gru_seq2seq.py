@@ -79,7 +79,7 @@ class GruSeq2SeqEncoderOutput(ModelOutput):
 
 
 class GruSeq2SeqEncoder(nn.Module):
-    """Embedding and a bidirectional GRU over packed sequences, as the seed's `EncoderRNN`."""
+    """Embedding and a bidirectional GRU over packed sequences, as the tutorial's `EncoderRNN`."""
 
     main_input_name = "input_ids"
 
@@ -157,12 +157,12 @@ class GruSeq2SeqAttention(nn.Module):
         general: score(h_t, h_s) = h_t^T W_a h_s
         concat:  score(h_t, h_s) = v_a^T tanh(W_a [h_t; h_s])
 
-    Where this follows the papers rather than the seed's `Attn`:
-    - `concat` applies the paper's tanh (the seed's score is linear, `v . W [h_t; h_s]`); it is the
+    Where this follows the papers rather than the tutorial's `Attn`:
+    - `concat` applies the paper's tanh (the tutorial's score is linear, `v . W [h_t; h_s]`); it is the
       additive score of Bahdanau et al. (2015);
     - `general` has no bias: a bias adds the same number to every score of a query, which the softmax
-      removes (in the seed it never gets a gradient);
-    - padding gets weight exactly 0 (the seed attends to padded positions).
+      removes (in the tutorial it never gets a gradient);
+    - padding gets weight exactly 0 (the tutorial attends to padded positions).
     `general` multiplies W_a into the query (`(W_a^T h_t) . h_s`, the same score) and `concat` projects the
     encoder outputs once per call (`project_keys`), so each decoding step costs O(hidden^2), not
     O(src_len * hidden^2), in the projection.
@@ -238,10 +238,10 @@ class GruSeq2SeqDecoderOutput(ModelOutput):
 
 
 class GruSeq2SeqLuongDecoder(nn.Module):
-    """Luong et al. (2015) attention decoder, as the seed's `LuongAttnDecoderRNN`: a GRU step, attention
+    """Luong et al. (2015) attention decoder, as the tutorial's `LuongAttnDecoderRNN`: a GRU step, attention
     from its output h_t, the attentional state tanh(W_c [h_t; c_t]) (eq. 5), logits W_s of it (eq. 6).
 
-    Steps depend on each other only through the GRU state (no input feeding, as in the seed), so a whole
+    Steps depend on each other only through the GRU state (no input feeding, as in the tutorial), so a whole
     teacher-forced target runs as one GRU call and one batched attention.
     """
 
@@ -304,13 +304,13 @@ class GruSeq2SeqLuongDecoder(nn.Module):
 
 
 class GruSeq2SeqBahdanauDecoder(nn.Module):
-    """Bahdanau et al. (2015) attention decoder, as the seed's `BahdanauAttnDecoderRNN`: attention from the
+    """Bahdanau et al. (2015) attention decoder, as the tutorial's `BahdanauAttnDecoderRNN`: attention from the
     previous top-layer state s_{i-1} with the additive score, a GRU step over [embedding(y_{i-1}); c_i],
     logits from [s_i; c_i].
 
-    Follows the paper where the seed's code is inconsistent: the GRU input and the output layer are
-    `2 * hidden` wide (the seed declares `hidden`, so its decoder cannot run as printed), and the score has
-    the paper's tanh. The seed's final log-softmax is left to the loss: this returns logits. The attention
+    Follows the paper where the tutorial's code is inconsistent: the GRU input and the output layer are
+    `2 * hidden` wide (the tutorial declares `hidden`, so its decoder cannot run as printed), and the score has
+    the paper's tanh. The tutorial's final log-softmax is left to the loss: this returns logits. The attention
     query is the previous state, so steps run one after the other even when teacher-forced.
     """
 
@@ -421,7 +421,7 @@ class GruSeq2SeqPreTrainedModel(PreTrainedModel):
         return False
 
     def _init_weights(self, module: nn.Module):
-        """PyTorch's default initialisation, as in the seed. (transformers' default draws Linear and Embedding
+        """PyTorch's default initialisation, as in the tutorial. (transformers' default draws Linear and Embedding
         weights from N(0, 0.02) and does not know `v_a`.) `from_pretrained` skips loaded weights."""
         if isinstance(module, (nn.Embedding, nn.Linear, nn.GRU)):
             module.reset_parameters()
@@ -435,7 +435,7 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
 
     Teacher forcing: in training, one draw per batch from torch's global RNG (`torch.rand(())`) against
     `config.teacher_forcing_ratio` decides whether the decoder reads the reference tokens or its own
-    argmax, as the seed's coin flip. Processes seeded alike (e.g. DDP ranks after `set_seed`) draw alike as
+    argmax, as the tutorial's coin flip. Processes seeded alike (e.g. DDP ranks after `set_seed`) draw alike as
     long as they use that RNG alike. In eval mode the decoder is always teacher-forced.
     """
 
@@ -512,11 +512,12 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
                 batch-first, in torch's order (layer 0 forward, layer 0 backward, layer 1 forward, ...).
 
         Returns:
-            `(batch, num_layers, hidden)`. `decoder_init="seed"`: the first `num_layers` entries of that
-            order, the seed's `encoder_hidden[:n_layers]`. `"sum"`: layer l's forward + backward states.
+            `(batch, num_layers, hidden)`. `decoder_init="tutorial"` (or `"seed"`): the first `num_layers`
+            entries of that
+            order, the tutorial's `encoder_hidden[:n_layers]`. `"sum"`: layer l's forward + backward states.
         """
         num_layers = self.config.num_layers
-        if self.config.decoder_init == "seed":
+        if self.config.decoder_init in ("tutorial", "seed"):
             return final_hidden_state[:, :num_layers]
         return final_hidden_state.unflatten(1, (num_layers, 2)).sum(dim=2)
 
@@ -612,7 +613,7 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
                 against `config.teacher_forcing_ratio` in training and to True in eval mode. The Trainer
                 passes its own draw, the same on every process (see `GruSeq2SeqTrainer`).
 
-        The loss is the seed's `masked_cross_entropy`: the negative log-likelihood summed over the tokens
+        The loss is the tutorial's `masked_cross_entropy`: the negative log-likelihood summed over the tokens
         whose label is not -100, divided by their number.
         """
         if labels is None and decoder_input_ids is None:

@@ -55,14 +55,14 @@ class GruSeq2SeqTrainingArguments(Seq2SeqTrainingArguments):
 
 
 class GruSeq2SeqTrainer(Seq2SeqTrainer):
-    """`Seq2SeqTrainer` with the seed's two learning rates and checkpoints that appear only when complete.
+    """`Seq2SeqTrainer` with the tutorial's two learning rates and checkpoints that appear only when complete.
 
     Teacher forcing: one draw per optimizer step against `config.teacher_forcing_ratio`, from a generator
     seeded by `(args.seed, global_step)` and passed to the model: every DDP process makes the same choice
     for its share of the batch, and a resumed run repeats the draws of an uninterrupted one.
 
     Optimizer: Adam (no weight decay), the encoder at `learning_rate`, the decoder (its embedding,
-    attention, GRU and output layers) at `learning_rate * decoder_learning_ratio`, as the seed's two
+    attention, GRU and output layers) at `learning_rate * decoder_learning_ratio`, as the tutorial's two
     optimizers.
 
     Checkpoints: the Trainer writes `checkpoint-N` in place and `get_last_checkpoint` takes the highest

@@ -1,9 +1,9 @@
 """Translate sentences with a trained model, batched, with the attention each output word paid; and the
-`gru-translate` command around it (the seed's `evaluate`, `evaluate_randomly` and `show_attention`).
+`gru-translate` command around it (the tutorial's `evaluate`, `evaluate_randomly` and `show_attention`).
 
     gru-translate runs/fr-en "Je suis content." "Il fait froid."     # one translation per line
     gru-translate runs/fr-en --input_file sentences.txt > translations.txt
-    gru-translate runs/fr-en                       # stdin a terminal: the seed's `> ` prompt, `< ` answers
+    gru-translate runs/fr-en                       # stdin a terminal: the tutorial's `> ` prompt, `< ` answers
     gru-translate runs/fr-en "elle a cinq ans ." --show_attention attention.png
     gru-translate runs/fr-en --samples pairs.tsv -n 10     # `> source`, `= reference`, `< output`, BLEU
 
@@ -239,7 +239,7 @@ def heatmap_path(target: str, index: int) -> str:
 
 
 def save_heatmaps(translations: list[Translation], target: str, first_index: int = 0) -> None:
-    """The seed's `show_attention` for each translation with an output, numbered from `first_index`."""
+    """The tutorial's `show_attention` for each translation with an output, numbered from `first_index`."""
     for index, translation in enumerate(translations, start=first_index):
         if not translation.output_tokens:
             continue
@@ -279,7 +279,7 @@ def translate_lines(model, tokenizer, sentences: list[str], args: argparse.Names
 
 
 def interactive(model, tokenizer, args: argparse.Namespace) -> None:
-    """The seed's `evaluate` at a prompt: `> ` reads a sentence, `< ` answers, until end of input (Ctrl-D).
+    """The tutorial's `evaluate` at a prompt: `> ` reads a sentence, `< ` answers, until end of input (Ctrl-D).
     With `--show_attention`, each answer's heatmap (a `.png` path is rewritten each time)."""
     vocabulary = tokenizer.get_vocab()
     for index in itertools.count():
@@ -298,7 +298,7 @@ def interactive(model, tokenizer, args: argparse.Namespace) -> None:
 
 
 def show_samples(model, tokenizer, args: argparse.Namespace) -> None:
-    """The seed's `evaluate_randomly` for `-n` random pairs of `--samples`, then corpus BLEU and chrF of the
+    """The tutorial's `evaluate_randomly` for `-n` random pairs of `--samples`, then corpus BLEU and chrF of the
     whole file (sources and references normalized as in training)."""
     try:
         languages = PrepareArguments(source_lang=tokenizer.source_lang, target_lang=tokenizer.target_lang)

@@ -71,7 +71,7 @@ def test_config_rejects_out_of_range_ratio_and_untieable_decoder():
         GruSeq2SeqConfig(decoder_type="bahdanau", tie_word_embeddings=True)
 
 
-def test_config_defaults_are_the_seed_hyperparameters():
+def test_config_defaults_are_the_tutorial_hyperparameters():
     config = GruSeq2SeqConfig()
     assert (config.hidden_size, config.num_layers, config.dropout) == (500, 2, 0.1)
     assert (config.attention, config.decoder_type, config.decoder_init) == ("dot", "luong", "sum")
@@ -140,7 +140,7 @@ def test_loss_is_masked_cross_entropy():
     model = make_model("luong", "concat").eval()
     input_ids, attention_mask, labels = make_batch()
     output = model(input_ids=input_ids, attention_mask=attention_mask, labels=labels)
-    # The seed's masked_cross_entropy, written out: -log p(label) summed over real tokens / their number.
+    # The tutorial's masked_cross_entropy, written out: -log p(label) summed over real tokens / their number.
     log_probs = output.logits.log_softmax(dim=-1)
     real = labels != -100
     token_log_probs = log_probs.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
@@ -239,10 +239,13 @@ def test_decoder_init_seed_and_sum_states(num_layers):
     ]
     h_n = torch.cat(final_states, dim=1)  # (2 * num_layers, batch, hidden): l0 fwd, l0 bwd, l1 fwd, ...
     expected = {
-        "seed": h_n[:num_layers].transpose(0, 1),  # the seed's encoder_hidden[:n_layers]
+        "seed": h_n[:num_layers].transpose(0, 1),  # the tutorial's encoder_hidden[:n_layers]
         "sum": (h_n[0::2] + h_n[1::2]).transpose(0, 1),  # layer l forward + layer l backward
     }
-    for name, model in (("seed", seed_model), ("sum", sum_model)):
+    tutorial_model = make_model(decoder_init="tutorial", num_layers=num_layers).eval()  # "seed"'s new name
+    tutorial_model.load_state_dict(seed_model.state_dict())
+    expected["tutorial"] = expected["seed"]
+    for name, model in (("seed", seed_model), ("tutorial", tutorial_model), ("sum", sum_model)):
         encoder_outputs = model.encoder(input_ids, attention_mask)
         initial = model.initial_decoder_state(encoder_outputs.final_hidden_state)
         torch.testing.assert_close(initial, expected[name], atol=1e-6, rtol=0)
@@ -250,7 +253,7 @@ def test_decoder_init_seed_and_sum_states(num_layers):
         given = GruSeq2SeqCache(expected[name], 0)
         kwargs = {"attention_mask": attention_mask, "labels": labels, "encoder_outputs": encoder_outputs}
         torch.testing.assert_close(model(**kwargs).logits, model(cache=given, **kwargs).logits, atol=1e-6, rtol=0)
-    if num_layers == 2:  # layer 0 forward and backward, as the seed
+    if num_layers == 2:  # layer 0 forward and backward, as the tutorial
         torch.testing.assert_close(expected["seed"], h_n[[0, 1]].transpose(0, 1))
 
 

@@ -39,7 +39,7 @@ TRICKY = [
 ]
 
 
-def seed_normalize_string(text: str) -> str:
+def tutorial_normalize_string(text: str) -> str:
     """The tutorial's normalize_string, written out with Python's `re` as an independent reference."""
     text = "".join(
         char for char in unicodedata.normalize("NFD", text.lower().strip()) if unicodedata.category(char) != "Mn"
@@ -50,16 +50,16 @@ def seed_normalize_string(text: str) -> str:
 
 
 @pytest.mark.parametrize("text", TRICKY)
-def test_normalizer_matches_seed_on_tricky_strings(text):
-    assert normalize_string(text) == seed_normalize_string(text)
+def test_normalizer_matches_the_tutorial_on_tricky_strings(text):
+    assert normalize_string(text) == tutorial_normalize_string(text)
 
 
-def test_normalizer_matches_seed_on_every_line_of_shared_file(shared_pairs_file):
+def test_normalizer_matches_the_tutorial_on_every_line_of_shared_file(shared_pairs_file):
     differences = []
     with open(shared_pairs_file, encoding="utf-8") as handle:
         for number, line in enumerate(handle, 1):
             for text in line.rstrip("\n").split("\t"):
-                if normalize_string(text) != seed_normalize_string(text):
+                if normalize_string(text) != tutorial_normalize_string(text):
                     differences.append((number, text))
     assert number == 163630
     assert differences == []

@@ -1,4 +1,4 @@
-"""GruSeq2SeqTrainer: the seed's two learning rates, and teacher-forcing draws that every DDP process
+"""GruSeq2SeqTrainer: the tutorial's two learning rates, and teacher-forcing draws that every DDP process
 (whatever its data) makes alike."""
 
 import numpy as np

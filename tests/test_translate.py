@@ -196,7 +196,7 @@ def figures(monkeypatch):
     return drawn
 
 
-def test_show_attention_draws_the_seed_heatmap(model_dir, loaded, tmp_path, figures, capsys):
+def test_show_attention_draws_the_tutorial_heatmap(model_dir, loaded, tmp_path, figures, capsys):
     path = tmp_path / "out.png"
     assert main([str(model_dir), "Elle a froid, zorg !", "--show_attention", str(path)]) == 0
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -258,7 +258,7 @@ def test_samples_print_pairs_and_corpus_bleu_of_the_file(model_dir, tmp_path):
     assert "BLEU signature: nrefs:1|case:mixed|eff:no|tok:13a" in result.stdout
 
 
-def test_terminal_stdin_gives_the_seed_prompt(model_dir, loaded):
+def test_terminal_stdin_gives_the_tutorial_prompt(model_dir, loaded):
     """`> ` prompts, `< ` answers, unknown words on stderr, Ctrl-D ends with exit code 0."""
     controller, terminal = pty.openpty()
     process = subprocess.Popen(
