@@ -30,6 +30,7 @@ from transformers import DataCollatorForSeq2Seq, HfArgumentParser, default_data_
 from transformers.trainer_utils import get_last_checkpoint
 
 from data_scripts.prepare_tatoeba import (
+    PREPARE_RANGES,
     TUTORIAL_DATA_URL,
     DataFileError,
     PrepareArguments,
@@ -39,30 +40,27 @@ from data_scripts.prepare_tatoeba import (
     prepare_tatoeba,
     to_translation_layout,
     tokenize_translation,
+    with_ranges_in_help,
 )
 from modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration
+from modeling_gru_seq2seq.commands import CHECKPOINT_STAGING_DIR, RUN_ARGUMENTS_FILE, RUN_LOCK_FILE, UsageError
 from modeling_gru_seq2seq.configuration_gru_seq2seq import FIELD_CHOICES, field_help
 from modeling_gru_seq2seq.loading import ModelLoadError, load_config, load_model_and_tokenizer, load_tokenizer
-from modeling_gru_seq2seq.metrics import load_sacrebleu_chrf
+from modeling_gru_seq2seq.metrics import sacrebleu_signatures
 from modeling_gru_seq2seq.owner_lock import OwnerLock
 from modeling_gru_seq2seq.plotting import matplotlib_available, plot_attention, plot_loss
 from modeling_gru_seq2seq.training import (
-    CHECKPOINT_STAGING_DIR,
-    RUN_ARGUMENTS_FILE,
     GracefulStopCallback,
     GruSeq2SeqTrainer,
     GruSeq2SeqTrainingArguments,
     TimeLimitCallback,
     TrainingDivergedError,
     build_compute_metrics,
+    padded_predictions,
 )
 from modeling_gru_seq2seq.translate import translate
 
 logger = logging.getLogger(__name__)
-
-
-class UsageError(Exception):
-    """Bad arguments or an unusable output directory: reported as one line, exit code 2."""
 
 
 NEW_MODEL_FIELDS = (
@@ -156,11 +154,9 @@ class ModelArguments:
 
 
 @dataclass
-class DataTrainingArguments:
-    """What data to train and evaluate on, and the tutorial's preparation knobs."""
+class DataTrainingArguments(PrepareArguments):
+    """What data to train and evaluate on; the tutorial's preparation knobs come from `PrepareArguments`."""
 
-    source_lang: str = field(default="fr")
-    target_lang: str = field(default="en")
     dataset_name: str | None = field(
         default=None,
         metadata={
@@ -227,19 +223,6 @@ class DataTrainingArguments:
     max_eval_samples: int | None = field(default=None)
     max_predict_samples: int | None = field(default=None)
     num_beams: int | None = field(default=None, metadata={"help": "Beams for evaluate/predict (default greedy)."})
-    min_count: int = field(default=5, metadata={"help": "Keep words seen at least this often (Lang.trim)."})
-    min_length: int = field(default=3)
-    max_length: int = field(default=25)
-    length_unit: str = field(default="chars", metadata={"choices": ["chars", "words"]})
-    split_seed: int = field(default=42, metadata={"help": "Seed of the train/validation/test split."})
-    validation_fraction: float = field(
-        default=0.05,
-        metadata={"help": "Share of source sentences held out for validation (none with --validation_file)."},
-    )
-    test_fraction: float = field(
-        default=0.05, metadata={"help": "Share of source sentences held out for test (none with --test_file)."}
-    )
-    skip_bad_lines: bool = field(default=False, metadata={"help": "Skip (and count) malformed lines."})
     num_attention_plots: int = field(default=3, metadata={"help": "attention_<i>.png for validation sentences."})
 
 
@@ -252,7 +235,8 @@ def _finite_positive(value) -> bool:
 
 
 # Every script flag with a range: (its arguments, what it must be, the check), checked right after parsing;
-# `--help` shows the range next to the flag. The model's fields are checked by `GruSeq2SeqConfig`.
+# `--help` shows the range next to the flag. The model's fields are checked by `GruSeq2SeqConfig`, the data
+# preparation's by `PrepareArguments` (`PREPARE_RANGES`), both as they are built.
 FLAG_RANGES = {
     "per_device_train_batch_size": ("training", ">= 1", lambda v: v >= 1),
     "per_device_eval_batch_size": ("training", ">= 1", lambda v: v >= 1),
@@ -266,12 +250,6 @@ FLAG_RANGES = {
     "max_source_length": ("data", ">= 2 (a word and <eos>)", _optional(lambda v: v >= 2)),
     "max_target_length": ("data", ">= 2 (a word and <eos>)", _optional(lambda v: v >= 2)),
     "val_max_target_length": ("data", ">= 2 (a word and <eos>)", _optional(lambda v: v >= 2)),
-    "validation_fraction": ("data", "0 <= f < 1", lambda v: 0 <= v < 1),
-    "test_fraction": ("data", "0 <= f < 1", lambda v: 0 <= v < 1),
-    "split_seed": ("data", ">= 0", lambda v: v >= 0),
-    "min_count": ("data", ">= 1", lambda v: v >= 1),
-    "min_length": ("data", ">= 1", lambda v: v >= 1),
-    "max_length": ("data", ">= --min_length", lambda v: v >= 1),
     "num_attention_plots": ("data", ">= 0", lambda v: v >= 0),
     "preprocessing_num_workers": ("data", ">= 1", _optional(lambda v: v >= 1)),
 }
@@ -284,17 +262,11 @@ def check_ranges(model_args, data_args, training_args) -> None:
         value = getattr(arguments[group], flag)
         if not check(value):
             raise UsageError(f"--{flag}: got {value!r}, want {want}")
-    if data_args.max_length < data_args.min_length:
-        raise UsageError(f"--max_length: got {data_args.max_length}, want >= --min_length ({data_args.min_length})")
-    if data_args.validation_fraction + data_args.test_fraction >= 1:
-        raise UsageError(
-            f"--validation_fraction + --test_fraction: got {data_args.validation_fraction} + "
-            f"{data_args.test_fraction}, want < 1 (something left to train on)"
-        )
 
 
 def parse_arguments(argv: list[str]) -> tuple[ModelArguments, DataTrainingArguments, GruSeq2SeqTrainingArguments]:
     parser = HfArgumentParser((ModelArguments, DataTrainingArguments, GruSeq2SeqTrainingArguments))
+    with_ranges_in_help(parser, PREPARE_RANGES)  # the data preparation's ranges, checked by PrepareArguments
     for action in parser._actions:
         if action.dest in FLAG_RANGES:
             action.help = f"{action.help or ''} Valid: {FLAG_RANGES[action.dest][1]}.".strip()
@@ -314,11 +286,6 @@ def check_conflicts(model_args, data_args, training_args) -> None:
         raise UsageError("--overwrite_output_dir starts over, --resume_from_checkpoint resumes: pass one")
     if training_args.max_train_minutes is not None and training_args.max_train_minutes <= 0:
         raise UsageError(f"--max_train_minutes must be positive, got {training_args.max_train_minutes}")
-    if data_args.source_lang == data_args.target_lang:
-        raise UsageError(f"--source_lang and --target_lang are both {data_args.source_lang!r}")
-
-
-RUN_LOCK_FILE = "_gru_seq2seq_run.lock"  # `_*`: the Trainer's push leaves it out
 
 
 @contextlib.contextmanager
@@ -691,7 +658,11 @@ def main(argv: list[str] | None = None) -> int:
         # Distributed on CPUs (torchrun, accelerate launch): without this, accelerate runs each process
         # alone (DistributedType.NO): no gradient synchronisation and evaluation that is not gathered.
         os.environ.setdefault("ACCELERATE_USE_CPU", "true")
-    model_args, data_args, training_args = parse_arguments(sys.argv[1:] if argv is None else argv)
+    try:
+        model_args, data_args, training_args = parse_arguments(sys.argv[1:] if argv is None else argv)
+    except ValueError as error:  # a dataclass's own check (`PrepareArguments`, transformers' arguments)
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
         datefmt="%H:%M:%S",
@@ -740,18 +711,7 @@ def run(model_args, data_args, training_args) -> int:
         check_same_run(checkpoint or training_args.output_dir, record)
     set_seed(training_args.seed)
 
-    prepare_args = PrepareArguments(
-        source_lang=data_args.source_lang,
-        target_lang=data_args.target_lang,
-        min_length=data_args.min_length,
-        max_length=data_args.max_length,
-        length_unit=data_args.length_unit,
-        min_count=data_args.min_count,
-        split_seed=data_args.split_seed,
-        skip_bad_lines=data_args.skip_bad_lines,
-        validation_fraction=data_args.validation_fraction,
-        test_fraction=data_args.test_fraction,
-    )
+    prepare_args = data_args  # a PrepareArguments
     with training_args.main_process_first(desc="data preparation"):
         raw, tokenizer = load_corpus(data_args, prepare_args, tokenizer, training_args.do_train, model_args.token)
     splits = {
@@ -793,8 +753,7 @@ def run(model_args, data_args, training_args) -> int:
         model.generation_config.max_length = data_args.val_max_target_length + 1
     if data_args.num_beams is not None:
         training_args.generation_num_beams = data_args.num_beams
-    metric = load_sacrebleu_chrf()
-    signature = metric.compute(predictions=["a"], references=[["a"]])["bleu_signature"]
+    signature = sacrebleu_signatures()["bleu_signature"]
     print(f"BLEU and chrF by sacrebleu; BLEU signature: {signature}")
 
     def split_metrics(name):
@@ -895,8 +854,7 @@ def run(model_args, data_args, training_args) -> int:
         trainer.log_metrics("predict", metrics)
         trainer.save_metrics("predict", metrics)
         if trainer.is_world_process_zero():
-            token_ids = results.predictions[: len(tokenized["test"])]
-            token_ids[token_ids < 0] = tokenizer.pad_token_id
+            token_ids = padded_predictions(results.predictions[: len(tokenized["test"])], tokenizer.pad_token_id)
             predictions = tokenizer.batch_decode(token_ids, skip_special_tokens=True)
             with open(
                 os.path.join(training_args.output_dir, "generated_predictions.txt"), "w", encoding="utf-8"

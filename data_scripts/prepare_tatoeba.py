@@ -19,17 +19,18 @@ a URL to a zip names its member the fsspec way, e.g. `TUTORIAL_DATA_URL`.
     python -m data_scripts.prepare_tatoeba --train_file ../shared/data/eng-fra.txt --output_dir data/tatoeba
 """
 
-import argparse
 import dataclasses
 import hashlib
 import json
 import os
 import shutil
 import sys
+from dataclasses import field
 
 import numpy as np
 import pyarrow.compute as pc
 from datasets import Dataset, DatasetDict, load_dataset
+from transformers import HfArgumentParser
 
 from modeling_gru_seq2seq.tokenization_gru_seq2seq import (
     SPECIAL_TOKENS,
@@ -40,8 +41,16 @@ from modeling_gru_seq2seq.tokenization_gru_seq2seq import (
 
 # The PyTorch tutorial's archive holds data/eng-fra.txt; manythings' holds fra.txt (3 columns).
 TUTORIAL_DATA_URL = "zip://data/eng-fra.txt::https://download.pytorch.org/tutorial/data.zip"
-MANYTHINGS_DATA_URL = "zip://fra.txt::https://www.manythings.org/anki/fra-eng.zip"
 FILE_LANGUAGES = ("en", "fr")  # column order of Tatoeba pair files
+LENGTH_UNITS = ("chars", "words")  # "chars": the tutorial's
+PREPARE_RANGES = {  # field: (what it must be, the check)
+    "min_length": (">= 1", lambda v: v >= 1),
+    "max_length": (">= --min_length", lambda v: v >= 1),
+    "min_count": (">= 1", lambda v: v >= 1),
+    "validation_fraction": ("0 <= f < 1", lambda v: 0 <= v < 1),
+    "test_fraction": ("0 <= f < 1", lambda v: 0 <= v < 1),
+    "split_seed": (">= 0", lambda v: v >= 0),
+}
 
 
 class DataFileError(ValueError):
@@ -50,28 +59,50 @@ class DataFileError(ValueError):
 
 @dataclasses.dataclass
 class PrepareArguments:
-    """Knobs of the pipeline, with the tutorial's values as defaults (also the CLI's flags)."""
+    """Knobs of the pipeline, with the tutorial's values as defaults: the flags of this module's command and of
+    `run_translation.py` (both parse this dataclass with `HfArgumentParser`). Values outside `PREPARE_RANGES`
+    raise `--flag: got V, want RANGE` when it is built."""
 
-    source_lang: str = "fr"
-    target_lang: str = "en"
-    file_languages: tuple[str, ...] = FILE_LANGUAGES
-    min_length: int = 3
-    max_length: int = 25
-    length_unit: str = "chars"  # "chars" (the tutorial) or "words"
-    min_count: int = 5
-    validation_fraction: float = 0.05
-    test_fraction: float = 0.05
-    split_seed: int = 42
-    skip_bad_lines: bool = False
+    source_lang: str = field(default="fr", metadata={"help": "Source language: a column of the pair file."})
+    target_lang: str = field(default="en", metadata={"help": "Target language: a column of the pair file."})
+    file_languages: list[str] = field(
+        default_factory=lambda: list(FILE_LANGUAGES), metadata={"help": "The pair file's two columns, in order."}
+    )
+    min_length: int = field(default=3, metadata={"help": "Shortest side kept (the tutorial's filter)."})
+    max_length: int = field(default=25, metadata={"help": "Longest side kept (the tutorial's filter)."})
+    length_unit: str = field(
+        default="chars", metadata={"help": "What the lengths count.", "choices": list(LENGTH_UNITS)}
+    )
+    min_count: int = field(default=5, metadata={"help": "Keep words seen at least this often (Lang.trim)."})
+    validation_fraction: float = field(
+        default=0.05, metadata={"help": "Share of source sentences held out for validation (none with a given split)."}
+    )
+    test_fraction: float = field(
+        default=0.05, metadata={"help": "Share of source sentences held out for test (none with a given split)."}
+    )
+    split_seed: int = field(default=42, metadata={"help": "Seed of the train/validation/test split."})
+    skip_bad_lines: bool = field(default=False, metadata={"help": "Skip (and count) malformed lines."})
 
     def __post_init__(self):
-        if self.length_unit not in ("chars", "words"):
-            raise ValueError(f"length_unit must be 'chars' or 'words', got {self.length_unit!r}")
+        if self.length_unit not in LENGTH_UNITS:
+            raise ValueError(f"--length_unit: got {self.length_unit!r}, want one of {', '.join(LENGTH_UNITS)}")
+        for name, (want, check) in PREPARE_RANGES.items():
+            if not check(getattr(self, name)):
+                raise ValueError(f"--{name}: got {getattr(self, name)!r}, want {want}")
+        if self.max_length < self.min_length:
+            raise ValueError(f"--max_length: got {self.max_length}, want >= --min_length ({self.min_length})")
+        if self.validation_fraction + self.test_fraction >= 1:
+            raise ValueError(
+                f"--validation_fraction + --test_fraction: got {self.validation_fraction} + {self.test_fraction}, "
+                "want < 1 (something left to train on)"
+            )
+        if len(self.file_languages) != 2:
+            raise ValueError(f"--file_languages: got {self.file_languages}, want two language codes")
         for lang in (self.source_lang, self.target_lang):
             if lang not in self.file_languages:
                 raise ValueError(f"language {lang!r} is not one of the file's columns {self.file_languages}")
         if self.source_lang == self.target_lang:
-            raise ValueError("source_lang and target_lang must differ")
+            raise ValueError(f"--source_lang and --target_lang are both {self.source_lang!r}")
 
 
 @dataclasses.dataclass
@@ -514,51 +545,57 @@ def _length_rule(args: PrepareArguments) -> str:
     return f"{args.min_length}..{args.max_length} {args.length_unit} per side"
 
 
-def parse_args(argv=None) -> tuple[argparse.Namespace, PrepareArguments]:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--train_file", required=True, help=f"pair file, jsonl or URL (e.g. {TUTORIAL_DATA_URL})")
-    parser.add_argument("--validation_file", help="replaces the validation split (only normalized and filtered)")
-    parser.add_argument("--test_file", help="replaces the test split (only normalized and filtered)")
-    parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--overwrite_output_dir", action="store_true")
-    parser.add_argument("--export", nargs="*", choices=("jsonl", "tsv"), default=[], help="also write pair files")
-    defaults = PrepareArguments()
-    for field in dataclasses.fields(PrepareArguments):
-        value = getattr(defaults, field.name)
-        if isinstance(value, bool):
-            parser.add_argument(f"--{field.name}", action="store_true")
-        elif isinstance(value, tuple):
-            parser.add_argument(f"--{field.name}", nargs=2, default=value)
-        else:
-            parser.add_argument(
-                f"--{field.name}",
-                type=type(value),
-                default=value,
-                choices=("chars", "words") if field.name == "length_unit" else None,
-            )
-    namespace = parser.parse_args(argv)
-    options = {field.name: getattr(namespace, field.name) for field in dataclasses.fields(PrepareArguments)}
-    options["file_languages"] = tuple(options["file_languages"])
-    return namespace, PrepareArguments(**options)
+@dataclasses.dataclass
+class PrepareCommandArguments(PrepareArguments):
+    """The command's files, then the pipeline's knobs (`PrepareArguments`)."""
+
+    train_file: str | None = field(
+        default=None, metadata={"help": f"Pair file, jsonl or URL (e.g. {TUTORIAL_DATA_URL})."}
+    )
+    validation_file: str | None = field(default=None, metadata={"help": "The validation split, used as given."})
+    test_file: str | None = field(default=None, metadata={"help": "The test split, used as given."})
+    output_dir: str | None = field(default=None, metadata={"help": "Where the corpus and tokenizer go."})
+    overwrite_output_dir: bool = field(default=False, metadata={"help": "Replace an existing output folder."})
+    export: list[str] = field(
+        default_factory=list, metadata={"help": "Also write pair files.", "choices": ["jsonl", "tsv"]}
+    )
+
+
+def with_ranges_in_help(parser: HfArgumentParser, ranges: dict) -> HfArgumentParser:
+    """Append each flag's valid range (`{flag: (want, ...)}`) to its `--help` text."""
+    for action in parser._actions:
+        if action.dest in ranges:
+            action.help = f"{action.help or ''} Valid: {ranges[action.dest][0]}.".strip()
+    return parser
+
+
+def parse_args(argv=None) -> PrepareCommandArguments:
+    parser = with_ranges_in_help(HfArgumentParser(PrepareCommandArguments), PREPARE_RANGES)
+    parser.description = __doc__.split("\n\n")[0]
+    (args,) = parser.parse_args_into_dataclasses(argv)
+    for name in ("train_file", "output_dir"):
+        if getattr(args, name) is None:
+            parser.error(f"--{name} is required")
+    return args
 
 
 def main(argv=None) -> int:
     try:
-        namespace, args = parse_args(argv)
-        check_output_dir(namespace.output_dir, namespace.overwrite_output_dir)
-        corpus = prepare_tatoeba(namespace.train_file, args, namespace.validation_file, namespace.test_file)
+        args = parse_args(argv)
+        check_output_dir(args.output_dir, args.overwrite_output_dir)
+        corpus = prepare_tatoeba(args.train_file, args, args.validation_file, args.test_file)
         corpus.dataset = tokenize_translation(corpus.dataset, corpus.tokenizer)
-        save_corpus(corpus, namespace.output_dir, tuple(namespace.export), namespace.overwrite_output_dir, args)
+        save_corpus(corpus, args.output_dir, tuple(args.export), args.overwrite_output_dir, args)
     except (DataFileError, FileExistsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except OSError as error:  # a full or read-only disk while saving: nothing half-written is left
         print(
-            f"error: --output_dir {namespace.output_dir}: cannot save there ({error.strerror or error})",
+            f"error: --output_dir {args.output_dir}: cannot save there ({error.strerror or error})",
             file=sys.stderr,
         )
         return 1
-    print(f"Saved to {namespace.output_dir} (dataset: load_from_disk; tokenizer: {namespace.output_dir}/tokenizer)")
+    print(f"Saved to {args.output_dir} (dataset: load_from_disk; tokenizer: {args.output_dir}/tokenizer)")
     return 0
 
 

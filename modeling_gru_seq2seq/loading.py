@@ -15,7 +15,7 @@ import os
 
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
 
-from .training import MODEL_STAGING_DIR
+from .commands import MODEL_STAGING_DIR
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"

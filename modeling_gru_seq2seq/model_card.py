@@ -3,7 +3,7 @@
 import json
 import os
 
-from .metrics import corpus_scores
+from .metrics import sacrebleu_signatures
 
 SHOWN_METRICS = ("bleu", "chrf", "bleu_in_vocab", "chrf_in_vocab", "gen_len", "loss")
 SETTINGS = (
@@ -79,7 +79,7 @@ def write_model_card(
         with open(results_path, encoding="utf-8") as handle:
             results = json.load(handle)
     shown = {key: value for key, value in sorted(results.items()) if key.endswith(SHOWN_METRICS)}
-    signatures = corpus_scores(["a"], ["a"])
+    signatures = sacrebleu_signatures()
     model_id = repo_id or os.path.basename(os.path.normpath(output_dir))
     source, target = languages
     lines = [

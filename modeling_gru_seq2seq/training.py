@@ -14,13 +14,10 @@ import torch
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint, rotate_checkpoints
 
+from .commands import CHECKPOINT_STAGING_DIR, MODEL_STAGING_DIR, RUN_ARGUMENTS_FILE
 from .metrics import corpus_scores
 from .model_card import write_model_card
 from .pipeline_gru_seq2seq import save_translation_pipeline
-
-CHECKPOINT_STAGING_DIR = ".checkpoint-staging"
-MODEL_STAGING_DIR = ".model-staging"
-RUN_ARGUMENTS_FILE = "run_arguments.json"  # what a checkpoint or model was trained with (see `run_record`)
 
 
 class TrainingDivergedError(RuntimeError):
@@ -271,6 +268,12 @@ class GracefulStopCallback(TrainerCallback):
         self.previous_handlers = {}
 
 
+def padded_predictions(token_ids: np.ndarray, pad_token_id: int) -> np.ndarray:
+    """Generated ids as the Trainer gathers them, with its -100 padding (rows of different lengths) replaced by
+    the tokenizer's padding, which `batch_decode` can read."""
+    return np.where(token_ids < 0, pad_token_id, token_ids)
+
+
 def build_compute_metrics(tokenizer, references: list[str], in_vocabulary: list[bool]):
     """`compute_metrics` for one split: BLEU, chrF and generated length, plus `bleu_in_vocab` /
     `chrf_in_vocab` over the examples whose words are all in the vocabularies.
@@ -286,7 +289,7 @@ def build_compute_metrics(tokenizer, references: list[str], in_vocabulary: list[
             if isinstance(eval_prediction.predictions, tuple)
             else eval_prediction.predictions
         )
-        token_ids = np.where(token_ids < 0, tokenizer.pad_token_id, token_ids)[: len(references)]
+        token_ids = padded_predictions(token_ids[: len(references)], tokenizer.pad_token_id)
         predictions = tokenizer.batch_decode(token_ids, skip_special_tokens=True)
         scores = corpus_scores(predictions, references)
         kept = [i for i, known in enumerate(in_vocabulary) if known]

@@ -32,6 +32,7 @@ import transformers
 
 from data_scripts.prepare_tatoeba import DataFileError, PrepareArguments, read_pairs
 
+from .commands import UsageError
 from .loading import ModelLoadError, load_model_and_tokenizer
 from .metrics import corpus_scores
 from .plotting import matplotlib_available, plot_attention
@@ -123,10 +124,6 @@ def _attention_weights(model, inputs, sequences: torch.Tensor) -> torch.Tensor:
 
 
 # The command line.
-
-
-class UsageError(Exception):
-    """Bad arguments, an unusable model or input file: one line on stderr, exit code 2."""
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

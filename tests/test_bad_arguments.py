@@ -13,7 +13,7 @@ from datasets import DatasetDict
 
 import run_translation
 from data_scripts import prepare_tatoeba
-from data_scripts.prepare_tatoeba import DataFileError, PrepareArguments, read_pairs
+from data_scripts.prepare_tatoeba import PREPARE_RANGES, DataFileError, PrepareArguments, read_pairs
 from modeling_gru_seq2seq import (
     GruSeq2SeqConfig,
     GruSeq2SeqForConditionalGeneration,
@@ -24,7 +24,7 @@ from modeling_gru_seq2seq import (
 from modeling_gru_seq2seq.loading import ModelLoadError, load_model_and_tokenizer
 from modeling_gru_seq2seq.pipeline_gru_seq2seq import save_translation_pipeline
 
-BAD_VALUES = {  # one bad value per flag of run_translation.FLAG_RANGES
+BAD_VALUES = {  # one bad value per flag of run_translation.FLAG_RANGES and of PREPARE_RANGES
     "per_device_train_batch_size": "0",
     "per_device_eval_batch_size": "0",
     "learning_rate": "nan",
@@ -37,14 +37,14 @@ BAD_VALUES = {  # one bad value per flag of run_translation.FLAG_RANGES
     "max_source_length": "0",
     "max_target_length": "1",
     "val_max_target_length": "0",
+    "num_attention_plots": "-1",
+    "preprocessing_num_workers": "0",
     "validation_fraction": "1.5",
     "test_fraction": "-0.1",
     "split_seed": "-1",
     "min_count": "0",
     "min_length": "0",
     "max_length": "0",
-    "num_attention_plots": "-1",
-    "preprocessing_num_workers": "0",
 }
 
 
@@ -60,11 +60,13 @@ def run_with(tmp_path, *flags) -> list[str]:
 
 
 def test_every_flag_of_the_table_is_checked_right_after_parsing(tmp_path, capsys):
-    assert set(BAD_VALUES) == set(run_translation.FLAG_RANGES)
+    wants = {flag: want for flag, (_, want, _) in run_translation.FLAG_RANGES.items()}
+    wants.update({flag: want for flag, (want, _) in PREPARE_RANGES.items()})
+    assert set(BAD_VALUES) == set(wants)
     for flag, value in BAD_VALUES.items():
         assert run_translation.main(run_with(tmp_path, f"--{flag}", value)) == 2, flag
         error = one_line_error(capsys)
-        assert error.startswith(f"error: --{flag}: got ") and run_translation.FLAG_RANGES[flag][1] in error, error
+        assert error.startswith(f"error: --{flag}: got ") and wants[flag] in error, error
     assert not (tmp_path / "out").exists()
 
 
@@ -79,6 +81,8 @@ def test_the_table_shows_in_help():
     for block in help_text.split("\n  --")[1:]:
         entries[block.split()[0]] = " ".join(block.split())
     for flag, (_, want, _) in run_translation.FLAG_RANGES.items():
+        assert f"Valid: {want}." in entries[flag], flag
+    for flag, (want, _) in PREPARE_RANGES.items():
         assert f"Valid: {want}." in entries[flag], flag
     for field in ("hidden_size", "num_layers", "dropout", "teacher_forcing_ratio"):
         assert "Valid: " in entries[field], field

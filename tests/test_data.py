@@ -166,7 +166,7 @@ def test_bad_lines_are_reported_with_file_and_line(tmp_path, content, message):
     path.write_text(content, encoding="utf-8")
     if message is None:  # every pair is filtered out by a later step: name that step
         with pytest.raises(DataFileError, match=r"bad\.txt: no pairs left after the length filter"):
-            prepare_tatoeba(str(path), PrepareArguments(min_length=30))
+            prepare_tatoeba(str(path), PrepareArguments(min_length=1, max_length=2))
         return
     with pytest.raises(DataFileError, match=message):
         prepare_tatoeba(str(path), SMALL)
