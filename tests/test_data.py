@@ -38,6 +38,7 @@ def write_pairs(path, pairs, columns=2):
     return str(path)
 
 
+@pytest.mark.shared_data
 def test_tutorial_figures_on_shared_file(shared_pairs_file, capsys):
     corpus = prepare_tatoeba(str(shared_pairs_file))
     stats = corpus.stats

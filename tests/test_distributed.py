@@ -10,10 +10,12 @@ import sys
 import pytest
 from test_run_translation import SCRIPT, TINY
 
+pytestmark = pytest.mark.slow  # whole training runs in subprocesses
 
-def test_two_process_training_evaluates_like_one_process(shared_pairs_file, tmp_path):
+
+def test_two_process_training_evaluates_like_one_process(pairs_file, tmp_path):
     pairs = tmp_path / "pairs.txt"
-    with open(shared_pairs_file, encoding="utf-8") as source:
+    with open(pairs_file, encoding="utf-8") as source:
         pairs.write_text("".join(line for _, line in zip(range(1000), source, strict=False)), encoding="utf-8")
     data = [
         "--train_file",

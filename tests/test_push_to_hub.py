@@ -7,7 +7,10 @@ import os
 import subprocess
 import sys
 
+import pytest
 from test_run_translation import SCRIPT, TINY
+
+pytestmark = pytest.mark.slow  # a whole training run in a subprocess
 
 FAKE_HUB = """
 import os
@@ -38,6 +41,7 @@ LOAD_PUSHED = """
 import json, sys
 sys.modules["modeling_gru_seq2seq"] = None  # the package is installed: prove the pushed files suffice
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
+
 folder, sentence = sys.argv[1], sys.argv[2]
 tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=True)
 model = AutoModelForSeq2SeqLM.from_pretrained(folder, trust_remote_code=True)
@@ -49,9 +53,9 @@ print(json.dumps({"generate": tokenizer.batch_decode(generated, skip_special_tok
 """
 
 
-def test_push_to_hub_offline_then_load_pushed_folder(shared_pairs_file, tmp_path):
+def test_push_to_hub_offline_then_load_pushed_folder(pairs_file, tmp_path):
     pairs = tmp_path / "pairs.txt"
-    with open(shared_pairs_file, encoding="utf-8") as source:
+    with open(pairs_file, encoding="utf-8") as source:
         pairs.write_text("".join(line for _, line in zip(range(1000), source, strict=False)), encoding="utf-8")
     pushed, output_dir = tmp_path / "hub", tmp_path / "out"
     args = [

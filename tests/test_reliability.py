@@ -211,6 +211,7 @@ GruSeq2SeqTrainer.push_to_hub = push
 """
 
 
+@pytest.mark.slow
 def test_sigkill_in_push_to_hub_local_save_keeps_the_saved_model_whole_and_the_rerun_pushes(pairs_file, tmp_path):
     pushed, output_dir = tmp_path / "hub", tmp_path / "out"
     args = [

@@ -111,17 +111,17 @@ def test_resume_on_a_rewritten_training_file_stops(pairs_file, tmp_path, capsys)
     shutil.copy(pairs_file, train_file)
     args = ["--train_file", str(train_file), "--output_dir", str(tmp_path / "run"), "--max_steps", "3", *RUN]
     assert run_translation.main(args) == 0
-    train_file.write_text(train_file.read_text(encoding="utf-8").replace("Go.", "Run!", 1), encoding="utf-8")
+    train_file.write_text("I am glad.\tJe suis ravi.\n" + train_file.read_text(encoding="utf-8"), encoding="utf-8")
     capsys.readouterr()
     assert run_translation.main(args) == 2  # the same path, other bytes
     assert "was trained with the training file's content (SHA-256)" in capsys.readouterr().err
 
 
-def test_data_file_rewritten_with_its_old_mtime_is_read_anew(shared_pairs_file, tmp_path):
-    lines = pathlib.Path(shared_pairs_file).read_text(encoding="utf-8").splitlines(keepends=True)
+def test_data_file_rewritten_with_its_old_mtime_is_read_anew(pairs_file, tmp_path):
+    lines = pathlib.Path(pairs_file).read_text(encoding="utf-8").splitlines(keepends=True)
     path = tmp_path / "pairs.txt"
     first = []
-    for part in (lines[:300], lines[50000:50300]):
+    for part in (lines[:300], lines[1000:1300]):
         path.write_text("".join(part), encoding="utf-8")
         os.utime(path, (1_700_000_000, 1_700_000_000))  # `cp -p`, `rsync -a`, untar keep mtimes
         pairs = read_pairs(str(path), PrepareArguments())

@@ -73,6 +73,7 @@ def trained(pairs_file, tmp_path_factory):
     return output_dir, result
 
 
+@pytest.mark.slow
 def test_training_reports_and_saves_everything(trained):
     output_dir, result = trained
     results = json.loads((output_dir / "all_results.json").read_text())
@@ -112,6 +113,7 @@ def test_training_reports_and_saves_everything(trained):
     assert "nrefs:1|case:mixed|eff:no|tok:13a" in result.stdout and "sacrebleu signature" in result.stdout
 
 
+@pytest.mark.slow
 def test_bleu_equals_sacrebleu_on_generated_predictions(trained, pairs_file):
     output_dir, _ = trained
     lines = (output_dir / "generated_predictions.txt").read_text(encoding="utf-8").split("\n")[:-1]
@@ -189,6 +191,7 @@ def logged_losses(output_dir):
     return state["global_step"], {entry["step"]: entry["loss"] for entry in state["log_history"] if "loss" in entry}
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_matches_an_uninterrupted_run(pairs_file, tmp_path):
     reference = tmp_path / "reference"
     assert run_script(*resume_args(pairs_file, reference)).returncode == 0
@@ -226,6 +229,7 @@ safetensors_torch.save_file = die_in_final_save
 """
 
 
+@pytest.mark.slow
 def test_sigkill_during_final_save_never_leaves_a_loadable_half_model(pairs_file, tmp_path):
     output_dir = tmp_path / "final"
     killed = run_script(*resume_args(pairs_file, output_dir), prelude=KILL_DURING_FINAL_SAVE)
@@ -240,6 +244,7 @@ def test_sigkill_during_final_save_never_leaves_a_loadable_half_model(pairs_file
     assert reloaded.config.custom_pipelines and (output_dir / "model.safetensors").is_file()
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_the_rerun_resumes(pairs_file, tmp_path):
     output_dir = tmp_path / "interrupted"
     args = resume_args(pairs_file, output_dir)
@@ -303,6 +308,7 @@ def test_no_data_flag_offline_says_what_to_pass(tmp_path, monkeypatch, capsys):
     assert len(error.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_zero_fractions_with_given_files_train_on_every_kept_pair(pairs_file, tmp_path):
     held_out = tmp_path / "held_out.txt"
     held_out.write_text("I am cold.\tJe suis froid.\nHe is here.\tIl est là.\n", encoding="utf-8")

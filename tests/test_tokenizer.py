@@ -54,6 +54,7 @@ def test_normalizer_matches_the_tutorial_on_tricky_strings(text):
     assert normalize_string(text) == tutorial_normalize_string(text)
 
 
+@pytest.mark.shared_data
 def test_normalizer_matches_the_tutorial_on_every_line_of_shared_file(shared_pairs_file):
     differences = []
     with open(shared_pairs_file, encoding="utf-8") as handle:
