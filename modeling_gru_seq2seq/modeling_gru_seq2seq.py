@@ -1,7 +1,9 @@
 """PyTorch GRU sequence-to-sequence model with attention: the Practical PyTorch translator, batched.
 
-Top to bottom: the generation cache (the decoder GRU state), the encoder, the attention, the Luong and
-Bahdanau decoders, the `PreTrainedModel` base and the model with a language-modelling head.
+Top to bottom: the generation cache (the decoder GRU state), the encoder, what the decoder reads from the
+source (`GruSeq2SeqSource`) and the attention over it, the decoders (one interface: `step` one token, `forward`
+a whole target; Luong runs a teacher-forced target in one call), the `PreTrainedModel` base and the model with
+a language-modelling head (encode, initial state, decode, loss).
 Shapes use `batch`, `src_len` (source tokens), `tgt_len` (target tokens), `hidden` (`config.hidden_size`)
 and `vocab` (`config.target_vocab_size`). Padding is on the right.
 """
@@ -150,6 +152,33 @@ class GruSeq2SeqEncoder(nn.Module):
             )
 
 
+@dataclass
+class GruSeq2SeqSource:
+    """What the decoder reads from the source sentences, row for row.
+
+    Args:
+        states (`torch.Tensor` of shape `(batch, src_len, hidden)`): the encoder outputs h_s (directions summed).
+        keys (`torch.Tensor` of shape `(batch, src_len, hidden)`): `GruSeq2SeqAttention.project_keys(states)`,
+            the part of the attention score that depends only on the source (`states` itself for `dot` and
+            `general`).
+        mask (`torch.Tensor` of shape `(batch, src_len)`): 1 for source tokens, 0 for padding.
+    """
+
+    states: torch.Tensor
+    keys: torch.Tensor
+    mask: torch.Tensor
+
+    def select(self, order: torch.LongTensor) -> "GruSeq2SeqSource":
+        """The rows `order` (a permutation or a subset), keys shared with the states where they are the same."""
+        states = self.states.index_select(0, order)
+        keys = states if self.keys is self.states else self.keys.index_select(0, order)
+        return GruSeq2SeqSource(states, keys, self.mask.index_select(0, order))
+
+    def first(self, rows: int) -> "GruSeq2SeqSource":
+        """The first `rows` rows (views, no copy)."""
+        return GruSeq2SeqSource(self.states[:rows], self.keys[:rows], self.mask[:rows])
+
+
 class GruSeq2SeqAttention(nn.Module):
     """Global attention over the encoder outputs with a Luong score (Luong et al., 2015, eq. 8):
 
@@ -189,23 +218,16 @@ class GruSeq2SeqAttention(nn.Module):
             return F.linear(encoder_outputs, source_weight, self.projection.bias)
         return encoder_outputs
 
-    def forward(
-        self,
-        query: torch.Tensor,
-        encoder_outputs: torch.Tensor,
-        keys: torch.Tensor,
-        source_mask: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, query: torch.Tensor, source: GruSeq2SeqSource) -> tuple[torch.Tensor, torch.Tensor]:
         """
         Args:
             query (`torch.Tensor` of shape `(batch, tgt_len, hidden)`): decoder states h_t.
-            encoder_outputs (`torch.Tensor` of shape `(batch, src_len, hidden)`): encoder outputs h_s.
-            keys (`torch.Tensor` of shape `(batch, src_len, hidden)`): `project_keys(encoder_outputs)`.
-            source_mask (`torch.Tensor` of shape `(batch, src_len)`): 1 for source tokens, 0 for padding.
+            source ([`GruSeq2SeqSource`]): the encoder outputs h_s, their keys (`project_keys`) and mask.
 
         Returns:
             context `(batch, tgt_len, hidden)` and attention weights `(batch, tgt_len, src_len)`.
         """
+        keys = source.keys
         if self.score == "dot":
             scores = query @ keys.transpose(1, 2)
         elif self.score == "general":
@@ -213,9 +235,9 @@ class GruSeq2SeqAttention(nn.Module):
         else:
             query_part = F.linear(query, self.projection.weight[:, : self.hidden_size])
             scores = torch.tanh(query_part.unsqueeze(2) + keys.unsqueeze(1)) @ self.v
-        scores = scores.masked_fill(source_mask.unsqueeze(1) == 0, torch.finfo(scores.dtype).min)
+        scores = scores.masked_fill(source.mask.unsqueeze(1) == 0, torch.finfo(scores.dtype).min)
         attention_weights = scores.softmax(dim=-1)
-        return attention_weights @ encoder_outputs, attention_weights
+        return attention_weights @ source.states, attention_weights
 
 
 @dataclass
@@ -237,15 +259,94 @@ class GruSeq2SeqDecoderOutput(ModelOutput):
     hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
-class GruSeq2SeqLuongDecoder(nn.Module):
+class GruSeq2SeqDecoder(nn.Module):
+    """What both decoders share: `step` decodes one token for every row; `forward` decodes a whole target,
+    feeding the reference tokens (teacher forcing) or each step's own argmax, one `step` at a time.
+    [`GruSeq2SeqLuongDecoder`] overrides `forward` to run a teacher-forced target in one call."""
+
+    def step(
+        self, input_ids: torch.LongTensor, hidden: torch.Tensor, source: GruSeq2SeqSource
+    ) -> GruSeq2SeqDecoderOutput:
+        """One token per row.
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch, 1)`): the previous target token.
+            hidden (`torch.Tensor` of shape `(num_layers, batch, hidden)`): the GRU state before it.
+            source ([`GruSeq2SeqSource`]): what the attention reads.
+        """
+        raise NotImplementedError
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        hidden: torch.Tensor,
+        source: GruSeq2SeqSource,
+        target_lengths: torch.LongTensor | None = None,
+        teacher_forcing: bool = True,
+        output_hidden_states: bool = False,
+    ) -> GruSeq2SeqDecoderOutput:
+        """Decode `input_ids` one step at a time, feeding the reference tokens (`teacher_forcing`) or each
+        step's argmax (no gradient flows through the choice).
+
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch, tgt_len)`): the previous target tokens (with
+                `teacher_forcing=False`, only the first column is read).
+            hidden (`torch.Tensor` of shape `(num_layers, batch, hidden)`): the GRU state before them.
+            source ([`GruSeq2SeqSource`]): what the attention reads.
+            target_lengths (`torch.LongTensor` of shape `(batch,)`, *optional*): decode only the first
+                `target_lengths[i]` tokens of row i: rows run longest first and step t decodes only the rows
+                longer than t, so no step is spent on padding; the outputs after a row's length are 0.
+            teacher_forcing (`bool`): feed the reference tokens, else the decoder's own argmax.
+            output_hidden_states (`bool`): also return `hidden_states`.
+        """
+        batch, tgt_len = input_ids.shape
+        if target_lengths is None:
+            order, active_rows = None, [batch] * tgt_len
+        else:
+            order = target_lengths.argsort(descending=True)
+            positions = torch.arange(tgt_len, device=target_lengths.device)
+            active_rows = (target_lengths.unsqueeze(1) > positions).sum(dim=0).tolist()  # rows decoding at step t
+            input_ids, hidden, source = (
+                input_ids.index_select(0, order),
+                hidden.index_select(1, order),
+                source.select(order),
+            )
+        next_input_ids = input_ids[:, :1]
+        steps = []
+        for position, rows in enumerate(active_rows):
+            if teacher_forcing:
+                next_input_ids = input_ids[:, position : position + 1]
+            decoded = self.step(next_input_ids[:rows], hidden[:, :rows], source.first(rows))
+            hidden = decoded.hidden if rows == batch else torch.cat([decoded.hidden, hidden[:, rows:]], dim=1)
+            next_input_ids = decoded.logits.argmax(dim=-1)
+            steps.append(decoded)
+
+        def stack(per_step: list[torch.Tensor]) -> torch.Tensor:
+            """(rows at step t, 1, ...) per step -> (batch, tgt_len, ...), zeros after each row's length."""
+            stacked = pad_sequence([tensor.squeeze(1) for tensor in per_step])
+            return stacked if order is None else stacked.index_select(0, order.argsort())
+
+        if order is not None:
+            hidden = hidden.index_select(1, order.argsort())
+        hidden_states = None
+        if output_hidden_states:
+            hidden_states = tuple(stack([decoded.hidden_states[i] for decoded in steps]) for i in range(2))
+        return GruSeq2SeqDecoderOutput(
+            stack([decoded.logits for decoded in steps]),
+            hidden,
+            stack([decoded.attention_weights for decoded in steps]),
+            hidden_states,
+        )
+
+
+class GruSeq2SeqLuongDecoder(GruSeq2SeqDecoder):
     """Luong et al. (2015) attention decoder, as the tutorial's `LuongAttnDecoderRNN`: a GRU step, attention
     from its output h_t, the attentional state tanh(W_c [h_t; c_t]) (eq. 5), logits W_s of it (eq. 6).
 
     Steps depend on each other only through the GRU state (no input feeding, as in the tutorial), so a whole
-    teacher-forced target runs as one GRU call and one batched attention.
+    teacher-forced target runs as one GRU call and one batched attention (`forward`); free-running decoding
+    feeds back each argmax, a `step` at a time.
     """
-
-    parallel_over_time = True  # a teacher-forced target runs in one call
 
     def __init__(self, config: GruSeq2SeqConfig):
         super().__init__()
@@ -263,25 +364,26 @@ class GruSeq2SeqLuongDecoder(nn.Module):
         self.concat = nn.Linear(2 * hidden_size, hidden_size)
         self.out = nn.Linear(hidden_size, config.target_vocab_size)
 
+    def step(self, input_ids, hidden, source) -> GruSeq2SeqDecoderOutput:
+        return self.decode_in_parallel(input_ids, hidden, source)
+
     def forward(
+        self, input_ids, hidden, source, target_lengths=None, teacher_forcing=True, output_hidden_states=False
+    ) -> GruSeq2SeqDecoderOutput:
+        if teacher_forcing:
+            return self.decode_in_parallel(input_ids, hidden, source, target_lengths)
+        return super().forward(input_ids, hidden, source, target_lengths, teacher_forcing, output_hidden_states)
+
+    def decode_in_parallel(
         self,
         input_ids: torch.LongTensor,
         hidden: torch.Tensor,
-        encoder_outputs: torch.Tensor,
-        keys: torch.Tensor,
-        source_mask: torch.Tensor,
+        source: GruSeq2SeqSource,
         target_lengths: torch.LongTensor | None = None,
     ) -> GruSeq2SeqDecoderOutput:
-        """
-        Args:
-            input_ids (`torch.LongTensor` of shape `(batch, tgt_len)`): previous target tokens.
-            hidden (`torch.Tensor` of shape `(num_layers, batch, hidden)`): GRU state before them.
-            encoder_outputs, keys, source_mask: see [`GruSeq2SeqAttention.forward`].
-            target_lengths (`torch.LongTensor` of shape `(batch,)`, *optional*): decode only the first
-                `target_lengths[i]` tokens of row i. The GRU runs packed, so padding costs no work, and
-                the output layers see only those tokens; logits, attention weights and GRU outputs after
-                them are 0.
-        """
+        """A teacher-forced target in one GRU call and one attention; arguments as `GruSeq2SeqDecoder.forward`.
+        With `target_lengths` the GRU runs packed, so padding costs no work, and the output layers see only
+        the decoded tokens; logits, attention weights and GRU outputs after them are 0."""
         embedded = self.embedding_dropout(self.embedding(input_ids))
         if target_lengths is None:
             gru_outputs, hidden = self.gru(embedded, hidden)
@@ -289,7 +391,7 @@ class GruSeq2SeqLuongDecoder(nn.Module):
             packed = pack_padded_sequence(embedded, target_lengths.cpu(), batch_first=True, enforce_sorted=False)
             packed_outputs, hidden = self.gru(packed, hidden)
             gru_outputs, _ = pad_packed_sequence(packed_outputs, batch_first=True, total_length=input_ids.shape[1])
-        context, attention_weights = self.attention(gru_outputs, encoder_outputs, keys, source_mask)
+        context, attention_weights = self.attention(gru_outputs, source)
         states = torch.cat([gru_outputs, context], dim=-1)
         hidden_states = (embedded, gru_outputs)
         if target_lengths is None:
@@ -300,10 +402,12 @@ class GruSeq2SeqLuongDecoder(nn.Module):
         decoded_logits = self.out(torch.tanh(self.concat(states.flatten(0, 1).index_select(0, positions))))
         logits = decoded_logits.new_zeros(decoded.numel(), self.out.out_features)
         logits = logits.index_copy(0, positions, decoded_logits).unflatten(0, decoded.shape)
-        return GruSeq2SeqDecoderOutput(logits, hidden, attention_weights * decoded.unsqueeze(-1), hidden_states)
+        is_decoded = decoded.unsqueeze(-1)
+        hidden_states = (embedded * is_decoded, gru_outputs)  # the GRU outputs are 0 there already (packed)
+        return GruSeq2SeqDecoderOutput(logits, hidden, attention_weights * is_decoded, hidden_states)
 
 
-class GruSeq2SeqBahdanauDecoder(nn.Module):
+class GruSeq2SeqBahdanauDecoder(GruSeq2SeqDecoder):
     """Bahdanau et al. (2015) attention decoder, as the tutorial's `BahdanauAttnDecoderRNN`: attention from the
     previous top-layer state s_{i-1} with the additive score, a GRU step over [embedding(y_{i-1}); c_i],
     logits from [s_i; c_i].
@@ -313,8 +417,6 @@ class GruSeq2SeqBahdanauDecoder(nn.Module):
     the paper's tanh. The tutorial's final log-softmax is left to the loss: this returns logits. The attention
     query is the previous state, so steps run one after the other even when teacher-forced.
     """
-
-    parallel_over_time = False  # one step per call
 
     def __init__(self, config: GruSeq2SeqConfig):
         super().__init__()
@@ -331,19 +433,9 @@ class GruSeq2SeqBahdanauDecoder(nn.Module):
         )
         self.out = nn.Linear(2 * hidden_size, config.target_vocab_size)
 
-    def forward(
-        self,
-        input_ids: torch.LongTensor,
-        hidden: torch.Tensor,
-        encoder_outputs: torch.Tensor,
-        keys: torch.Tensor,
-        source_mask: torch.Tensor,
-    ) -> GruSeq2SeqDecoderOutput:
-        """One decoding step (`input_ids` of shape `(batch, 1)`); otherwise the arguments and returns of
-        [`GruSeq2SeqLuongDecoder.forward`]. [`GruSeq2SeqForConditionalGeneration`] runs longer targets a step
-        at a time."""
+    def step(self, input_ids, hidden, source) -> GruSeq2SeqDecoderOutput:
         embedded = self.embedding_dropout(self.embedding(input_ids))
-        context, attention_weights = self.attention(hidden[-1].unsqueeze(1), encoder_outputs, keys, source_mask)
+        context, attention_weights = self.attention(hidden[-1].unsqueeze(1), source)
         gru_output, hidden = self.gru(torch.cat([embedded, context], dim=-1), hidden)
         logits = self.out(torch.cat([gru_output, context], dim=-1))
         return GruSeq2SeqDecoderOutput(logits, hidden, attention_weights, (embedded, gru_output))
@@ -365,7 +457,7 @@ class TargetStopStringCriteria(StopStringCriteria):
 
 class GruSeq2SeqPreTrainedModel(PreTrainedModel):
     config_class = GruSeq2SeqConfig
-    base_model_prefix = "model"
+    base_model_prefix = ""  # no base model: the encoder and decoder sit on the head model itself
     main_input_name = "input_ids"
 
     @classmethod
@@ -641,47 +733,39 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
             hidden, past_length = cache.hidden_state, cache.get_seq_length()
         hidden = hidden.transpose(0, 1).contiguous()  # the GRU wants (num_layers, batch, hidden)
         keys = self.decoder.attention.project_keys(encoder_hidden_states)
-        decoder_args = (hidden, encoder_hidden_states, keys, attention_mask)
+        source = GruSeq2SeqSource(encoder_hidden_states, keys, attention_mask)
 
         if teacher_forcing is None:
             teacher_forcing = not self.training or torch.rand(()).item() < self.config.teacher_forcing_ratio
         target_lengths = None if labels is None else self.labelled_lengths(labels, decoder_input_ids)
-        if teacher_forcing and self.decoder.parallel_over_time:
-            decoder_outputs = self.decoder(decoder_input_ids, *decoder_args, target_lengths)
-        else:
-            decoder_outputs = self._decode_stepwise(
-                decoder_input_ids, *decoder_args, target_lengths, teacher_forcing, output_hidden_states
-            )
+        decoder_outputs = self.decoder(
+            decoder_input_ids, hidden, source, target_lengths, teacher_forcing, output_hidden_states
+        )
         logits, hidden = decoder_outputs.logits, decoder_outputs.hidden
-        decoder_hidden_states = None
-        if output_hidden_states:
-            decoder_hidden_states = decoder_outputs.hidden_states
-            if target_lengths is not None:
-                positions = torch.arange(logits.shape[1], device=logits.device)
-                is_decoded = (positions < target_lengths.to(logits.device).unsqueeze(1)).unsqueeze(-1)
-                decoder_hidden_states = tuple(states * is_decoded for states in decoder_hidden_states)
-
-        loss = None
-        if labels is not None:
-            positions = flat_positions(labels != -100)
-            summed_loss = F.cross_entropy(
-                logits.flatten(0, 1).index_select(0, positions),
-                labels.flatten().index_select(0, positions),
-                reduction="sum",
-            )
-            num_items = positions.numel() if num_items_in_batch is None else num_items_in_batch
-            loss = summed_loss / num_items
-
         output = Seq2SeqLMOutput(
-            loss=loss,
+            loss=None if labels is None else self.masked_loss(logits, labels, num_items_in_batch),
             logits=logits,
             cache=GruSeq2SeqCache(hidden.transpose(0, 1), past_length + logits.shape[1]) if use_cache else None,
-            decoder_hidden_states=decoder_hidden_states,
+            decoder_hidden_states=decoder_outputs.hidden_states if output_hidden_states else None,
             cross_attentions=(decoder_outputs.attention_weights.unsqueeze(1),) if output_attentions else None,
             encoder_last_hidden_state=encoder_hidden_states,
             encoder_hidden_states=encoder_outputs.hidden_states if output_hidden_states else None,
         )
         return output if return_dict else output.to_tuple()
+
+    @staticmethod
+    def masked_loss(
+        logits: torch.Tensor, labels: torch.LongTensor, num_items_in_batch: int | torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The tutorial's `masked_cross_entropy`: the negative log-likelihood summed over the labels that are not
+        -100, divided by their number (or by `num_items_in_batch`, the Trainer's count over accumulated steps)."""
+        positions = flat_positions(labels != -100)
+        summed_loss = F.cross_entropy(
+            logits.flatten(0, 1).index_select(0, positions),
+            labels.flatten().index_select(0, positions),
+            reduction="sum",
+        )
+        return summed_loss / (positions.numel() if num_items_in_batch is None else num_items_in_batch)
 
     @staticmethod
     def labelled_lengths(labels: torch.LongTensor, decoder_input_ids: torch.LongTensor) -> torch.LongTensor:
@@ -694,68 +778,6 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
             )
         positions = torch.arange(1, labels.shape[1] + 1, device=labels.device)
         return ((labels != -100) * positions).amax(dim=1).clamp(min=1)
-
-    def _decode_stepwise(
-        self,
-        decoder_input_ids: torch.LongTensor,
-        hidden: torch.Tensor,
-        encoder_hidden_states: torch.Tensor,
-        keys: torch.Tensor,
-        source_mask: torch.Tensor,
-        target_lengths: torch.LongTensor | None,
-        teacher_forcing: bool,
-        output_hidden_states: bool = False,
-    ) -> GruSeq2SeqDecoderOutput:
-        """Decode one step at a time, feeding the reference tokens (`teacher_forcing`) or each step's argmax
-        (no gradient flows through the choice). With `target_lengths`, rows run longest first and step t
-        decodes only the rows longer than t, so no step is spent on padding; the outputs after a row's length
-        are 0. Same arguments and returns as [`GruSeq2SeqLuongDecoder.forward`]; `hidden_states` only with
-        `output_hidden_states`."""
-        batch, tgt_len = decoder_input_ids.shape
-        if target_lengths is None:
-            order, active_rows = None, [batch] * tgt_len
-        else:
-            order = target_lengths.argsort(descending=True)
-            positions = torch.arange(tgt_len, device=target_lengths.device)
-            active_rows = (target_lengths.unsqueeze(1) > positions).sum(dim=0).tolist()  # rows decoding at step t
-            decoder_input_ids, hidden = decoder_input_ids.index_select(0, order), hidden.index_select(1, order)
-            keys_are_outputs = keys is encoder_hidden_states  # `dot` and `general` attend over the outputs
-            encoder_hidden_states, source_mask = encoder_hidden_states.index_select(0, order), source_mask[order]
-            keys = encoder_hidden_states if keys_are_outputs else keys.index_select(0, order)
-        next_input_ids = decoder_input_ids[:, :1]
-        steps = []
-        for step, rows in enumerate(active_rows):
-            if teacher_forcing:
-                next_input_ids = decoder_input_ids[:, step : step + 1]
-            decoder_outputs = self.decoder(
-                next_input_ids[:rows], hidden[:, :rows], encoder_hidden_states[:rows], keys[:rows], source_mask[:rows]
-            )
-            hidden = (
-                decoder_outputs.hidden
-                if rows == batch
-                else torch.cat([decoder_outputs.hidden, hidden[:, rows:]], dim=1)
-            )
-            next_input_ids = decoder_outputs.logits.argmax(dim=-1)
-            steps.append(decoder_outputs)
-
-        def stack(per_step: list[torch.Tensor]) -> torch.Tensor:
-            """(rows at step t, 1, ...) per step -> (batch, tgt_len, ...), zeros after each row's length."""
-            stacked = pad_sequence([tensor.squeeze(1) for tensor in per_step])
-            return stacked if order is None else stacked.index_select(0, order.argsort())
-
-        if order is not None:
-            hidden = hidden.index_select(1, order.argsort())
-        hidden_states = None
-        if output_hidden_states:
-            hidden_states = tuple(
-                stack([decoder_outputs.hidden_states[i] for decoder_outputs in steps]) for i in range(2)
-            )
-        return GruSeq2SeqDecoderOutput(
-            stack([decoder_outputs.logits for decoder_outputs in steps]),
-            hidden,
-            stack([decoder_outputs.attention_weights for decoder_outputs in steps]),
-            hidden_states,
-        )
 
 
 GruSeq2SeqForConditionalGeneration.register_for_auto_class("AutoModelForSeq2SeqLM")

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration
-from modeling_gru_seq2seq.modeling_gru_seq2seq import GruSeq2SeqCache
+from modeling_gru_seq2seq.modeling_gru_seq2seq import GruSeq2SeqCache, GruSeq2SeqSource
 
 SOURCE_VOCAB, TARGET_VOCAB, HIDDEN = 11, 13, 16
 PAD, SOS, EOS = 0, 1, 2
@@ -130,7 +130,13 @@ def test_teacher_forced_luong_runs_one_gru_call_over_the_labelled_tokens_only():
 def test_free_running_steps_decode_only_the_rows_still_going(decoder_type, attention):
     model = make_model(decoder_type, attention, teacher_forcing_ratio=0.0).train()
     rows_per_step = []
-    model.decoder.register_forward_hook(lambda module, args, output: rows_per_step.append(args[0].shape))
+    step = model.decoder.step
+
+    def recording_step(input_ids, *args):
+        rows_per_step.append(input_ids.shape)
+        return step(input_ids, *args)
+
+    model.decoder.step = recording_step
     input_ids, attention_mask, labels = make_batch()  # target lengths 5, 2, 4
     model(input_ids=input_ids, attention_mask=attention_mask, labels=labels).loss.backward()
     assert rows_per_step == [torch.Size([rows, 1]) for rows in (3, 3, 2, 2, 1)]
@@ -194,7 +200,7 @@ def test_attention_scores_follow_luong_formulas(score):
         scores = torch.tanh(attention.projection(pairs)) @ attention.v
     expected_weights = scores.masked_fill(source_mask[:, None] == 0, float("-inf")).softmax(-1)
     keys = attention.project_keys(encoder_outputs)
-    context, weights = attention(query, encoder_outputs, keys, source_mask)
+    context, weights = attention(query, GruSeq2SeqSource(encoder_outputs, keys, source_mask))
     torch.testing.assert_close(weights, expected_weights)
     torch.testing.assert_close(context, expected_weights @ encoder_outputs)
 
