@@ -44,7 +44,7 @@ from data_scripts.prepare_tatoeba import (
 )
 from modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration
 from modeling_gru_seq2seq.commands import CHECKPOINT_STAGING_DIR, RUN_ARGUMENTS_FILE, RUN_LOCK_FILE, UsageError
-from modeling_gru_seq2seq.configuration_gru_seq2seq import FIELD_CHOICES, field_help
+from modeling_gru_seq2seq.configuration_gru_seq2seq import FIELD_CHOICES, MODEL_SETTINGS, field_help
 from modeling_gru_seq2seq.loading import ModelLoadError, load_config, load_model_and_tokenizer, load_tokenizer
 from modeling_gru_seq2seq.metrics import sacrebleu_signatures
 from modeling_gru_seq2seq.owner_lock import OwnerLock
@@ -63,15 +63,7 @@ from modeling_gru_seq2seq.translate import translate
 logger = logging.getLogger(__name__)
 
 
-NEW_MODEL_FIELDS = (
-    "attention",
-    "decoder_type",
-    "hidden_size",
-    "num_layers",
-    "dropout",
-    "teacher_forcing_ratio",
-    "decoder_init",
-)  # each a flag; `--config_overrides` reaches every other field too
+NEW_MODEL_FIELDS = MODEL_SETTINGS  # each a flag; `--config_overrides` reaches every other field too
 TOKENIZER_FIELDS = (
     "source_vocab_size",
     "target_vocab_size",

@@ -8,6 +8,16 @@ from transformers import PreTrainedConfig
 ATTENTION_SCORES = ("dot", "general", "concat")
 DECODER_TYPES = ("luong", "bahdanau")
 DECODER_INITS = ("tutorial", "seed", "sum")  # "seed": the earlier name of "tutorial", still read
+# The model's own settings (not the vocabularies): each a `run_translation.py` flag, shown in a trained model's card
+MODEL_SETTINGS = (
+    "attention",
+    "decoder_type",
+    "hidden_size",
+    "num_layers",
+    "dropout",
+    "teacher_forcing_ratio",
+    "decoder_init",
+)
 FIELD_CHOICES = {"attention": ATTENTION_SCORES, "decoder_type": DECODER_TYPES, "decoder_init": DECODER_INITS}
 
 

@@ -3,20 +3,11 @@
 import json
 import os
 
+from .configuration_gru_seq2seq import MODEL_SETTINGS
 from .metrics import sacrebleu_signatures
 
 SHOWN_METRICS = ("bleu", "chrf", "bleu_in_vocab", "chrf_in_vocab", "gen_len", "loss")
-SETTINGS = (
-    "attention",
-    "decoder_type",
-    "hidden_size",
-    "num_layers",
-    "dropout",
-    "teacher_forcing_ratio",
-    "decoder_init",
-    "source_vocab_size",
-    "target_vocab_size",
-)
+SETTINGS = (*MODEL_SETTINGS, "source_vocab_size", "target_vocab_size")
 ATTRIBUTION = (
     "Tatoeba sentence pairs from www.manythings.org/anki and tatoeba.org, licensed CC-BY 2.0 (France): "
     "https://creativecommons.org/licenses/by/2.0/"

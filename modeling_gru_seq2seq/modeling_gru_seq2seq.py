@@ -112,9 +112,7 @@ class GruSeq2SeqEncoder(nn.Module):
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        self.check_inputs(input_ids, attention_mask)
-        source_lengths = attention_mask.sum(dim=1)
-        source_lengths = source_lengths.cpu()  # packing wants the lengths on the CPU (checked: each >= 1)
+        source_lengths = self.source_lengths(input_ids, attention_mask)
         embedded = self.embedding(input_ids)
         packed = pack_padded_sequence(embedded, source_lengths, batch_first=True, enforce_sorted=False)
         packed_outputs, final_hidden_state = self.gru(packed)
@@ -127,29 +125,36 @@ class GruSeq2SeqEncoder(nn.Module):
             hidden_states=(embedded, last_hidden_state) if output_hidden_states else None,
         )
 
-    def check_inputs(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor) -> None:
-        """One-line `ValueError`s, before any work, for what would fail deep inside (or silently mistranslate):
-        an empty batch, ids outside the source vocabulary, a row of padding only, and padding that is not on the
-        right (the encoder packs each sentence by its length)."""
+    def source_lengths(self, input_ids: torch.LongTensor, attention_mask: torch.Tensor) -> torch.LongTensor:
+        """`(batch,)` sentence lengths on the CPU, where packing wants them, after one-line `ValueError`s for what
+        would fail deep inside (or silently mistranslate): an empty batch, ids outside the source vocabulary, a
+        row of padding only, padding that is not on the right. One copy from the device carries both the
+        checks and the lengths, so the checks add no wait for the device."""
         if input_ids.dim() != 2 or input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
             raise ValueError(f"input_ids: got shape {tuple(input_ids.shape)}, want (batch >= 1, src_len >= 1)")
         vocab_size = self.embedding.num_embeddings
         outside = (input_ids < 0) | (input_ids >= vocab_size)
-        if outside.any():
+        lengths = attention_mask.sum(dim=1)
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        not_right_padded = attention_mask.bool() != (positions < lengths.unsqueeze(1))
+        problems = torch.stack([outside.any(), (lengths == 0).any(), not_right_padded.any()])
+        on_cpu = torch.cat([problems.long(), lengths.long()]).cpu()
+        lengths = on_cpu[3:]
+        any_outside, any_empty_row, any_left_padding = on_cpu[:3].tolist()
+        if any_outside:
             raise ValueError(
                 f"input_ids: got {input_ids[outside][0].item()}, want ids in 0..{vocab_size - 1} (the source "
                 "vocabulary: tokenizer(...) gives source ids, tokenizer(text_target=...) target ids)"
             )
-        lengths = attention_mask.sum(dim=1)
-        if (lengths == 0).any():
+        if any_empty_row:
             row = int((lengths == 0).nonzero()[0])
             raise ValueError(f"attention_mask: row {row} is all padding, want at least one token per sentence")
-        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-        if not torch.equal(attention_mask.bool(), positions < lengths.unsqueeze(1)):
+        if any_left_padding:
             raise ValueError(
                 "attention_mask must be 1s then 0s in every row (padding on the right, no gaps): the encoder packs "
                 "each sentence by its length; pad on the right (tokenizer.padding_side = 'right')"
             )
+        return lengths
 
 
 @dataclass

@@ -16,10 +16,10 @@ import sys
 
 import pytest
 import torch
+from tiny import learn_by_heart
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from modeling_gru_seq2seq import (
-    GruSeq2SeqConfig,
     GruSeq2SeqForConditionalGeneration,
     GruSeq2SeqTokenizer,
     train_word_level,
@@ -70,25 +70,7 @@ def batch(device: str) -> dict:
 def learn_pairs(decoder_type: str, attention: str, device: str) -> GruSeq2SeqForConditionalGeneration:
     """A hidden-32, 2-layer model without dropout, trained on `device` until it knows `PAIRS` by heart (150
     teacher-forced Adam steps at 1e-2), in train mode."""
-    torch.manual_seed(0)
-    config = GruSeq2SeqConfig(
-        source_vocab_size=tokenizer().source_vocab_size,
-        target_vocab_size=tokenizer().target_vocab_size,
-        hidden_size=32,
-        num_layers=2,
-        dropout=0.0,
-        teacher_forcing_ratio=1.0,
-        decoder_type=decoder_type,
-        attention=attention,
-    )
-    model = GruSeq2SeqForConditionalGeneration(config).to(device).train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    inputs = batch(device)
-    for _ in range(150):
-        optimizer.zero_grad()
-        model(**inputs).loss.backward()
-        optimizer.step()
-    return model
+    return learn_by_heart(PAIRS, device, num_layers=2, decoder_type=decoder_type, attention=attention)[0]
 
 
 @functools.cache

@@ -14,6 +14,7 @@ import pytest
 import torch
 from datasets import Dataset
 from evaluate import TranslationEvaluator
+from tiny import learn_by_heart
 from transformers import (
     AutoConfig,
     AutoModelForSeq2SeqLM,
@@ -28,9 +29,7 @@ from transformers import (
 from modeling_gru_seq2seq import (
     GruSeq2SeqConfig,
     GruSeq2SeqForConditionalGeneration,
-    GruSeq2SeqTokenizer,
     TranslationPipeline,
-    train_word_level,
 )
 from modeling_gru_seq2seq.metrics import load_sacrebleu_chrf
 from modeling_gru_seq2seq.pipeline_gru_seq2seq import save_translation_pipeline
@@ -51,25 +50,7 @@ LONG_SOURCE = " ".join(["je suis content ."] * 40)  # 160 words
 
 def trained(decoder_type: str = "luong"):
     """A tiny model that has learned `PAIRS` by heart (about a second), and its tokenizer."""
-    torch.manual_seed(0)
-    tokenizer = GruSeq2SeqTokenizer.from_vocabularies(train_word_level(SOURCES), train_word_level(TARGETS))
-    config = GruSeq2SeqConfig(
-        source_vocab_size=tokenizer.source_vocab_size,
-        target_vocab_size=tokenizer.target_vocab_size,
-        hidden_size=32,
-        num_layers=1,
-        dropout=0.0,
-        teacher_forcing_ratio=1.0,
-        decoder_type=decoder_type,
-    )
-    model = GruSeq2SeqForConditionalGeneration(config)
-    batch = tokenizer(SOURCES, text_target=TARGETS, padding=True, return_tensors="pt")
-    batch["labels"][batch["labels"] == tokenizer.pad_token_id] = -100
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(150):
-        optimizer.zero_grad()
-        model(**batch).loss.backward()
-        optimizer.step()
+    model, tokenizer = learn_by_heart(PAIRS, decoder_type=decoder_type)
     return model.eval(), tokenizer
 
 

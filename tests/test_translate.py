@@ -15,14 +15,9 @@ import numpy as np
 import pytest
 import sacrebleu
 import torch
+from tiny import learn_by_heart
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-from modeling_gru_seq2seq import (
-    GruSeq2SeqConfig,
-    GruSeq2SeqForConditionalGeneration,
-    GruSeq2SeqTokenizer,
-    train_word_level,
-)
 from modeling_gru_seq2seq import translate as translate_module
 from modeling_gru_seq2seq.pipeline_gru_seq2seq import save_translation_pipeline
 from modeling_gru_seq2seq.translate import main, translate
@@ -48,26 +43,7 @@ FILE_LINES = ["Je suis content.", "", "Elle a froid, zorg !", LONG_LINE, "nous s
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """A tiny model that has learned `PAIRS` by heart (150 full-batch Adam steps, about a second)."""
-    torch.manual_seed(0)
-    tokenizer = GruSeq2SeqTokenizer.from_vocabularies(
-        train_word_level([fr for fr, _ in PAIRS]), train_word_level([en for _, en in PAIRS])
-    )
-    config = GruSeq2SeqConfig(
-        source_vocab_size=tokenizer.source_vocab_size,
-        target_vocab_size=tokenizer.target_vocab_size,
-        hidden_size=32,
-        num_layers=1,
-        dropout=0.0,
-        teacher_forcing_ratio=1.0,
-    )
-    model = GruSeq2SeqForConditionalGeneration(config)
-    batch = tokenizer([fr for fr, _ in PAIRS], text_target=[en for _, en in PAIRS], padding=True, return_tensors="pt")
-    batch["labels"][batch["labels"] == tokenizer.pad_token_id] = -100
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(150):
-        optimizer.zero_grad()
-        model(**batch).loss.backward()
-        optimizer.step()
+    model, tokenizer = learn_by_heart(PAIRS)
     model.generation_config.max_length = 21  # 20 new tokens
     directory = tmp_path_factory.mktemp("translate") / "model"
     save_translation_pipeline(model.eval(), tokenizer, str(directory))
