@@ -1,4 +1,5 @@
-"""Shared test setup: one thread (stable on 2 busy cores), offline Hub, generated pairs and the shared Tatoeba file."""
+"""Shared test setup: one thread (stable on 2 busy cores), offline Hub, generated pairs and the shared Tatoeba
+file, and a tiny model: `tiny_tokenizer`, `tiny_config`, `tiny_model` and `saved_model_dir`."""
 
 import os
 
@@ -11,6 +12,14 @@ import pathlib  # noqa: E402
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+
+from modeling_gru_seq2seq import (  # noqa: E402
+    GruSeq2SeqConfig,
+    GruSeq2SeqForConditionalGeneration,
+    GruSeq2SeqTokenizer,
+    train_word_level,
+)
+from modeling_gru_seq2seq.pipeline_gru_seq2seq import save_translation_pipeline  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -145,6 +154,53 @@ def pairs_file(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("data") / "pairs.txt"
     path.write_text("".join(f"{en}\t{fr}\n" for en, fr in generated_pairs()), encoding="utf-8")
     return str(path)
+
+
+# A tiny untrained model, built one way for every test that needs one. Function-scoped: each test gets fresh
+# objects, so a test that needs a variant sets a field of `tiny_config` before it builds its model. (Models
+# that must say something meaningful are trained by `tiny.learn_by_heart`.)
+TINY_PAIRS = [
+    ("je suis content .", "i am happy ."),
+    ("il est la .", "he is here ."),
+    ("elle a froid !", "she is cold !"),
+]
+
+
+@pytest.fixture
+def tiny_tokenizer() -> GruSeq2SeqTokenizer:
+    """The two vocabularies of `TINY_PAIRS`, French to English: 15 source ids and 14 target ids (4 special)."""
+    return GruSeq2SeqTokenizer.from_vocabularies(
+        train_word_level([fr for fr, _ in TINY_PAIRS]), train_word_level([en for _, en in TINY_PAIRS])
+    )
+
+
+@pytest.fixture
+def tiny_config(tiny_tokenizer) -> GruSeq2SeqConfig:
+    """`tiny_tokenizer`'s vocabulary sizes, hidden size 8, one layer; every other field the default."""
+    return GruSeq2SeqConfig(
+        source_vocab_size=tiny_tokenizer.source_vocab_size,
+        target_vocab_size=tiny_tokenizer.target_vocab_size,
+        hidden_size=8,
+        num_layers=1,
+    )
+
+
+@pytest.fixture
+def tiny_model(tiny_config) -> GruSeq2SeqForConditionalGeneration:
+    """An untrained model of `tiny_config`, its weights drawn after `torch.manual_seed(0)`."""
+    torch.manual_seed(0)
+    return GruSeq2SeqForConditionalGeneration(tiny_config)
+
+
+@pytest.fixture
+def saved_model_dir(tiny_model, tiny_tokenizer, tmp_path_factory) -> pathlib.Path:
+    """`tiny_model` and `tiny_tokenizer` saved with `save_pretrained` (through `save_translation_pipeline`, as
+    run_translation.py saves a model) into a folder of its own, `.../model`; generation stops after 20 new
+    tokens, and the model being untrained, its outputs run to that limit."""
+    tiny_model.generation_config.max_length = 21  # 20 new tokens
+    directory = tmp_path_factory.mktemp("saved_model") / "model"
+    save_translation_pipeline(tiny_model, tiny_tokenizer, str(directory))
+    return directory
 
 
 # Hypothesis profiles (tests/test_properties.py): `ci` runs 200 examples per property and is loaded when

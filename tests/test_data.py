@@ -1,11 +1,19 @@
-"""The Tatoeba pipeline: the tutorial's figures, both file layouts, the grouped split, clear errors."""
+"""The Tatoeba pipeline (data_scripts/prepare_tatoeba.py): the tutorial's figures, both file layouts, the grouped
+split, clear errors; what real files throw at it (blank lines, 1 MB lines, lone CRs, header lines, broken JSON
+lines, a file rewritten with its old mtime); a preparation killed while saving, onto a file or a full disk."""
 
+import errno
 import json
+import os
+import pathlib
+import re
+import signal
 import subprocess
 import sys
 
 import pytest
-from datasets import load_from_disk
+from datasets import DatasetDict, load_from_disk
+from runs import one_line_error
 
 from data_scripts.prepare_tatoeba import (
     DataFileError,
@@ -14,6 +22,7 @@ from data_scripts.prepare_tatoeba import (
     read_pairs,
     tokenize_translation,
 )
+from data_scripts.prepare_tatoeba import main as prepare_main
 from modeling_gru_seq2seq import GruSeq2SeqTokenizer
 
 SMALL = PrepareArguments(min_count=1, validation_fraction=0.2, test_fraction=0.2)
@@ -245,3 +254,206 @@ def test_cli_saves_dataset_tokenizer_and_exports(tmp_path):
         timeout=120,
     )
     assert bad.returncode == 2 and bad.stderr.strip() == f"error: {missing}: no such file"
+
+
+# ---------------------------------------------------------------- broken Tatoeba files
+
+
+SKIP = PrepareArguments(min_count=1, skip_bad_lines=True)
+STRICT = PrepareArguments(min_count=1)
+ONE_MB_OF_WORDS = b"a " * 500_000
+
+
+# name: (content, the error without --skip_bad_lines (None: none), (pairs, blank lines, bad lines) with it)
+BROKEN_FILES = {
+    "blank lines before the first pair": (
+        b"\n \n" + b"Go.\tVa !\nHi.\tSalut.\tx\nRun!\tCours !\n",
+        r":4: expected 2 tab-separated columns like line 3, found 3: 'Hi\.\\tSalut\.\\tx'",
+        (2, 2, 1),
+    ),
+    "1,500 blank lines, then pairs": (b"\n" * 1500 + b"Go.\tVa !\n\nHi.\tSalut.\n", None, (2, 1501, 0)),
+    "a 1 MB line without a tab": (
+        b"Go.\tVa !\n" + ONE_MB_OF_WORDS + b"\nHi.\tSalut.\n",
+        r":2: expected 2 tab-separated columns like line 1, found 1: 'a a a ",
+        (2, 0, 1),
+    ),
+    "a 1 MB pair": (b"Go.\tVa !\n" + ONE_MB_OF_WORDS + b"\t" + ONE_MB_OF_WORDS + b"\nHi.\tSalut.\n", None, (3, 0, 0)),
+    "every line after the first bad": (
+        b"Go.\tVa !\tCC-BY\nno tab\none\ttab\nfour\tcolumns\there\tx\n",
+        r":2: expected 3 .* found 1",
+        (1, 0, 3),
+    ),
+    "lone CR line ends with a blank line": (b"Go.\tVa !\r\rHi.\tSalut.\rRun!\tCours !\r", None, (3, 1, 0)),
+}
+
+
+def number_of_lines(content: bytes) -> int:
+    """Lines as the reader sees them (universal newlines: `\\n`, `\\r\\n`, a lone `\\r`)."""
+    text = content.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    return text.count(b"\n") + (not text.endswith(b"\n"))
+
+
+def printed_counts(stderr: str) -> tuple[int, int]:
+    """(blank, bad) as `read_pairs` printed them on stderr."""
+    blank = re.search(r"Ignored (\d+) blank lines", stderr)
+    bad = re.search(r"Skipped (\d+) bad lines", stderr)
+    return int(blank.group(1)) if blank else 0, int(bad.group(1)) if bad else 0
+
+
+@pytest.mark.parametrize("name", BROKEN_FILES)
+def test_broken_file_gives_a_clear_error_or_skips_and_counts_every_line(name, tmp_path, capsys):
+    content, error, (num_pairs, num_blank, num_bad) = BROKEN_FILES[name]
+    path = tmp_path / "pairs.txt"
+    path.write_bytes(content)
+    if error is not None:
+        with pytest.raises(DataFileError, match=re.escape(str(path)) + error) as raised:
+            read_pairs(str(path), STRICT)
+        assert "\n" not in str(raised.value) and len(str(raised.value)) < 300  # one short line, even for 1 MB
+        capsys.readouterr()
+    pairs = read_pairs(str(path), SKIP)
+    assert (len(pairs), *printed_counts(capsys.readouterr().err)) == (num_pairs, num_blank, num_bad)
+    assert num_pairs + num_blank + num_bad == number_of_lines(content)  # never a silent wrong count
+
+
+def test_invalid_utf8_after_lone_cr_line_ends_names_its_line(tmp_path):
+    path = tmp_path / "mac.txt"
+    path.write_bytes(b"Go.\tVa !\rHi.\tSalut.\rTea.\tTh\xe9.\r")
+    with pytest.raises(DataFileError, match=re.escape(f"{path}:3: invalid UTF-8")):
+        read_pairs(str(path), STRICT)
+
+
+def test_split_left_empty_by_rounding_is_an_error(tmp_path):
+    path = tmp_path / "same.txt"
+    path.write_text("I see 1.\tJe vois 1.\nI see 2.\tJe vois 2.\n", encoding="utf-8")  # one source: "je vois ."
+    with pytest.raises(DataFileError, match=re.escape(f"{path}: the test split is empty (0.05 of 1 source sentences")):
+        prepare_tatoeba(str(path), PrepareArguments(min_count=1, validation_fraction=0))
+
+
+def test_every_pair_holding_a_rare_word_names_the_trimming_step(tmp_path):
+    path = tmp_path / "rare.txt"
+    path.write_text("Go.\tVa !\nHi.\tSalut.\nRun!\tCours !\n", encoding="utf-8")
+    with pytest.raises(DataFileError, match=re.escape(f"{path}: no pairs left after dropping pairs with trimmed")):
+        prepare_tatoeba(str(path), PrepareArguments(min_count=2))
+
+
+def test_data_file_rewritten_with_its_old_mtime_is_read_anew(pairs_file, tmp_path):
+    lines = pathlib.Path(pairs_file).read_text(encoding="utf-8").splitlines(keepends=True)
+    path = tmp_path / "pairs.txt"
+    first = []
+    for part in (lines[:300], lines[1000:1300]):
+        path.write_text("".join(part), encoding="utf-8")
+        os.utime(path, (1_700_000_000, 1_700_000_000))  # `cp -p`, `rsync -a`, untar keep mtimes
+        pairs = read_pairs(str(path), PrepareArguments())
+        first.append(pairs["en"][0])
+    assert first[0] != first[1]
+
+
+def test_a_header_line_is_skipped_with_a_note(tmp_path, capsys):
+    path = tmp_path / "pairs.txt"
+    path.write_text("English\tFrench\nGo.\tVa !\nHi.\tSalut !\n", encoding="utf-8")
+    pairs = read_pairs(str(path), PrepareArguments())
+    assert pairs["en"] == ["go .", "hi ."] and "Skipped line 1, a header" in capsys.readouterr().err
+    path.write_text("en\tfr\nGo.\tVa !\n", encoding="utf-8")
+    assert read_pairs(str(path), PrepareArguments())["en"] == ["go ."]
+    path.write_text("Go.\tVa !\nEnglish\tFrench\n", encoding="utf-8")  # line 1 only
+    assert len(read_pairs(str(path), PrepareArguments())) == 2
+
+
+def test_broken_json_lines_name_their_line(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text('{"translation": {"en": "Go.", "fr": "Va !"}}\n{"translation": {"en": "Hi.", "fr": \n')
+    with pytest.raises(DataFileError, match=rf"^{path}:2: not valid JSON \(") as error:
+        read_pairs(str(path), PrepareArguments())
+    assert "\n" not in str(error.value)
+
+
+# ---------------------------------------------------------------- preparation killed while saving, or nowhere to save
+
+
+KILL_IN_SAVE_TO_DISK = """
+import os, signal
+from datasets import Dataset
+original = Dataset.save_to_disk
+def die_after_the_first_split(self, path, *args, **kwargs):
+    if not path.endswith("train"):  # dataset_dict.json and train are written, validation and test are not
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(self, path, *args, **kwargs)
+Dataset.save_to_disk = die_after_the_first_split
+"""
+
+
+KILL_WHILE_DELETING_A_CORPUS = """
+import os, shutil, signal
+original = shutil.rmtree
+def delete_part_then_die(path, *args, **kwargs):
+    if os.path.isfile(os.path.join(path, "dataset_dict.json")):  # a complete corpus being deleted
+        original(os.path.join(path, "tokenizer"))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(path, *args, **kwargs)
+shutil.rmtree = delete_part_then_die
+"""
+
+
+def prepare_command(train_file, output_dir, *extra, prelude=""):
+    argv = [
+        "prepare_tatoeba",
+        "--train_file",
+        str(train_file),
+        "--output_dir",
+        str(output_dir),
+        "--min_count",
+        "1",
+        *extra,
+    ]
+    code = (
+        f"{prelude}\nimport runpy, sys\nsys.argv = {argv!r}\n"
+        "runpy.run_module('data_scripts.prepare_tatoeba', run_name='__main__')"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def assert_complete_corpus(output_dir):
+    assert set(load_from_disk(str(output_dir))) == {"train", "validation", "test"}
+    assert GruSeq2SeqTokenizer.from_pretrained(output_dir / "tokenizer").source_vocab_size > 4
+
+
+def test_killed_data_preparation_leaves_no_corpus_or_the_old_one_and_the_rerun_cleans_up(tmp_path):
+    train_file = tmp_path / "pairs.txt"
+    names = [first + second for first in "bdfklmnprt" for second in "aeio"]  # 40 sources: 2 + 2 + 36 pairs
+    train_file.write_text("".join(f"I see {name}.\tJe vois {name}.\n" for name in names), encoding="utf-8")
+    output_dir = tmp_path / "prepared"
+
+    killed = prepare_command(train_file, output_dir, prelude=KILL_IN_SAVE_TO_DISK)
+    assert killed.returncode == -signal.SIGKILL
+    assert not output_dir.exists()  # nothing that could load as if complete
+    with pytest.raises(FileNotFoundError):
+        load_from_disk(str(output_dir))
+    rerun = prepare_command(train_file, output_dir)
+    assert rerun.returncode == 0, rerun.stderr
+    assert_complete_corpus(output_dir)
+    assert sorted(os.listdir(tmp_path)) == ["pairs.txt", "prepared"]  # the killed run's staging is gone
+
+    replaced = prepare_command(train_file, output_dir, "--overwrite_output_dir", prelude=KILL_WHILE_DELETING_A_CORPUS)
+    assert replaced.returncode == -signal.SIGKILL
+    assert_complete_corpus(output_dir)  # the new corpus is in place before the old one is deleted
+    again = prepare_command(train_file, output_dir, "--overwrite_output_dir")
+    assert again.returncode == 0, again.stderr
+    assert sorted(os.listdir(tmp_path)) == ["pairs.txt", "prepared"]
+
+
+def test_prepare_tatoeba_onto_a_file_or_a_full_disk(pairs_file, tmp_path, monkeypatch, capsys):
+    a_file = tmp_path / "corpus"
+    a_file.write_text("mine")
+    args = ["--train_file", str(tmp_path / "never-read.txt"), "--output_dir", str(a_file), "--overwrite_output_dir"]
+    assert prepare_main(args) == 2
+    assert "it is a file" in one_line_error(capsys) and a_file.read_text() == "mine"
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(DatasetDict, "save_to_disk", full_disk)
+    output_dir = tmp_path / "new"
+    assert prepare_main(["--train_file", pairs_file, "--output_dir", str(output_dir)]) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == f"error: --output_dir {output_dir}: cannot save there (No space left on device)"
+    assert not output_dir.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".new")]

@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from test_run_translation import SCRIPT, TINY
+from runs import SCRIPT, TINY
 
 pytestmark = pytest.mark.slow  # whole training runs in subprocesses
 

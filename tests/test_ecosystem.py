@@ -100,7 +100,7 @@ def test_vocab_size_is_the_target_vocabulary_and_transition_scores_work(model_an
     torch.testing.assert_close(beam_scores.sum(dim=1), beams.sequences_scores)
 
 
-def test_embedding_accessors_encoder_and_decoder():
+def test_embedding_accessors_encoder_and_decoder(tiny_config):
     model, _ = trained()
     assert model.get_input_embeddings() is model.encoder.embedding
     assert model.get_output_embeddings() is model.decoder.out
@@ -111,9 +111,8 @@ def test_embedding_accessors_encoder_and_decoder():
     new_head = torch.nn.Linear(model.config.hidden_size, model.config.target_vocab_size)
     model.set_output_embeddings(new_head)
     assert model.decoder.out is new_head
-    tied = GruSeq2SeqForConditionalGeneration(
-        GruSeq2SeqConfig(source_vocab_size=7, target_vocab_size=9, hidden_size=8, tie_word_embeddings=True)
-    )
+    tiny_config.tie_word_embeddings = True
+    tied = GruSeq2SeqForConditionalGeneration(tiny_config)
     assert tied.get_output_embeddings().weight is tied.decoder.embedding.weight
 
 

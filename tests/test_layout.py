@@ -11,10 +11,7 @@ import torch
 
 from modeling_gru_seq2seq import (
     MODEL_CODE_FILES,
-    GruSeq2SeqConfig,
     GruSeq2SeqForConditionalGeneration,
-    GruSeq2SeqTokenizer,
-    train_word_level,
 )
 from modeling_gru_seq2seq.pipeline_gru_seq2seq import save_translation_pipeline
 
@@ -96,14 +93,8 @@ def test_the_model_code_imports_only_torch_transformers_tokenizers_and_itself():
 
 
 @pytest.mark.parametrize("decoder_type", ["luong", "bahdanau"])
-def test_a_saved_model_holds_exactly_the_model_code(tmp_path, decoder_type):
-    tokenizer = GruSeq2SeqTokenizer.from_vocabularies(train_word_level(["je suis la"]), train_word_level(["i am"]))
+def test_a_saved_model_holds_exactly_the_model_code(tmp_path, tiny_config, tiny_tokenizer, decoder_type):
+    tiny_config.decoder_type = decoder_type
     torch.manual_seed(0)
-    config = GruSeq2SeqConfig(
-        source_vocab_size=tokenizer.source_vocab_size,
-        target_vocab_size=tokenizer.target_vocab_size,
-        hidden_size=8,
-        decoder_type=decoder_type,
-    )
-    save_translation_pipeline(GruSeq2SeqForConditionalGeneration(config), tokenizer, tmp_path)
+    save_translation_pipeline(GruSeq2SeqForConditionalGeneration(tiny_config), tiny_tokenizer, tmp_path)
     assert {path.name for path in tmp_path.glob("*.py")} == set(MODEL_CODE_FILES)

@@ -1,5 +1,6 @@
-"""GruSeq2Seq config and model on tiny sizes: training paths, batch invariance, the loss, decoder
-initial states, generate() against hand-written loops, save/load, tying and remote code."""
+"""The GruSeq2Seq model on tiny sizes: training paths, batch invariance, the loss, decoder initial states,
+generate() against hand-written loops, save/load, weights that do not fit their config, tying, remote code, and
+the inputs forward, generate() and the pipeline refuse. (The config: tests/test_configuration.py.)"""
 
 import functools
 import json
@@ -11,7 +12,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration
+from modeling_gru_seq2seq import (
+    GruSeq2SeqConfig,
+    GruSeq2SeqForConditionalGeneration,
+    GruSeq2SeqTokenizer,
+    TranslationPipeline,
+)
 from modeling_gru_seq2seq.modeling_gru_seq2seq import GruSeq2SeqCache, GruSeq2SeqSource
 
 SOURCE_VOCAB, TARGET_VOCAB, HIDDEN = 11, 13, 16
@@ -49,36 +55,6 @@ def make_batch(seed=1):
 def labelled(labels):
     """(batch, tgt_len) bool: the positions a model given these labels decodes (up to each row's last label)."""
     return (labels != -100).flip(1).cumsum(1).flip(1) > 0
-
-
-# ---------------------------------------------------------------- configuration
-
-
-@pytest.mark.parametrize(
-    "field, value", [("attention", "additive"), ("decoder_type", "transformer"), ("decoder_init", "zeros")]
-)
-def test_config_rejects_unknown_choices_naming_field_and_choices(field, value):
-    with pytest.raises(ValueError, match=field) as error:
-        GruSeq2SeqConfig(**{field: value})
-    choices = {"attention": "concat", "decoder_type": "bahdanau", "decoder_init": "seed"}[field]
-    assert choices in str(error.value)
-
-
-def test_config_rejects_out_of_range_ratio_and_untieable_decoder():
-    with pytest.raises(ValueError, match="teacher_forcing_ratio"):
-        GruSeq2SeqConfig(teacher_forcing_ratio=1.5)
-    with pytest.raises(ValueError, match="tie_word_embeddings"):
-        GruSeq2SeqConfig(decoder_type="bahdanau", tie_word_embeddings=True)
-
-
-def test_config_defaults_are_the_tutorial_hyperparameters():
-    config = GruSeq2SeqConfig()
-    assert (config.hidden_size, config.num_layers, config.dropout) == (500, 2, 0.1)
-    assert (config.attention, config.decoder_type, config.decoder_init) == ("dot", "luong", "sum")
-    assert (config.teacher_forcing_ratio, config.tie_word_embeddings) == (0.5, False)
-    assert config.is_encoder_decoder
-    special_ids = (config.pad_token_id, config.bos_token_id, config.decoder_start_token_id, config.eos_token_id)
-    assert special_ids == (PAD, SOS, SOS, EOS)
 
 
 # ---------------------------------------------------------------- training paths
@@ -409,7 +385,7 @@ def test_generate_returns_cross_attentions_per_step():
     torch.testing.assert_close(per_step, teacher_forced, atol=1e-6, rtol=0)
 
 
-# ---------------------------------------------------------------- saving, tying, remote code
+# ---------------------------------------------------------------- saving, weights that do not fit, tying, remote code
 
 
 def test_save_and_load_give_identical_weights_and_logits(tmp_path):
@@ -458,6 +434,46 @@ def test_tied_word_embeddings(tmp_path):
     assert_same_logits(model, loaded)
 
 
+def saved_model(tmp_path, config):
+    """A model of `config` (`tiny_config`) with two layers, saved in `tmp_path`."""
+    config.num_layers = 2
+    torch.manual_seed(0)
+    model = GruSeq2SeqForConditionalGeneration(config)
+    model.save_pretrained(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"num_layers": 1}, "unexpected: decoder.gru.bias_hh_l1"),
+        ({"num_layers": 3}, "missing: decoder.gru.bias_hh_l2"),
+        ({"attention": "general"}, "missing: decoder.attention.query_projection.weight"),
+        ({"hidden_size": 4}, "other shapes than the config's"),
+        ({"decoder_type": "bahdanau"}, "the weights do not fit the config"),
+    ],
+)
+def test_weights_that_do_not_fit_the_config_raise_one_line(tmp_path, tiny_config, change, message):
+    directory = saved_model(tmp_path, tiny_config)
+    config = json.loads((directory / "config.json").read_text())
+    (directory / "config.json").write_text(json.dumps({**config, **change}))
+    with pytest.raises(ValueError, match=message) as error:
+        GruSeq2SeqForConditionalGeneration.from_pretrained(directory)
+    assert "\n" not in str(error.value)
+    assert GruSeq2SeqForConditionalGeneration.from_pretrained(directory, ignore_mismatched_sizes=True) is not None
+
+
+def test_non_finite_weights_raise_and_loading_reports_the_file(tmp_path, tiny_config):
+    from safetensors.torch import load_file, save_file
+
+    directory = saved_model(tmp_path, tiny_config)
+    weights = load_file(directory / "model.safetensors")
+    weights["decoder.out.bias"][0] = float("nan")
+    save_file(weights, directory / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="non-finite weights .* in decoder.out.bias"):
+        GruSeq2SeqForConditionalGeneration.from_pretrained(directory)
+
+
 REMOTE_SCRIPT = """
 import json, sys
 sys.modules["modeling_gru_seq2seq"] = None  # the package is installed: prove the saved files suffice
@@ -476,25 +492,13 @@ print(json.dumps({
 """
 
 
-def test_saved_directory_translates_in_fresh_process_without_the_package(tmp_path):
-    from modeling_gru_seq2seq import GruSeq2SeqTokenizer, train_word_level
+def test_saved_directory_translates_in_fresh_process_without_the_package(tmp_path, tiny_tokenizer, tiny_config):
     from modeling_gru_seq2seq.pipeline_gru_seq2seq import save_translation_pipeline
 
-    pairs = [
-        ("je suis content .", "i am happy ."),
-        ("il est la .", "he is here ."),
-        ("elle a froid !", "she is cold !"),
-    ]
-    tokenizer = GruSeq2SeqTokenizer.from_vocabularies(
-        train_word_level([fr for fr, _ in pairs]), train_word_level([en for _, en in pairs])
-    )
+    tokenizer = tiny_tokenizer
     torch.manual_seed(0)
-    config = GruSeq2SeqConfig(
-        source_vocab_size=tokenizer.source_vocab_size,
-        target_vocab_size=tokenizer.target_vocab_size,
-        hidden_size=HIDDEN,
-        decoder_type="bahdanau",
-    )
+    config = tiny_config
+    config.hidden_size, config.num_layers, config.decoder_type = HIDDEN, 2, "bahdanau"
     model = GruSeq2SeqForConditionalGeneration(config).eval()
     save_translation_pipeline(model, tokenizer, tmp_path / "model")
     assert json.loads((tmp_path / "model" / "config.json").read_text())["custom_pipelines"] == {
@@ -520,3 +524,35 @@ def test_saved_directory_translates_in_fresh_process_without_the_package(tmp_pat
     expected_texts = tokenizer.batch_decode(greedy, skip_special_tokens=True)
     assert remote["pipeline"] == [{"translation_text": text} for text in expected_texts]
     assert all(text for text in expected_texts)
+
+
+# ---------------------------------------------------------------- inputs refused
+
+
+def test_left_padding_or_gaps_in_the_mask_raise(tmp_path, tiny_model):
+    model = tiny_model
+    input_ids = torch.tensor([[0, 5, 6, 2], [4, 5, 6, 2]])
+    for mask in ([[0, 1, 1, 1], [1, 1, 1, 1]], [[1, 0, 1, 1], [1, 1, 1, 1]]):
+        with pytest.raises(ValueError, match="padding on the right"):
+            model.generate(input_ids=input_ids, attention_mask=torch.tensor(mask), max_new_tokens=3)
+
+
+def test_generate_and_the_pipeline_check_their_inputs(saved_model_dir):
+    model = GruSeq2SeqForConditionalGeneration.from_pretrained(saved_model_dir)
+    sentence = torch.tensor([[4, 5, 2]])
+    cases = [
+        (dict(input_ids=sentence, num_beams=0), "num_beams: got 0, want an integer >= 1"),
+        (
+            dict(input_ids=torch.tensor([[4, 5, 2], [0, 0, 0]]), attention_mask=torch.tensor([[1, 1, 1], [0, 0, 0]])),
+            "attention_mask: row 1 is all padding",
+        ),
+        (dict(input_ids=torch.zeros(0, 3, dtype=torch.long)), "input_ids: got shape (0, 3)"),
+        (dict(input_ids=torch.tensor([[4, 57, 2]])), "input_ids: got 57, want ids in 0.."),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError) as error:
+            model.generate(**kwargs, max_new_tokens=3)
+        assert str(error.value).startswith(message) and "\n" not in str(error.value)
+    translator = TranslationPipeline(model=model, tokenizer=GruSeq2SeqTokenizer.from_pretrained(saved_model_dir))
+    with pytest.raises(ValueError, match="num_beams: got 0"):
+        translator("je suis la", num_beams=0)

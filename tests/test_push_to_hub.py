@@ -1,14 +1,18 @@
 """`--push_to_hub` through the Trainer's own push, offline: only the Hub API's network calls are replaced
 (repositories and commits land in a local folder); the pushed folder then loads and translates in a
-fresh process that cannot import the package."""
+fresh process that cannot import the package; a SIGKILL in the push's local save keeps the saved model whole,
+and the rerun pushes."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
-from test_run_translation import SCRIPT, TINY
+from runs import SCRIPT, TINY, run_script
+
+from modeling_gru_seq2seq.loading import load_model_and_tokenizer
 
 pytestmark = pytest.mark.slow  # a whole training run in a subprocess
 
@@ -132,3 +136,73 @@ def test_push_to_hub_offline_then_load_pushed_folder(pairs_file, tmp_path):
     outputs = json.loads(loaded.stdout.strip().splitlines()[-1])
     assert outputs["generate"] == outputs["pipeline"]
     assert not outputs["model_module"].startswith("modeling_gru_seq2seq.")
+
+
+# ---------------------------------------------------------------- push_to_hub killed while saving locally
+
+
+# Trainer.push_to_hub saves the model into output_dir again before uploading (through
+# GruSeq2SeqTrainer.save_model's staging folder): kill it there, leaving model.safetensors half written as a
+# kill in the middle of the write would. (Patched before transformers is imported, which binds
+# safetensors' save_file.)
+KILL_IN_PUSH_SAVE = """
+import os, signal
+from safetensors import torch as safetensors_torch
+pushing = []
+original_save = safetensors_torch.save_file
+def save_half_then_die(tensors, filename, *args, **kwargs):
+    original_save(tensors, filename, *args, **kwargs)
+    if pushing:
+        with open(filename, "r+b") as handle:
+            handle.truncate(os.path.getsize(filename) // 2)
+        os.kill(os.getpid(), signal.SIGKILL)
+safetensors_torch.save_file = save_half_then_die
+from modeling_gru_seq2seq.training import GruSeq2SeqTrainer
+original_push = GruSeq2SeqTrainer.push_to_hub
+def push(self, *args, **kwargs):
+    pushing.append(True)
+    return original_push(self, *args, **kwargs)
+GruSeq2SeqTrainer.push_to_hub = push
+"""
+
+
+@pytest.mark.slow
+def test_sigkill_in_push_to_hub_local_save_keeps_the_saved_model_whole_and_the_rerun_pushes(pairs_file, tmp_path):
+    pushed, output_dir = tmp_path / "hub", tmp_path / "out"
+    args = [
+        "--train_file",
+        pairs_file,
+        "--output_dir",
+        str(output_dir),
+        *TINY,
+        "--max_steps",
+        "3",
+        "--save_strategy",
+        "steps",
+        "--save_steps",
+        "3",
+        "--eval_strategy",
+        "no",
+        "--max_eval_samples",
+        "8",
+        "--max_predict_samples",
+        "8",
+        "--num_attention_plots",
+        "0",
+        "--push_to_hub",
+        "--hub_model_id",
+        "someone/gru-fr-en",
+    ]
+    env = {"PUSHED_DIR": str(pushed)}
+    killed = run_script(*args, env=env, prelude=KILL_IN_PUSH_SAVE + FAKE_HUB)
+    assert killed.returncode == -signal.SIGKILL
+    staged = output_dir / ".model-staging" / "model.safetensors"
+    assert staged.stat().st_size < (output_dir / "model.safetensors").stat().st_size  # the half-written save
+    load_model_and_tokenizer(str(output_dir))  # ... stayed in staging: the model saved before the push is whole
+
+    rerun = run_script(*args, env=env, prelude=FAKE_HUB)
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert f"Resuming from {output_dir / 'checkpoint-3'}" in rerun.stdout
+    load_model_and_tokenizer(str(output_dir))
+    repo = pushed / "someone" / "gru-fr-en"
+    assert (repo / "model.safetensors").read_bytes() == (output_dir / "model.safetensors").read_bytes()

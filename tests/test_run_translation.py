@@ -1,46 +1,26 @@
 """run_translation.py end to end on real pairs: training, metrics, outputs, reload, resume after SIGKILL,
-and one-line errors for bad input."""
+one-line errors for bad input, two runs with one seed that agree step for step, finished and resumed runs
+(a rerun, other settings, a rewritten training file) and the output directory (users' files, a file in its
+place, writability, room, a failed save, checkpoint-named files and folders)."""
 
+import errno
+import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 
 import pytest
 import sacrebleu
+from runs import SCRIPT, TINY, one_line_error, run_script
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline
 
 import run_translation
 from data_scripts.prepare_tatoeba import PrepareArguments, prepare_tatoeba
+from modeling_gru_seq2seq.training import GruSeq2SeqTrainer
 from modeling_gru_seq2seq.translate import translate
-
-SCRIPT = os.path.join(os.path.dirname(run_translation.__file__), "run_translation.py")
-TINY = [
-    "--hidden_size",
-    "32",
-    "--num_layers",
-    "2",
-    "--min_count",
-    "1",
-    "--disable_tqdm",
-    "true",
-    "--report_to",
-    "none",
-    "--dataloader_pin_memory",
-    "false",
-]
-
-
-def run_script(*args, env=None, prelude=""):
-    """Run the script in a fresh interpreter; `prelude` is Python run first (to inject a SIGKILL)."""
-    code = (
-        f"{prelude}\nimport runpy, sys\nsys.argv = {[SCRIPT, *args]!r}\n"
-        "runpy.run_path(sys.argv[0], run_name='__main__')"
-    )
-    return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env={**os.environ, **(env or {})}
-    )
 
 
 @pytest.fixture(scope="module")
@@ -338,3 +318,231 @@ def test_zero_fractions_with_given_files_train_on_every_kept_pair(pairs_file, tm
     kept = prepare_tatoeba(pairs_file, PrepareArguments(min_count=1)).stats["pairs_kept"]
     assert json.loads((output_dir / "train_results.json").read_text())["train_samples"] == kept
     assert json.loads((output_dir / "predict_results.json").read_text())["predict_samples"] == 2
+
+
+# ---------------------------------------------------------------- determinism
+
+
+def run_with_seed(pairs_file, output_dir, seed: int) -> tuple[dict, dict, str]:
+    """Losses by step, all_results.json and the test predictions of a short CPU run."""
+    result = run_script(
+        "--train_file",
+        pairs_file,
+        "--output_dir",
+        str(output_dir),
+        *TINY,
+        "--seed",
+        str(seed),
+        "--learning_rate",
+        "3e-3",
+        "--max_train_samples",
+        "200",
+        "--max_steps",
+        "10",
+        "--logging_steps",
+        "1",
+        "--eval_strategy",
+        "no",
+        "--save_strategy",
+        "no",
+        "--max_eval_samples",
+        "20",
+        "--max_predict_samples",
+        "20",
+        "--num_attention_plots",
+        "0",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    state = json.loads((output_dir / "trainer_state.json").read_text())
+    losses = {entry["step"]: entry["loss"] for entry in state["log_history"] if "loss" in entry}
+    results = json.loads((output_dir / "all_results.json").read_text())
+    return losses, results, (output_dir / "generated_predictions.txt").read_text(encoding="utf-8")
+
+
+def test_two_cpu_runs_with_the_same_seed_agree_step_for_step(pairs_file, tmp_path):
+    losses, results, predictions = run_with_seed(pairs_file, tmp_path / "first", seed=3)
+    again_losses, again_results, again_predictions = run_with_seed(pairs_file, tmp_path / "again", seed=3)
+    assert len(losses) == 10 and again_losses == losses  # exactly equal, every step
+    for key in ("eval_bleu", "eval_chrf", "eval_loss", "predict_bleu", "predict_chrf", "predict_loss"):
+        assert again_results[key] == results[key], key
+    assert again_predictions == predictions
+    other_losses, _, _ = run_with_seed(pairs_file, tmp_path / "other", seed=4)
+    assert other_losses != losses  # the seed matters, so agreeing above is not a given
+
+
+# ---------------------------------------------------------------- finished and resumed runs
+
+
+RUN = [
+    "--max_train_samples",
+    "2000",
+    "--hidden_size",
+    "16",
+    "--report_to",
+    "none",
+    "--eval_strategy",
+    "no",
+    "--save_strategy",
+    "steps",
+    "--save_steps",
+    "3",
+    "--max_eval_samples",
+    "10",
+    "--max_predict_samples",
+    "10",
+    "--num_attention_plots",
+    "0",
+    "--min_count",
+    "1",
+    "--disable_tqdm",
+    "true",
+]
+
+
+def digest(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def global_step(output_dir) -> int:
+    return json.loads((output_dir / "trainer_state.json").read_text())["global_step"]
+
+
+@pytest.fixture(scope="module")
+def finished_run(pairs_file, tmp_path_factory):
+    output_dir = tmp_path_factory.mktemp("finished") / "run"
+    args = ["--train_file", pairs_file, "--output_dir", str(output_dir), "--max_steps", "3", *RUN]
+    assert run_translation.main(args) == 0
+    return output_dir, args
+
+
+def test_rerun_of_a_finished_run_trains_nothing_and_keeps_the_model(finished_run, tmp_path, capsys):
+    output_dir, args = finished_run
+    copy = tmp_path / "run"
+    shutil.copytree(output_dir, copy)
+    args = [str(copy) if arg == str(output_dir) else arg for arg in args]
+    weights = digest(copy / "model.safetensors")
+    capsys.readouterr()
+    assert run_translation.main(args) == 0
+    assert "Training already finished (3 of 3 steps" in capsys.readouterr().out
+    assert global_step(copy) == 3 and digest(copy / "model.safetensors") == weights
+    assert (copy / "predict_results.json").is_file()  # evaluate and predict still run
+    longer = [("5" if previous == "--max_steps" else arg) for previous, arg in zip(["", *args], args, strict=False)]
+    assert run_translation.main(longer) == 0  # a larger --max_steps continues
+    assert global_step(copy) == 5
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (("--hidden_size", "32"), "was trained with --hidden_size 16, this run has 32"),
+        (("--min_count", "2"), "was trained with --min_count 1, this run has 2"),
+    ],
+)
+def test_resume_with_other_settings_stops_naming_the_argument(finished_run, tmp_path, capsys, change, message):
+    output_dir, args = finished_run
+    copy = tmp_path / "run"
+    shutil.copytree(output_dir, copy)
+    args = [str(copy) if arg == str(output_dir) else arg for arg in args]
+    flag, value = change
+    args[args.index(flag) + 1] = value
+    assert run_translation.main(args) == 2
+    error = capsys.readouterr().err.strip()
+    assert message in error and len(error.splitlines()) == 1
+
+
+def test_resume_on_a_rewritten_training_file_stops(pairs_file, tmp_path, capsys):
+    train_file = tmp_path / "pairs.txt"
+    shutil.copy(pairs_file, train_file)
+    args = ["--train_file", str(train_file), "--output_dir", str(tmp_path / "run"), "--max_steps", "3", *RUN]
+    assert run_translation.main(args) == 0
+    train_file.write_text("I am glad.\tJe suis ravi.\n" + train_file.read_text(encoding="utf-8"), encoding="utf-8")
+    capsys.readouterr()
+    assert run_translation.main(args) == 2  # the same path, other bytes
+    assert "was trained with the training file's content (SHA-256)" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the output directory
+
+
+def test_output_dir_that_is_a_file_or_under_one(tmp_path, capsys):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("mine")
+    for output_dir, reason in ((a_file, "it is a file"), (a_file / "run", "Not a directory")):
+        args = ["--train_file", str(tmp_path / "never-read.txt"), "--output_dir", str(output_dir)]
+        assert run_translation.main(args) == 2
+        error = one_line_error(capsys)
+        assert error.startswith(f"error: --output_dir: got '{output_dir}', want a directory") and reason in error
+    assert a_file.read_text() == "mine"
+
+
+def test_checkpoint_named_files_and_empty_checkpoint_folders(pairs_file, tmp_path, capsys):
+    output_dir = tmp_path / "out"
+    output_dir.mkdir()
+    (output_dir / "checkpoint-notes.txt").write_text("mine")
+    args = ["--train_file", str(tmp_path / "never-read.txt"), "--output_dir", str(output_dir)]
+    assert run_translation.main([*args, "--overwrite_output_dir"]) == 2  # got as far as the data
+    assert one_line_error(capsys).endswith("never-read.txt: no such file")
+    assert (output_dir / "checkpoint-notes.txt").read_text() == "mine"
+    (output_dir / "checkpoint-3").mkdir()
+    assert run_translation.main(args) == 2
+    error = one_line_error(capsys)
+    assert error == (
+        f"error: {output_dir / 'checkpoint-3'}: not a complete checkpoint (no trainer_state.json in it): "
+        "remove it to resume from the one before, or pass --overwrite_output_dir to start over"
+    )
+
+
+def test_overwrite_keeps_a_users_checkpoint_folders_and_readme(finished_run, pairs_file, tmp_path, capsys):
+    output_dir, args = finished_run
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    (mixed / "checkpoint-notes").mkdir()
+    (mixed / "checkpoint-notes" / "todo.txt").write_text("mine")
+    (mixed / "README.md").write_text("# My project\n")
+    shutil.copytree(output_dir / "checkpoint-3", mixed / "checkpoint-3")  # ours: it holds trainer_state.json
+    args = [str(mixed) if arg == str(output_dir) else arg for arg in args]
+    assert run_translation.main([*args, "--overwrite_output_dir"]) == 0
+    assert (mixed / "checkpoint-notes" / "todo.txt").read_text() == "mine"
+    assert (mixed / "README.md").read_text() == "# My project\n"
+    assert "gru-seq2seq model card" in (mixed / "MODEL_CARD.md").read_text()
+    assert f"the model card is {mixed / 'MODEL_CARD.md'}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("code", [errno.EROFS, errno.ENOSPC])
+def test_an_unwritable_output_dir_is_found_before_any_data_is_read(tmp_path, monkeypatch, capsys, code):
+    real_write = os.write
+
+    def failing_write(descriptor, data):
+        if "_write_probe" in os.readlink(f"/proc/self/fd/{descriptor}"):
+            raise OSError(code, os.strerror(code))
+        return real_write(descriptor, data)
+
+    monkeypatch.setattr(os, "write", failing_write)
+    args = ["--train_file", str(tmp_path / "never-read.txt"), "--output_dir", str(tmp_path / "out")]
+    assert run_translation.main(args) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == f"error: --output_dir {tmp_path / 'out'}: cannot write there ({os.strerror(code)})"
+
+
+def test_no_room_for_a_checkpoint_stops_before_training(pairs_file, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: shutil._ntuple_diskusage(10**9, 10**9 - 1000, 1000))
+    args = ["--train_file", pairs_file, "--output_dir", str(tmp_path / "out"), "--max_steps", "3", *RUN]
+    assert run_translation.main(args) == 2
+    assert "0.0 MB free, but a checkpoint of this model needs about" in capsys.readouterr().err
+    assert not list((tmp_path / "out").glob("checkpoint-*"))
+
+
+def test_a_failed_save_names_the_last_complete_checkpoint(pairs_file, tmp_path, monkeypatch, capsys):
+    save_model = GruSeq2SeqTrainer.save_model
+
+    def full_disk_at_the_final_save(self, output_dir=None, _internal_call=False):
+        if output_dir is None:  # the model's save after training; checkpoints name their folder
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "out" / "model.safetensors"))
+        return save_model(self, output_dir, _internal_call)
+
+    monkeypatch.setattr(GruSeq2SeqTrainer, "save_model", full_disk_at_the_final_save)
+    args = ["--train_file", pairs_file, "--output_dir", str(tmp_path / "out"), "--max_steps", "3", *RUN]
+    assert run_translation.main(args) == 1
+    error = capsys.readouterr().err.strip().splitlines()[-1]  # after the data preparation's progress bars
+    assert error.startswith("error: [Errno 28] No space left on device")
+    assert f"the last complete checkpoint is {tmp_path / 'out' / 'checkpoint-3'}: make room" in error

@@ -1,19 +1,28 @@
 """run_translation.py as a drop-in for transformers' translation example: its flags, `--config_overrides`,
 given splits used as given, `--val_max_target_length` on loaded models, `training_args.bin`, the model
-card's metadata and TensorBoard logs."""
+card's metadata and TensorBoard logs; every flag's valid values, checked right after parsing (one line, before
+any data is read) and shown in `--help`."""
 
 import glob
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 from datasets import Dataset
 from huggingface_hub import ModelCard
+from runs import one_line_error
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import run_translation
-from data_scripts.prepare_tatoeba import PrepareArguments, prepare_tatoeba, read_pairs, tokenize_translation
+from data_scripts.prepare_tatoeba import (
+    PREPARE_RANGES,
+    PrepareArguments,
+    prepare_tatoeba,
+    read_pairs,
+    tokenize_translation,
+)
 from modeling_gru_seq2seq import GruSeq2SeqConfig
 from modeling_gru_seq2seq.configuration_gru_seq2seq import FIELD_CHOICES
 
@@ -332,3 +341,87 @@ def test_tokenize_translation_prefix_and_max_length_padding(pairs_file):
     plain = tokenize_translation(split, tokenizer)
     prefix_id = tokenizer.convert_tokens_to_ids(prefix_word)
     assert all(p == [prefix_id, *q] for p, q in zip(prefixed["input_ids"], plain["input_ids"], strict=False))
+
+
+# ---------------------------------------------------------------- valid values
+
+
+BAD_VALUES = {  # one bad value per flag of run_translation.FLAG_RANGES and of PREPARE_RANGES
+    "per_device_train_batch_size": "0",
+    "per_device_eval_batch_size": "0",
+    "learning_rate": "nan",
+    "decoder_learning_ratio": "-5",
+    "max_train_minutes": "-1",
+    "num_beams": "0",
+    "max_train_samples": "0",
+    "max_eval_samples": "0",
+    "max_predict_samples": "0",
+    "max_source_length": "0",
+    "max_target_length": "1",
+    "val_max_target_length": "0",
+    "num_attention_plots": "-1",
+    "preprocessing_num_workers": "0",
+    "validation_fraction": "1.5",
+    "test_fraction": "-0.1",
+    "split_seed": "-1",
+    "min_count": "0",
+    "min_length": "0",
+    "max_length": "0",
+}
+
+
+def run_with(tmp_path, *flags) -> list[str]:
+    """Arguments whose training file does not exist: an error about anything else came before reading data."""
+    return ["--train_file", str(tmp_path / "never-read.txt"), "--output_dir", str(tmp_path / "out"), *flags]
+
+
+def test_every_flag_of_the_table_is_checked_right_after_parsing(tmp_path, capsys):
+    wants = {flag: want for flag, (_, want, _) in run_translation.FLAG_RANGES.items()}
+    wants.update({flag: want for flag, (want, _) in PREPARE_RANGES.items()})
+    assert set(BAD_VALUES) == set(wants)
+    for flag, value in BAD_VALUES.items():
+        assert run_translation.main(run_with(tmp_path, f"--{flag}", value)) == 2, flag
+        error = one_line_error(capsys)
+        assert error.startswith(f"error: --{flag}: got ") and wants[flag] in error, error
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_table_shows_in_help():
+    help_text = subprocess.run(
+        [sys.executable, run_translation.__file__, "--help"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "1000"},
+    ).stdout
+    entries = {}  # flag -> its help, however argparse wrapped it
+    for block in help_text.split("\n  --")[1:]:
+        entries[block.split()[0]] = " ".join(block.split())
+    for flag, (_, want, _) in run_translation.FLAG_RANGES.items():
+        assert f"Valid: {want}." in entries[flag], flag
+    for flag, (want, _) in PREPARE_RANGES.items():
+        assert f"Valid: {want}." in entries[flag], flag
+    for field in ("hidden_size", "num_layers", "dropout", "teacher_forcing_ratio"):
+        assert "Valid: " in entries[field], field
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--hidden_size", "0"], "error: --hidden_size: got 0, want an integer >= 1"),
+        (["--num_layers", "0"], "error: --num_layers: got 0, want an integer >= 1"),
+        (["--dropout", "1"], "error: --dropout: got 1.0, want a number in [0, 1)"),
+        (["--teacher_forcing_ratio", "1.5"], "error: --teacher_forcing_ratio: got 1.5, want a number in [0, 1]"),
+        (["--hidden_size", "100000"], "error: --hidden_size: got 100000, want a model that fits in memory: its"),
+        (
+            ["--validation_fraction", "0.6", "--test_fraction", "0.5"],
+            "error: --validation_fraction + --test_fraction: got",
+        ),
+        (["--min_length", "10", "--max_length", "5"], "error: --max_length: got 5, want >= --min_length (10)"),
+    ],
+)
+def test_model_fields_and_combinations_are_one_line(tmp_path, capsys, flags, message):
+    assert run_translation.main(run_with(tmp_path, *flags)) == 2
+    error = one_line_error(capsys)
+    assert error.startswith(message), error
+    if "fits in memory" in message:
+        assert "million parameters need about" in error and "GB are available" in error

@@ -1,19 +1,19 @@
-"""GruSeq2SeqTrainer: the tutorial's two learning rates, and teacher-forcing draws that every DDP process
-(whatever its data) makes alike."""
+"""GruSeq2SeqTrainer: the tutorial's two learning rates, teacher-forcing draws that every DDP process
+(whatever its data) makes alike, the time limit, a diverging run stopped before its weights turn non-finite,
+and the generation length in the metrics."""
 
 import numpy as np
+import pytest
 import torch
 from datasets import Dataset
 from transformers import Seq2SeqTrainingArguments, default_data_collator
 
-from modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration
-from modeling_gru_seq2seq.training import GruSeq2SeqTrainer, TimeLimitCallback
+from modeling_gru_seq2seq import GruSeq2SeqForConditionalGeneration
+from modeling_gru_seq2seq.training import GruSeq2SeqTrainer, TimeLimitCallback, TrainingDivergedError
 
 
-def make_trainer(tmp_path, data_seed: int, steps: int = 16):
-    config = GruSeq2SeqConfig(
-        source_vocab_size=12, target_vocab_size=12, hidden_size=8, num_layers=1, teacher_forcing_ratio=0.5
-    )
+def make_trainer(config, tmp_path, data_seed: int, steps: int = 16):
+    """A trainer of a new model of `config` (`tiny_config`: teacher forcing ratio 0.5) on random data."""
     model = GruSeq2SeqForConditionalGeneration(config)
     generator = torch.Generator().manual_seed(data_seed)
     dataset = Dataset.from_dict(
@@ -51,15 +51,17 @@ def recorded_teacher_forcing(trainer) -> list:
     return draws
 
 
-def test_teacher_forcing_draws_depend_on_step_not_on_data(tmp_path):
-    first = recorded_teacher_forcing(make_trainer(tmp_path / "a", data_seed=0))
-    second = recorded_teacher_forcing(make_trainer(tmp_path / "b", data_seed=1))  # another process's shard
+def test_teacher_forcing_draws_depend_on_step_not_on_data(tmp_path, tiny_config):
+    first = recorded_teacher_forcing(make_trainer(tiny_config, tmp_path / "a", data_seed=0))
+    second = recorded_teacher_forcing(
+        make_trainer(tiny_config, tmp_path / "b", data_seed=1)
+    )  # another process's shard
     assert len(first) == 16 and first == second
     assert set(first) == {True, False}  # ratio 0.5: both kinds of batch happen
 
 
-def test_decoder_learns_at_five_times_the_encoder_rate(tmp_path):
-    trainer = make_trainer(tmp_path, data_seed=0)
+def test_decoder_learns_at_five_times_the_encoder_rate(tmp_path, tiny_config):
+    trainer = make_trainer(tiny_config, tmp_path, data_seed=0)
     encoder_group, decoder_group = trainer.create_optimizer().param_groups
     model = trainer.model
     assert {id(p) for p in decoder_group["params"]} == {id(p) for p in model.decoder.parameters()}
@@ -69,20 +71,55 @@ def test_decoder_learns_at_five_times_the_encoder_rate(tmp_path):
     assert trainer.optimizer.defaults["fused"]
 
 
-def test_time_limit_stops_training_and_the_run_goes_on(tmp_path):
-    trainer = make_trainer(tmp_path, data_seed=0, steps=50)
+def test_time_limit_stops_training_and_the_run_goes_on(tmp_path, tiny_config):
+    trainer = make_trainer(tiny_config, tmp_path, data_seed=0, steps=50)
     trainer.add_callback(TimeLimitCallback(minutes=1e-9))
     trainer.train()
     assert trainer.state.global_step == 1  # stopped after the first step, without an error
 
 
-def test_gen_len_counts_tokens_up_to_the_first_eos():
+def test_diverging_training_stops_before_the_weights_turn_non_finite(tmp_path, tiny_model):
+    model = tiny_model
+    calls = []
+
+    def poison(module, args, output):  # the 3rd training batch's loss is NaN
+        calls.append(1)
+        if len(calls) == 3:
+            output.loss = output.loss * float("nan")
+        return output
+
+    model.register_forward_hook(poison)
+    generator = torch.Generator().manual_seed(0)
+    dataset = Dataset.from_dict(
+        {
+            "input_ids": torch.randint(3, 12, (64, 5), generator=generator).tolist(),
+            "labels": torch.randint(3, 12, (64, 4), generator=generator).tolist(),
+        }
+    )
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(tmp_path),
+        max_steps=10,
+        per_device_train_batch_size=4,
+        save_strategy="steps",
+        save_steps=2,
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        remove_unused_columns=False,
+    )
+    trainer = GruSeq2SeqTrainer(model=model, args=args, train_dataset=dataset, data_collator=default_data_collator)
+    with pytest.raises(TrainingDivergedError, match="diverged at step 3.*learning rate.*checkpoint-2"):
+        trainer.train()
+    assert all(torch.isfinite(parameter).all() for parameter in model.parameters())
+    assert (tmp_path / "checkpoint-2").is_dir() and not (tmp_path / "checkpoint-4").exists()
+
+
+def test_gen_len_counts_tokens_up_to_the_first_eos(tiny_tokenizer):
     from transformers import EvalPrediction
 
-    from modeling_gru_seq2seq import GruSeq2SeqTokenizer, train_word_level
     from modeling_gru_seq2seq.training import build_compute_metrics
 
-    tokenizer = GruSeq2SeqTokenizer.from_vocabularies(train_word_level(["a b"]), train_word_level(["i am"]))
+    tokenizer = tiny_tokenizer
     i, am = tokenizer.target_vocab()["i"], tokenizer.target_vocab()["am"]
     # greedy pads finished rows with <pad>, beam search with <eos>: both count 3 tokens (i am <eos>)
     predictions = np.array([[1, i, am, 2, 0, 0], [1, i, am, 2, 2, 2]])

@@ -1,12 +1,14 @@
 """`gru-translate`: the command driven as a subprocess (arguments, a file, stdin, beams, unknown words, an
 empty and a 300-word line, a missing model, samples with BLEU, the terminal prompt), and the functions
-behind it (batched translation in input order, attention weights, the heatmap figure)."""
+behind it (batched translation in input order, attention weights, the heatmap figure); on an untrained model,
+outputs bounded by --max_new_tokens, a closed output pipe, a full disk, notes kept off stdout and CR line ends."""
 
 import os
 import pty
 import re
 import select
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -19,8 +21,9 @@ from tiny import learn_by_heart
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from modeling_gru_seq2seq import translate as translate_module
+from modeling_gru_seq2seq.loading import load_model_and_tokenizer
 from modeling_gru_seq2seq.pipeline_gru_seq2seq import save_translation_pipeline
-from modeling_gru_seq2seq.translate import main, translate
+from modeling_gru_seq2seq.translate import main, read_lines, translate
 
 PAIRS = [
     ("je suis content .", "i am happy ."),
@@ -266,3 +269,66 @@ def test_terminal_stdin_gives_the_tutorial_prompt(model_dir, loaded):
         process.kill()
         process.stderr.close()
         os.close(controller)
+
+
+# ---------------------------------------------------------------- bounded outputs, closed pipes, quiet stdout
+
+
+def test_max_new_tokens_bounds_the_output_of_long_and_many_sentences(saved_model_dir, capsys):
+    model, tokenizer = load_model_and_tokenizer(str(saved_model_dir))
+    sentences = [" ".join(["je suis content ."] * 250)] + ["il est la ."] * 1024  # 1,000 words, then 1,024 lines
+    lengths = {len(t.output_tokens) for t in translate(model, tokenizer, sentences, batch_size=256, max_new_tokens=3)}
+    assert lengths == {3}  # untrained: never an early <eos>, so the limit is what stops it
+    assert {len(t.output_tokens) for t in translate(model, tokenizer, sentences[:2])} == {20}  # the model's own
+    assert main([str(saved_model_dir), "je suis content .", "il est la .", "--max_new_tokens", "2"]) == 0
+    assert [len(line.split()) for line in capsys.readouterr().out.splitlines()] == [2, 2]
+
+
+def test_closed_output_pipe_ends_quietly(saved_model_dir):
+    """`gru-translate MODEL < file | head -1`: the reader is gone before the translations are written. With
+    stdout buffered (PYTHONUNBUFFERED unset), two short lines wait in Python's buffer for the final flush,
+    the hardest case; a larger or unbuffered output fails earlier, in the write, in the same handler."""
+    script = shutil.which("gru-translate", path=os.path.dirname(sys.executable))
+    buffered = {name: value for name, value in os.environ.items() if name != "PYTHONUNBUFFERED"}
+    process = subprocess.Popen(
+        [script, str(saved_model_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=buffered,
+    )
+    process.stdout.close()
+    _, stderr = process.communicate(b"je suis content .\nil est la .\n", timeout=120)
+    assert process.returncode == 128 + signal.SIGPIPE
+    assert stderr == b""
+
+
+def test_data_notes_go_to_stderr_not_into_samples_output(saved_model_dir, tmp_path, capsys):
+    samples = tmp_path / "samples.tsv"
+    samples.write_text("I am happy.\tJe suis content.\n\nHe is here.\tIl est là.\n", encoding="utf-8")
+    assert main([str(saved_model_dir), "--samples", str(samples), "-n", "2", "--seed", "0"]) == 0
+    captured = capsys.readouterr()
+    assert "Ignored 1 blank lines" in captured.err and "Ignored" not in captured.out
+    assert captured.out.startswith("> ")
+
+
+def test_gru_translate_output_errors_and_option_order(saved_model_dir):
+    command = [sys.executable, "-m", "modeling_gru_seq2seq.translate", str(saved_model_dir)]
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([*command, "je suis la"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "error: cannot write the translations: No space left on device"
+    assert "Traceback" not in result.stderr
+    ordered = subprocess.run(
+        [*command, "--num_beams", "3", "je suis la", "je suis"], capture_output=True, text=True, timeout=120
+    )
+    assert ordered.returncode == 0, ordered.stderr[-2000:]
+    assert len(ordered.stdout.splitlines()) == 2
+
+
+def test_cr_only_line_ends_are_line_ends(tmp_path):
+    path = tmp_path / "old-mac.txt"
+    path.write_bytes(b"Je suis content.\rIl fait froid.\r\rNous sommes amis.\r")
+    assert read_lines(str(path)) == ["Je suis content.", "Il fait froid.", "", "Nous sommes amis."]
+    path.write_bytes(b"a\r\nb\nc")
+    assert read_lines(str(path)) == ["a", "b", "c"]
