@@ -21,6 +21,7 @@ into a temporary folder. On CUDA each of our rows also gives its peak GPU memory
 
 import argparse
 import contextlib
+import functools
 import io
 import json
 import os
@@ -32,7 +33,7 @@ import time
 
 import torch
 from bench_train import step_gemm_speeds, useful_gflop_per_pair  # benchmarks/, on sys.path when run as a script
-from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, GenerationMixin
 
 import run_translation
 from data_scripts.prepare_tatoeba import PrepareArguments, export_pairs, prepare_tatoeba
@@ -89,7 +90,17 @@ def train_model(args, output_dir: str) -> None:
         sys.exit(f"training the model failed (run_translation.py exit code {code})")
 
 
-def time_ours(model, tokenizer, sources, batch_size, num_beams) -> dict:
+def generation_mixin_texts(model, tokenizer, sources, num_beams) -> list[str]:
+    """The translations of `sources` (batch 64) by `GenerationMixin.generate` itself, bypassing the lean loops:
+    the outputs every row must reproduce."""
+    model.generate = functools.partial(GenerationMixin.generate, model)
+    try:
+        return [r.text for r in translate(model, tokenizer, sources, num_beams=num_beams, max_new_tokens=25)]
+    finally:
+        del model.generate
+
+
+def time_ours(model, tokenizer, sources, batch_size, num_beams, expected_texts=None) -> dict:
     translate(model, tokenizer, sources[:batch_size], batch_size=batch_size, num_beams=num_beams)  # warm-up
     on_cuda = model.device.type == "cuda"
     if on_cuda:
@@ -99,9 +110,35 @@ def time_ours(model, tokenizer, sources, batch_size, num_beams) -> dict:
     seconds = time.perf_counter() - start
     mean_length = sum(len(r.output_tokens) for r in results) / len(results)
     result = {"sentences_per_s": len(sources) / seconds, "seconds": seconds, "mean_output_tokens": mean_length}
+    if expected_texts is not None:
+        result["outputs_unlike_generation_mixin"] = sum(
+            r.text != t for r, t in zip(results, expected_texts, strict=True)
+        )
     if on_cuda:
         result["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return result
+
+
+FIRST_CALL = """
+import json, sys, time
+from transformers import pipeline
+translator = pipeline("translation", model=sys.argv[1], trust_remote_code=True)
+start = time.perf_counter()
+translator(sys.argv[2])
+print(json.dumps({"first_call_seconds": time.perf_counter() - start}))
+"""
+
+
+def time_first_call(model_dir: str, sentence: str, threads: int) -> dict:
+    """Seconds of the first `translator(sentence)` after `pipeline(...)` returns, in a fresh process with an empty
+    `TORCH_EXTENSIONS_DIR` (nothing built yet), and whether that process built anything."""
+    with tempfile.TemporaryDirectory() as extensions:
+        env = {**os.environ, "TORCH_EXTENSIONS_DIR": extensions, "OMP_NUM_THREADS": str(threads)}
+        command = [sys.executable, "-c", FIRST_CALL, model_dir, sentence]
+        result = subprocess.run(command, capture_output=True, text=True, check=True, env=env)
+        timing = json.loads(result.stdout.strip().splitlines()[-1])
+        timing["built"] = any(name.endswith(".so") for _, _, files in os.walk(extensions) for name in files)
+    return timing
 
 
 def time_peer(args, pairs_file) -> dict:
@@ -158,21 +195,25 @@ def main():
             train_model(args, model_dir)
         model = AutoModelForSeq2SeqLM.from_pretrained(model_dir).to(args.device).eval()
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        first_call = time_first_call(model_dir, sources[0], args.threads) if args.device == "cpu" else None
     model_name = args.model or (
         f"trained here: hidden {args.hidden_size}, {args.num_layers} layers, {args.train_steps} steps"
     )
     rows = []
     for num_beams in (1, 5):
+        expected = generation_mixin_texts(model, tokenizer, sources, num_beams)
         for batch_size in (1, 64):
             name = f"{'greedy' if num_beams == 1 else 'beam 5'}, batch {batch_size}"
-            rows.append({"who": "ours", "mode": name, **time_ours(model, tokenizer, sources, batch_size, num_beams)})
+            timing = time_ours(model, tokenizer, sources, batch_size, num_beams, expected)
+            rows.append({"who": "ours", "mode": name, **timing})
     speeds = step_gemm_speeds(args.device)  # generation's GRU runs the compiled loops too
     gflops = speeds["best"]
     source_tokens = sum(len(ids) for ids in tokenizer(sources)["input_ids"]) / len(sources)
     greedy_tokens = rows[1]["mean_output_tokens"]  # greedy, batch 64
     ceiling = gflops / (useful_gflop_per_pair(model.config, source_tokens, greedy_tokens) / 3)
     print(
-        f"step GEMM {gflops:.0f} GFLOP/s (torch {speeds['torch']:.0f}, ours {speeds['ours']:.0f}); "
+        f"step GEMM {gflops:.0f} GFLOP/s (torch {speeds['torch']:.0f}, ours {speeds['ours_mkl']:.0f} MKL / "
+        f"{speeds['ours_onednn']:.0f} oneDNN); "
         f"{source_tokens:.2f} source, {greedy_tokens:.2f} output tokens a sentence; greedy ceiling "
         f"{ceiling:.0f} sentences/s"
     )
@@ -194,13 +235,16 @@ def main():
                 "pairs_decoded": peer.get("eval_pairs_used"),
             }
         )
-    print(f"\n{'who':<16} {'mode':<22} {'sent/s':>8} {'seconds':>8} {'out tokens':>10} {'of ceiling':>10}")
+    print(
+        f"\n{'who':<16} {'mode':<22} {'sent/s':>8} {'seconds':>8} {'out tokens':>10} {'of ceiling':>10} {'unlike':>6}"
+    )
     for row in rows:
         length = f"{row['mean_output_tokens']:10.2f}" if row["mean_output_tokens"] else f"{'-':>10}"
         print(
             f"{row['who']:<16} {row['mode']:<22} {row['sentences_per_s']:8.1f} {row['seconds']:8.2f} {length} "
-            f"{row['sentences_per_s'] / ceiling:10.0%}"
+            f"{row['sentences_per_s'] / ceiling:10.0%} {row.get('outputs_unlike_generation_mixin', '-'):>6}"
         )
+    print("(unlike: outputs that differ from GenerationMixin.generate's own, batch 64)")
     peer_row = next((r for r in rows if r["who"].startswith("peer")), None)
     ratios = {}
     if peer_row:
@@ -210,6 +254,11 @@ def main():
     for row in rows:
         if "peak_gpu_memory_mb" in row:
             print(f"{row['mode']}: peak GPU memory {row['peak_gpu_memory_mb']:.0f} MB")
+    if first_call:
+        print(
+            f"first translator(...) call in a fresh process, nothing built: {first_call['first_call_seconds']:.2f} s"
+            f"{' (it built the compiled loops)' if first_call['built'] else ''}"
+        )
     peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS (ours): {peak_rss_mb:.0f} MB")
     with open(args.output, "w") as handle:
@@ -226,6 +275,7 @@ def main():
                 "rows": rows,
                 "ratios": ratios,
                 "peak_rss_mb_ours": peak_rss_mb,
+                "first_call": first_call,
             },
             handle,
             indent=2,

@@ -16,6 +16,8 @@ MODEL_CODE_FILES = (
     "modeling_gru_seq2seq.py",
     "packed_gru.py",
     "gru_kernels.py",
+    "gru_choice.py",
+    "generation_gru_seq2seq.py",
     "owner_lock.py",
     "tokenization_gru_seq2seq.py",
     "pipeline_gru_seq2seq.py",

@@ -1,14 +1,18 @@
-"""The loops over time of [`GruLayerFunction`] (`gru_forward`, `gru_backward`) compiled for the CPU, built on
-first use.
+"""The loops over time of [`GruLayerFunction`] (`gru_forward`, `gru_backward`) and the Luong decoder's step
+(`luong_step`) compiled for the CPU.
 
 Each time step of a GRU layer is one matrix product (the recurrent gates) and a handful of elementwise
 operations (two sigmoids, a tanh, the state update). Here the whole loop over time runs in C++, per step one
-product and one fused pass over the gates, and the products run on oneDNN where it works in float32: the
-GRU's products are most of a training step, and on AMD CPUs MKL (torch's BLAS there) runs them at about half
-oneDNN's speed. The source below is compiled with `torch.utils.cpp_extension` (a C++ compiler and `ninja`)
-into the torch extensions folder (`$TORCH_EXTENSIONS_DIR`, else `~/.cache/torch_extensions`) the first time
-it is needed, about 10 seconds, and loaded from there afterwards. Where it cannot be built, [`recurrence_ops`]
-returns `None` after one warning and the callers use the same loops written with torch operations.
+product and one fused pass over the gates. The products run on oneDNN or on ATen (MKL in torch's CPU wheels),
+as the caller says: which is faster differs between machines, and [`gru_choice`] times them here. `luong_step`
+is one decoding step without gradients (the GRU layers, the attention, the output layers) in one call.
+
+The source below is compiled with `torch.utils.cpp_extension` (a C++ compiler and `ninja`) into the torch
+extensions folder (`$TORCH_EXTENSIONS_DIR`, else `~/.cache/torch_extensions`), one folder per source and torch
+installation, the first time training needs it (about 10-30 seconds, announced in one warning line), and
+loaded from there afterwards. Inference never waits for a build ([`built_recurrence_ops`]): until the library
+is there it runs `nn.GRU`. Where it cannot be built, [`recurrence_ops`] returns `None` after one warning and
+training runs the same loops written with torch operations.
 
 Set `GRU_SEQ2SEQ_NO_COMPILE=1` to never build it.
 """
@@ -34,6 +38,7 @@ CPP_SOURCE = r"""
 #include <torch/library.h>
 #include <cmath>
 #include <exception>
+#include <limits>
 #include <vector>
 
 namespace at::native {  // exported by libtorch_cpu (ATen/native/mkldnn/Matmul.h, not shipped): result = beta * result
@@ -59,10 +64,11 @@ bool onednn_works() {
   return works;
 }
 
-// result = beta * result + a @ b. float32 by oneDNN where it works: the GRU's products are most of a training step,
-// and on AMD CPUs MKL (ATen's BLAS) runs them at about half oneDNN's speed; else by ATen.
-void gemm(at::Tensor result, const at::Tensor& a, const at::Tensor& b, float beta) {
-  if (result.scalar_type() == at::kFloat && onednn_works()) {
+// result = beta * result + a @ b, by oneDNN (float32, where it works) or by ATen (MKL in torch's CPU wheels): which is
+// faster differs between machines (oneDNN ran the GRU step's product at twice MKL's speed on a Zen 5, slower on a
+// Xeon), so the caller says, from a timing on the machine (`gru_choice.py`).
+void gemm(at::Tensor result, const at::Tensor& a, const at::Tensor& b, float beta, bool onednn) {
+  if (onednn && result.scalar_type() == at::kFloat && onednn_works()) {
     at::native::mkldnn_matmul(a, b, result, beta, 1.0f);
   } else if (beta == 0.0f) {
     at::mm_out(result, a, b);
@@ -132,12 +138,12 @@ void backward_step(int64_t rows, int64_t H, const T* __restrict__ dout, const T*
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_forward(
     const at::Tensor& inputs, const at::Tensor& initial_state, const at::Tensor& weight_ih,
     const at::Tensor& weight_hh, const at::Tensor& bias_ih, const at::Tensor& bias_hh, at::IntArrayRef batch_sizes,
-    bool reverse) {
+    bool reverse, bool onednn) {
   const int64_t H = weight_hh.size(1), tokens = inputs.size(0), batch = initial_state.size(0);
   const auto starts = step_starts(batch_sizes);
   const auto options = initial_state.options();
   auto input_gates = at::empty({tokens, 3 * H}, options);
-  gemm(input_gates, inputs.contiguous(), weight_ih.t(), 0.0f);  // every step's input side at once
+  gemm(input_gates, inputs.contiguous(), weight_ih.t(), 0.0f, onednn);  // every step's input side at once
   auto outputs = at::empty({tokens, H}, options), previous_states = at::empty({tokens, H}, options);
   auto gates = at::empty({tokens, 4 * H}, options), hidden_gates = at::empty({batch, 3 * H}, options);
   auto state = initial_state.contiguous().clone();  // rows past their last step keep their final state
@@ -146,7 +152,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_forward(
   AT_DISPATCH_FLOATING_TYPES(initial_state.scalar_type(), "gru_forward", [&] {
     for (int64_t i = 0; i < steps; ++i) {
       const int64_t step = reverse ? steps - 1 - i : i, rows = batch_sizes[step], start = starts[step];
-      gemm(hidden_gates.narrow(0, 0, rows), state.narrow(0, 0, rows), weight_t, 0.0f);
+      gemm(hidden_gates.narrow(0, 0, rows), state.narrow(0, 0, rows), weight_t, 0.0f, onednn);
       forward_step(rows, H, input_gates.data_ptr<scalar_t>() + start * 3 * H, hidden_gates.data_ptr<scalar_t>(),
                    bias_i.data_ptr<scalar_t>(), bias_h.data_ptr<scalar_t>(), state.data_ptr<scalar_t>(),
                    outputs.data_ptr<scalar_t>() + start * H, previous_states.data_ptr<scalar_t>() + start * H,
@@ -159,7 +165,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_forward(
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_backward(
     const at::Tensor& output_grads, const at::Tensor& final_state_grad, const at::Tensor& inputs,
     const at::Tensor& weight_ih, const at::Tensor& weight_hh, const at::Tensor& previous_states,
-    const at::Tensor& gates, at::IntArrayRef batch_sizes, bool reverse) {
+    const at::Tensor& gates, at::IntArrayRef batch_sizes, bool reverse, bool onednn) {
   const int64_t H = weight_hh.size(1), tokens = gates.size(0);
   const auto starts = step_starts(batch_sizes);
   const auto options = gates.options();
@@ -174,19 +180,60 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
                     gates.data_ptr<scalar_t>() + start * 4 * H, state_grad.data_ptr<scalar_t>(),
                     input_gate_grads.data_ptr<scalar_t>() + start * 3 * H,
                     hidden_gate_grads.data_ptr<scalar_t>() + start * 3 * H);
-      gemm(state_grad.narrow(0, 0, rows), hidden_gate_grads.narrow(0, start, rows), weight, 1.0f);
+      gemm(state_grad.narrow(0, 0, rows), hidden_gate_grads.narrow(0, start, rows), weight, 1.0f, onednn);
     }
   });
   auto input_grad = at::empty({tokens, inputs.size(1)}, options);
   auto weight_ih_grad = at::empty_like(weight_ih), weight_hh_grad = at::empty_like(weight_hh);
-  gemm(input_grad, input_gate_grads, weight_ih, 0.0f);
-  gemm(weight_ih_grad, input_gate_grads.t(), inputs.contiguous(), 0.0f);  // one product over all steps
-  gemm(weight_hh_grad, hidden_gate_grads.t(), previous_states, 0.0f);
+  gemm(input_grad, input_gate_grads, weight_ih, 0.0f, onednn);
+  gemm(weight_ih_grad, input_gate_grads.t(), inputs.contiguous(), 0.0f, onednn);  // one product over all steps
+  gemm(weight_hh_grad, hidden_gate_grads.t(), previous_states, 0.0f, onednn);
   return {input_grad, state_grad, weight_ih_grad, weight_hh_grad, input_gate_grads.sum(0), hidden_gate_grads.sum(0)};
 }
 
-void gemm_op(const at::Tensor& result, const at::Tensor& a, const at::Tensor& b, double beta) {
-  gemm(result, a, b, static_cast<float>(beta));
+// One decoding step of the Luong decoder without gradients (GruSeq2SeqLuongDecoder.step, eval mode): the same ATen
+// operations in the same order as its Python code, in one call, so a step of one sentence does not spend a third of
+// its time dispatching ~25 operations from Python. `score`: 0 dot, 1 general (`score_weight` = W_a), 2 concat
+// (`score_weight` = W_a's query half, `v`). `gru_weights`: weight_ih, weight_hh, bias_ih, bias_hh per layer.
+// Returns the logits (rows, 1, vocab), the GRU state (layers, rows, H), the attention weights (rows, 1, src_len),
+// the embeddings and the top GRU outputs (rows, 1, H).
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> luong_step(
+    const at::Tensor& input_ids, const at::Tensor& hidden, const at::Tensor& states, const at::Tensor& keys,
+    const at::Tensor& mask, const at::Tensor& embedding, at::TensorList gru_weights, int64_t score,
+    const at::Tensor& score_weight, const at::Tensor& v, const at::Tensor& concat_weight,
+    const at::Tensor& concat_bias, const at::Tensor& out_weight, const at::Tensor& out_bias, bool onednn) {
+  const int64_t rows = input_ids.size(0), layers = hidden.size(0);
+  const auto embedded = at::embedding(embedding, input_ids);  // (rows, 1, H)
+  auto layer_input = embedded.view({rows, -1});
+  std::vector<at::Tensor> final_states;
+  const std::vector<int64_t> batch_sizes{rows};
+  for (int64_t layer = 0; layer < layers; ++layer) {
+    auto result = gru_forward(layer_input, hidden[layer], gru_weights[4 * layer], gru_weights[4 * layer + 1],
+                              gru_weights[4 * layer + 2], gru_weights[4 * layer + 3], batch_sizes, false, onednn);
+    layer_input = std::get<0>(result);
+    final_states.push_back(std::get<1>(result));
+  }
+  const auto gru_output = layer_input.view({rows, 1, -1});
+  at::Tensor scores;
+  if (score == 0) {
+    scores = at::matmul(gru_output, keys.transpose(1, 2));
+  } else if (score == 1) {
+    scores = at::matmul(at::linear(gru_output, score_weight), keys.transpose(1, 2));
+  } else {
+    scores = at::matmul(at::tanh(at::linear(gru_output, score_weight).unsqueeze(2) + keys.unsqueeze(1)), v);
+  }
+  const double lowest = scores.scalar_type() == at::kDouble ? std::numeric_limits<double>::lowest()
+                                                             : std::numeric_limits<float>::lowest();
+  scores = scores.masked_fill(mask.unsqueeze(1) == 0, lowest);
+  const auto attention_weights = scores.softmax(-1);
+  const auto context = at::matmul(attention_weights, states);
+  const auto attentional = at::tanh(at::linear(at::cat({gru_output, context}, -1), concat_weight, concat_bias));
+  const auto logits = at::linear(attentional, out_weight, out_bias);
+  return {logits, at::stack(final_states), attention_weights, embedded, gru_output};
+}
+
+void gemm_op(const at::Tensor& result, const at::Tensor& a, const at::Tensor& b, double beta, bool onednn) {
+  gemm(result, a, b, static_cast<float>(beta), onednn);
 }
 
 }  // namespace
@@ -197,18 +244,22 @@ void gemm_op(const at::Tensor& result, const at::Tensor& a, const at::Tensor& b,
 
 DEFINE_OPS(OPS_NAMESPACE, m) {
   m.def("uses_onednn() -> bool", [] { return onednn_works(); });
-  m.def("gemm(Tensor(a!) result, Tensor a, Tensor b, float beta) -> ()");
+  m.def("gemm(Tensor(a!) result, Tensor a, Tensor b, float beta, bool onednn) -> ()");
   m.def("gru_forward(Tensor inputs, Tensor initial_state, Tensor weight_ih, Tensor weight_hh, Tensor bias_ih, "
-        "Tensor bias_hh, int[] batch_sizes, bool reverse) -> (Tensor, Tensor, Tensor, Tensor)");
+        "Tensor bias_hh, int[] batch_sizes, bool reverse, bool onednn) -> (Tensor, Tensor, Tensor, Tensor)");
   m.def("gru_backward(Tensor output_grads, Tensor final_state_grad, Tensor inputs, Tensor weight_ih, "
-        "Tensor weight_hh, Tensor previous_states, Tensor gates, int[] batch_sizes, bool reverse) "
+        "Tensor weight_hh, Tensor previous_states, Tensor gates, int[] batch_sizes, bool reverse, bool onednn) "
         "-> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
+  m.def("luong_step(Tensor input_ids, Tensor hidden, Tensor states, Tensor keys, Tensor mask, Tensor embedding, "
+        "Tensor[] gru_weights, int score, Tensor score_weight, Tensor v, Tensor concat_weight, Tensor concat_bias, "
+        "Tensor out_weight, Tensor out_bias, bool onednn) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
 }
 
 IMPLEMENT_OPS(OPS_NAMESPACE, CPU, m) {
   m.impl("gru_forward", &gru_forward);
   m.impl("gru_backward", &gru_backward);
   m.impl("gemm", &gemm_op);
+  m.impl("luong_step", &luong_step);
 }
 """
 
@@ -221,13 +272,25 @@ SOURCE_FILE, OWNER_FILE, TORCH_LOCK_FILE = "gru_kernels.cpp", "build.owner", "lo
 
 
 def build_directory() -> str:
-    """Where the library is built: one folder per source, torch version, machine type and flags."""
+    """Where the library is built: one folder per source, torch installation (its folder and version: two
+    environments with the same torch version keep a library each instead of rebuilding each other's), machine
+    type and flags."""
     from torch.utils import cpp_extension
 
-    key = [CPP_SOURCE, torch.__version__, platform.machine(), *CFLAGS]
-    digest = hashlib.sha256("\n".join(key).encode()).hexdigest()[:16]
     root = os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()
-    return os.path.join(root, f"gru_seq2seq_{digest}")
+    return os.path.join(root, f"gru_seq2seq_{build_key()}")
+
+
+@functools.cache
+def build_key() -> str:
+    torch_installation = os.path.realpath(os.path.dirname(torch.__file__))
+    key = [CPP_SOURCE, torch.__version__, torch_installation, platform.machine(), *CFLAGS]
+    return hashlib.sha256("\n".join(key).encode()).hexdigest()[:16]
+
+
+def library_path(folder: str) -> str:
+    """The built library in `folder` (`cpp_extension.load` names it after the folder)."""
+    return os.path.join(folder, f"{os.path.basename(folder)}.so")
 
 
 def _remove(path: str) -> None:
@@ -252,18 +315,25 @@ def _write_source(folder: str) -> None:
     os.replace(f"{path}.{os.getpid()}", path)
 
 
+def built_recurrence_ops():
+    """[`recurrence_ops`] where the library is built already (or loaded in this process), else `None`: never
+    builds, so inference in a fresh environment answers at once (on `nn.GRU`) instead of waiting for a build."""
+    if recurrence_ops.cache_info().currsize or os.path.exists(library_path(build_directory())):
+        return recurrence_ops()
+    return None
+
+
 @functools.cache
 def recurrence_ops():
-    """The compiled ops, `torch.ops.<build folder name>` (`gru_forward`, `gru_backward`; `gemm` and `uses_onednn`
-    for benchmarks), built and loaded once per process, or `None` when `GRU_SEQ2SEQ_NO_COMPILE` is set or the
-    build fails (with one warning saying why)."""
+    """The compiled ops, `torch.ops.<build folder name>` (`gru_forward`, `gru_backward`, `gemm`, `uses_onednn`),
+    loaded once per process (built first where the library is not there yet, saying so in one line), or `None`
+    when `GRU_SEQ2SEQ_NO_COMPILE` is set or the build fails (with one warning saying why)."""
     if os.environ.get("GRU_SEQ2SEQ_NO_COMPILE", "") not in ("", "0"):
         return None
     from torch.utils import cpp_extension
 
     folder = build_directory()
     name = os.path.basename(folder)
-    logger.info(f"Loading the compiled GRU recurrence from {folder} (built there the first time)")
     torch_lock = os.path.join(folder, TORCH_LOCK_FILE)
     try:
         os.makedirs(folder, exist_ok=True)
@@ -282,14 +352,19 @@ def recurrence_ops():
                 return None
             if os.path.exists(torch_lock) and time.time() - os.path.getmtime(torch_lock) > STALE_LOCK_SECONDS:
                 _remove(torch_lock)  # left by a build of an earlier version, which took no owner lock
-            _write_source(folder)
-            cpp_extension.load(
-                name,
-                [os.path.join(folder, SOURCE_FILE)],
-                extra_cflags=[*CFLAGS, f"-DOPS_NAMESPACE={name}"],
-                build_directory=folder,
-                is_python_module=False,
-            )
+            _write_source(folder)  # empties the folder (library included) if its source is not this one
+            if not _load_built(folder):
+                logger.warning(
+                    f"gru-seq2seq: building the compiled GRU loops for this torch installation in {folder} "
+                    "(once, about 10-30 s)"
+                )
+                cpp_extension.load(
+                    name,
+                    [os.path.join(folder, SOURCE_FILE)],
+                    extra_cflags=[*CFLAGS, f"-DOPS_NAMESPACE={name}"],
+                    build_directory=folder,
+                    is_python_module=False,
+                )
     except Exception as error:  # no compiler, no ninja, a read-only home: run the torch-operation loops
         warnings.warn(
             "gru-seq2seq: the compiled GRU loop could not be built, so the CPU runs the slower torch-"
@@ -299,3 +374,19 @@ def recurrence_ops():
         )
         return None
     return getattr(torch.ops, name)
+
+
+def _load_built(folder: str) -> bool:
+    """Load the library built in `folder` before (its source is this one, `_write_source` saw to that) without
+    asking ninja whether it is up to date (that check alone takes about a second); `False` where there is none
+    or it does not load (a build killed while linking), so it is built again."""
+    path = library_path(folder)
+    if not os.path.exists(path):
+        return False
+    try:
+        torch.ops.load_library(path)
+    except OSError:
+        _remove(path)
+        return False
+    logger.info(f"Loaded the compiled GRU loops from {path}")
+    return True

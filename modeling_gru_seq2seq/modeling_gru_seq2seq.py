@@ -1,14 +1,13 @@
 """PyTorch GRU sequence-to-sequence model with attention: the Practical PyTorch translator, batched.
 
-Top to bottom: the generation cache (the decoder GRU state), the encoder, what the decoder reads from the
-source (`GruSeq2SeqSource`) and the attention over it, the decoders (one interface: `step` one token, `forward`
-a whole target; Luong runs a teacher-forced target in one call), the `PreTrainedModel` base and the model with
-a language-modelling head (encode, initial state, decode, loss).
+Top to bottom: the encoder, what the decoder reads from the source (`GruSeq2SeqSource`) and the attention over
+it, the decoders (one interface: `step` one token, `forward` a whole target; Luong runs a teacher-forced target in
+one call), the `PreTrainedModel` base and the model with a language-modelling head (encode, initial state,
+decode, loss). Generation (the cache, the lean search loops) is in `generation_gru_seq2seq.py`.
 Shapes use `batch`, `src_len` (source tokens), `tgt_len` (target tokens), `hidden` (`config.hidden_size`)
 and `vocab` (`config.target_vocab_size`). Padding is on the right.
 """
 
-import copy
 import logging
 import math
 from dataclasses import dataclass
@@ -17,12 +16,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
-from transformers import Cache, GenerationMixin, PreTrainedModel, StopStringCriteria
-from transformers.generation.utils import GenerationMode
+from transformers import PreTrainedModel
 from transformers.modeling_outputs import Seq2SeqLMOutput
 from transformers.utils import ModelOutput
 
-from .configuration_gru_seq2seq import GruSeq2SeqConfig
+from .configuration_gru_seq2seq import ATTENTION_SCORES, GruSeq2SeqConfig
+from .generation_gru_seq2seq import GruSeq2SeqCache, GruSeq2SeqGenerationMixin
+from .gru_choice import Loops, choice
 from .packed_gru import PackedGRU
 
 
@@ -30,32 +30,6 @@ def flat_positions(mask: torch.Tensor) -> torch.LongTensor:
     """Indices of the True entries of a `(batch, tgt_len)` mask into its flattened `batch * tgt_len` positions.
     (`index_select` with them has a cheap backward; boolean indexing's accumulates slowly on the CPU.)"""
     return mask.flatten().nonzero().squeeze(1)
-
-
-class GruSeq2SeqCache(Cache):
-    """The decoder's state between generation steps: the GRU hidden state after the tokens decoded so far.
-
-    A recurrent state summarises the whole prefix, so each step feeds only the newest token (no key/value
-    history, no recomputation). The state is kept batch-first so that beam search reorders it along dim 0.
-
-    Args:
-        hidden_state (`torch.Tensor` of shape `(batch, num_layers, hidden)`): the decoder GRU state.
-        seq_length (`int`): number of decoder tokens that produced it.
-    """
-
-    is_croppable = False  # `crop()` cannot rewind a recurrent state by a step
-
-    def __init__(self, hidden_state: torch.Tensor, seq_length: int):
-        super().__init__(layers=[])
-        self.hidden_state = hidden_state
-        self.seq_length = seq_length
-
-    def get_seq_length(self, layer_idx: int = 0) -> int:
-        return self.seq_length
-
-    def reorder_cache(self, beam_idx: torch.LongTensor):
-        """Keep, for every beam, the state of the beam it continues (beam search calls this each step)."""
-        self.hidden_state = self.hidden_state.index_select(0, beam_idx.to(self.hidden_state.device))
 
 
 @dataclass
@@ -246,9 +220,11 @@ class GruSeq2SeqAttention(nn.Module):
 
 
 @dataclass
-class GruSeq2SeqDecoderOutput(ModelOutput):
+class GruSeq2SeqDecoderOutput:
     """
-    Output of the decoders ([`GruSeq2SeqLuongDecoder`], [`GruSeq2SeqBahdanauDecoder`]).
+    Output of the decoders ([`GruSeq2SeqLuongDecoder`], [`GruSeq2SeqBahdanauDecoder`]) to the head model: a plain
+    dataclass, not a `ModelOutput`, since decoding makes one per step and a `ModelOutput` costs about 50 us to
+    build (a tenth of a step for one sentence).
 
     Args:
         logits (`torch.Tensor` of shape `(batch, tgt_len, vocab)`): next-token scores.
@@ -370,7 +346,54 @@ class GruSeq2SeqLuongDecoder(GruSeq2SeqDecoder):
         self.out = nn.Linear(hidden_size, config.target_vocab_size)
 
     def step(self, input_ids, hidden, source) -> GruSeq2SeqDecoderOutput:
-        return self.decode_in_parallel(input_ids, hidden, source)
+        """`decode_in_parallel` of one token; in eval mode without gradients, where the compiled GRU loops run
+        decoding here, the same operations in one compiled call (`luong_step` in `gru_kernels`)."""
+        loops = self.compiled_step_loops(input_ids, hidden)
+        if loops is None:
+            return self.decode_in_parallel(input_ids, hidden, source)
+        attention, empty = self.attention, hidden.new_empty(0)
+        if attention.score == "general":
+            score_weight = attention.query_projection.weight
+        elif attention.score == "concat":
+            score_weight = attention.projection.weight[:, : attention.hidden_size]
+        else:
+            score_weight = empty
+        logits, hidden, attention_weights, embedded, gru_output = loops.ops.luong_step(
+            input_ids,
+            hidden,
+            source.states,
+            source.keys,
+            source.mask,
+            self.embedding.weight,
+            self.gru._flat_weights,
+            ATTENTION_SCORES.index(attention.score),
+            score_weight,
+            getattr(attention, "v", empty),
+            self.concat.weight,
+            self.concat.bias,
+            self.out.weight,
+            self.out.bias,
+            loops.onednn,
+        )
+        return GruSeq2SeqDecoderOutput(logits, hidden, attention_weights, (embedded, gru_output))
+
+    def compiled_step_loops(self, input_ids: torch.LongTensor, hidden: torch.Tensor) -> Loops | None:
+        """The compiled loops `step` runs in one call, or `None`: in training mode, with gradients, off the CPU,
+        in other dtypes, under autocast or tracing, with hooks on the decoder's layers (they would not run), or
+        where `nn.GRU` is the faster for decoding here."""
+        if (
+            self.training
+            or torch.is_grad_enabled()
+            or hidden.device.type != "cpu"
+            or hidden.dtype not in (torch.float32, torch.float64)
+            or torch.is_autocast_enabled("cpu")
+            or torch.jit.is_tracing()
+            or torch.compiler.is_compiling()
+            or any(module._forward_hooks or module._forward_pre_hooks for module in self.modules())
+        ):
+            return None
+        loops = choice(self.gru.hidden_size, input_ids.shape[0], training=False)
+        return loops if loops is not None and loops.ops is not None else None
 
     def forward(
         self, input_ids, hidden, source, target_lengths=None, teacher_forcing=True, output_hidden_states=False
@@ -446,20 +469,6 @@ class GruSeq2SeqBahdanauDecoder(GruSeq2SeqDecoder):
         return GruSeq2SeqDecoderOutput(logits, hidden, attention_weights, (embedded, gru_output))
 
 
-class TargetStopStringCriteria(StopStringCriteria):
-    """`StopStringCriteria` over the target vocabulary of a [`GruSeq2SeqTokenizer`]: generated ids are target
-    words, which `decode` joins with spaces, so each reads as `" word"`. (transformers' criterion reads the
-    tokenizer's own vocabulary, the source one here, and finds each token's text by decoding it behind the
-    word `"abcdef"`, which a word-level vocabulary reads as `<unk>`.)"""
-
-    def clean_and_embed_tokens_with_cache(self, token_list, token_indices, tokenizer):
-        vocab = tokenizer.target_vocab()
-        words = sorted(vocab)
-        return self._stop_string_create_embedding_vec(
-            tuple(" " + word for word in words), tuple(vocab[word] for word in words), self._stop_strings_for_matching
-        )
-
-
 class GruSeq2SeqPreTrainedModel(PreTrainedModel):
     config_class = GruSeq2SeqConfig
     base_model_prefix = ""  # no base model: the encoder and decoder sit on the head model itself
@@ -527,7 +536,7 @@ class GruSeq2SeqPreTrainedModel(PreTrainedModel):
             nn.init.uniform_(module.v, -bound, bound)
 
 
-class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMixin):
+class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GruSeq2SeqGenerationMixin):
     """The encoder, a Luong or Bahdanau decoder (`config.decoder_type`) and the masked cross-entropy loss.
 
     Teacher forcing: in training, one draw per batch from torch's global RNG (`torch.rand(())`) against
@@ -618,36 +627,26 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
             return final_hidden_state[:, :num_layers]
         return final_hidden_state.unflatten(1, (num_layers, 2)).sum(dim=2)
 
-    def _prepare_generation_config(self, generation_config, **kwargs):
-        """As `GenerationMixin`'s, then its counts checked: `num_beams=0` and the like fail in one line here
-        instead of deep inside the search."""
-        generation_config, model_kwargs = super()._prepare_generation_config(generation_config, **kwargs)
-        for key, minimum in (("num_beams", 1), ("num_return_sequences", 1), ("max_new_tokens", 1), ("max_length", 1)):
-            value = getattr(generation_config, key)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < minimum):
-                raise ValueError(f"{key}: got {value!r}, want an integer >= {minimum}")
-        return generation_config, model_kwargs
-
-    def _validate_generation_mode(self, generation_mode, generation_config, generation_mode_kwargs):
-        if generation_mode == GenerationMode.ASSISTED_GENERATION:
-            raise ValueError(
-                "assisted decoding (`assistant_model`, `prompt_lookup_num_tokens`) is not available: it rewinds the "
-                "decoder past rejected tokens, and a GRU's state, which summarises the whole prefix, cannot be rewound"
-            )
-        super()._validate_generation_mode(generation_mode, generation_config, generation_mode_kwargs)
-
-    def _get_stopping_criteria(self, generation_config, stopping_criteria, tokenizer=None, **kwargs):
-        """`generate(stop_strings=..., tokenizer=tokenizer)` matches the stop strings against the target words
-        (see [`TargetStopStringCriteria`]); everything else as `GenerationMixin`."""
-        if generation_config.stop_strings is None or not hasattr(tokenizer, "target_vocab"):
-            return super()._get_stopping_criteria(generation_config, stopping_criteria, tokenizer=tokenizer, **kwargs)
-        without_stop_strings = copy.copy(generation_config)
-        without_stop_strings.stop_strings = None
-        criteria = super()._get_stopping_criteria(
-            without_stop_strings, stopping_criteria, tokenizer=tokenizer, **kwargs
-        )
-        criteria.append(TargetStopStringCriteria(tokenizer, generation_config.stop_strings))
-        return criteria
+    def decoder_start(
+        self,
+        encoder_outputs: GruSeq2SeqEncoderOutput,
+        attention_mask: torch.Tensor | None = None,
+        cache: GruSeq2SeqCache | None = None,
+    ) -> tuple[torch.Tensor, GruSeq2SeqSource]:
+        """The decoder's state `(num_layers, batch, hidden)` (from `cache`, else `initial_decoder_state`) and what
+        it reads from the source: the encoder outputs, their attention keys (kept in `cache`, else projected
+        here) and the mask (all ones when `attention_mask` is `None`)."""
+        states = encoder_outputs.last_hidden_state
+        if attention_mask is None:
+            attention_mask = torch.ones(states.shape[:2], device=states.device)
+        if cache is None:
+            hidden, keys = self.initial_decoder_state(encoder_outputs.final_hidden_state), None
+        else:
+            hidden, keys = cache.hidden_state, cache.source_keys
+        if keys is None:
+            keys = self.decoder.attention.project_keys(states)
+        hidden = hidden.transpose(0, 1).contiguous()  # the GRU wants (num_layers, batch, hidden)
+        return hidden, GruSeq2SeqSource(states, keys, attention_mask)
 
     def prepare_decoder_input_ids_from_labels(self, labels: torch.LongTensor) -> torch.LongTensor:
         """`(batch, tgt_len)` labels shifted right behind `decoder_start_token_id`, -100 replaced by padding."""
@@ -725,20 +724,11 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
             output_hidden_states = self.config.output_hidden_states
         if encoder_outputs is None:
             encoder_outputs = self.encoder(input_ids, attention_mask, output_hidden_states=output_hidden_states)
-        encoder_hidden_states = encoder_outputs.last_hidden_state
-        if attention_mask is None:
-            attention_mask = torch.ones(encoder_hidden_states.shape[:2], device=encoder_hidden_states.device)
         if decoder_input_ids is None:
             decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
 
-        if cache is None:
-            hidden = self.initial_decoder_state(encoder_outputs.final_hidden_state)
-            past_length = 0
-        else:
-            hidden, past_length = cache.hidden_state, cache.get_seq_length()
-        hidden = hidden.transpose(0, 1).contiguous()  # the GRU wants (num_layers, batch, hidden)
-        keys = self.decoder.attention.project_keys(encoder_hidden_states)
-        source = GruSeq2SeqSource(encoder_hidden_states, keys, attention_mask)
+        hidden, source = self.decoder_start(encoder_outputs, attention_mask, cache)
+        past_length = 0 if cache is None else cache.get_seq_length()
 
         if teacher_forcing is None:
             teacher_forcing = not self.training or torch.rand(()).item() < self.config.teacher_forcing_ratio
@@ -750,10 +740,12 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GenerationMi
         output = Seq2SeqLMOutput(
             loss=None if labels is None else self.masked_loss(logits, labels, num_items_in_batch),
             logits=logits,
-            cache=GruSeq2SeqCache(hidden.transpose(0, 1), past_length + logits.shape[1]) if use_cache else None,
+            cache=GruSeq2SeqCache(hidden.transpose(0, 1), past_length + logits.shape[1], source.keys)
+            if use_cache
+            else None,
             decoder_hidden_states=decoder_outputs.hidden_states if output_hidden_states else None,
             cross_attentions=(decoder_outputs.attention_weights.unsqueeze(1),) if output_attentions else None,
-            encoder_last_hidden_state=encoder_hidden_states,
+            encoder_last_hidden_state=source.states,
             encoder_hidden_states=encoder_outputs.hidden_states if output_hidden_states else None,
         )
         return output if return_dict else output.to_tuple()

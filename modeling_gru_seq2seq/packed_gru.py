@@ -6,8 +6,9 @@ full-size addition) and allocates and fills zero tensors for the sliced states o
 layer and direction is an `autograd.Function` whose backward runs the recurrence for the state gradient
 only, writes each step's gate gradients into one packed buffer, then gets every weight and bias gradient
 from a single product over all time steps. Both loops over time run compiled where they can
-([`gru_kernels`]: one product and one fused pass over the gates per step, the products on oneDNN), else as
-the torch operations below.
+([`gru_kernels`]: one product and one fused pass over the gates per step), else as the torch operations below.
+Which runs, and whether `nn.GRU` itself is the faster here, for training and for decoding, is timed on the
+machine ([`gru_choice`]).
 
 Shapes use `tokens` (the packed batch's tokens, `sum(batch_sizes)`), `batch` (rows, longest first inside a
 packed batch) and `hidden`. Gates are in torch's order: reset r, update z, new n:
@@ -21,12 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence
 
-from .gru_kernels import recurrence_ops
-
-
-def compiled_ops():
-    """[`gru_kernels.recurrence_ops`], or `None` under CPU autocast (the compiled loops take one dtype)."""
-    return None if torch.is_autocast_enabled("cpu") else recurrence_ops()
+from .gru_choice import Loops, choice
 
 
 def step_starts(batch_sizes: list[int]) -> list[int]:
@@ -116,39 +112,51 @@ def gru_backward(
     )
 
 
+def layer_forward(loops: Loops, *args):
+    """[`gru_forward`]'s arguments and results, run by `loops` (compiled, or in torch operations)."""
+    if loops.ops is None:
+        return gru_forward(*args)
+    return loops.ops.gru_forward(*args, loops.onednn)
+
+
 class GruLayerFunction(torch.autograd.Function):
     """One GRU layer in one direction over packed data (time-major, rows longest first): [`gru_forward`] and
-    [`gru_backward`], compiled ([`compiled_ops`]) where they can be, else in torch operations. Same arguments
-    as [`gru_forward`]; returns its outputs and final states."""
+    [`gru_backward`] as `loops` runs them. Arguments: `loops`, then [`gru_forward`]'s; returns its outputs and
+    final states."""
 
     @staticmethod
-    def forward(ctx, inputs, initial_state, weight_ih, weight_hh, bias_ih, bias_hh, batch_sizes, reverse):
-        ops = compiled_ops()
-        outputs, state, previous_states, gates = (ops.gru_forward if ops is not None else gru_forward)(
-            inputs, initial_state, weight_ih, weight_hh, bias_ih, bias_hh, batch_sizes, reverse
+    def forward(ctx, loops, inputs, initial_state, weight_ih, weight_hh, bias_ih, bias_hh, batch_sizes, reverse):
+        outputs, state, previous_states, gates = layer_forward(
+            loops, inputs, initial_state, weight_ih, weight_hh, bias_ih, bias_hh, batch_sizes, reverse
         )
-        ctx.batch_sizes, ctx.reverse, ctx.ops = batch_sizes, reverse, ops
+        ctx.loops, ctx.batch_sizes, ctx.reverse = loops, batch_sizes, reverse
         ctx.save_for_backward(inputs, weight_ih, weight_hh, previous_states, gates)
         return outputs, state
 
     @staticmethod
     def backward(ctx, output_grads, final_state_grad):
-        grads = (ctx.ops.gru_backward if ctx.ops is not None else gru_backward)(
-            output_grads.contiguous(), final_state_grad.contiguous(), *ctx.saved_tensors, ctx.batch_sizes, ctx.reverse
+        args = (output_grads.contiguous(), final_state_grad.contiguous(), *ctx.saved_tensors, ctx.batch_sizes)
+        loops = ctx.loops
+        grads = (
+            gru_backward(*args, ctx.reverse)
+            if loops.ops is None
+            else loops.ops.gru_backward(*args, ctx.reverse, loops.onednn)
         )
         return (
-            *(grad if needed else None for grad, needed in zip(grads, ctx.needs_input_grad, strict=False)),
+            None,
+            *(grad if needed else None for grad, needed in zip(grads, ctx.needs_input_grad[1:], strict=False)),
             None,
             None,
         )
 
 
 class PackedGRU(nn.GRU):
-    """`nn.GRU` (same arguments, parameters and results) that runs on the CPU with [`GruLayerFunction`]: a
-    packed batch as it is, a padded one `(batch, steps, input)` (or `(steps, batch, input)`) as a packed batch
-    whose rows all have `steps` tokens. `nn.GRU` itself runs everything else: other devices (cuDNN), dtypes
-    other than float32 and float64, unbatched or empty inputs, `bias=False`, tracing and compiling, and calls
-    without gradients where the compiled loop is not there (or under autocast)."""
+    """`nn.GRU` (same arguments, parameters and results) that runs on the CPU with [`GruLayerFunction`] where that
+    is the faster here ([`gru_choice.choice`]): a packed batch as it is, a padded one `(batch, steps, input)` (or
+    `(steps, batch, input)`) as a packed batch whose rows all have `steps` tokens. `nn.GRU` itself runs
+    everything else: where it is the faster, other devices (cuDNN), dtypes other than float32 and float64,
+    unbatched or empty inputs, `bias=False`, tracing and compiling, and calls without gradients where the
+    compiled loop is not built (or under autocast)."""
 
     def forward(self, input, hx=None):
         packed = isinstance(input, PackedSequence)
@@ -160,11 +168,16 @@ class PackedGRU(nn.GRU):
             and self.bias
             and not (torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling())
         )
-        # without gradients only the compiled loop beats nn.GRU's own
-        if not usable or not (torch.is_grad_enabled() or compiled_ops() is not None):
+        if not usable:
             return super().forward(input, hx)
-        if hx is not None:
-            self.check_forward_args(data, hx, input.batch_sizes if packed else None)
+        training = torch.is_grad_enabled()
+        if torch.is_autocast_enabled("cpu"):  # the compiled loops take one dtype
+            loops = Loops() if training else None
+        else:
+            rows = int(input.batch_sizes[0]) if packed else data.shape[0 if self.batch_first else 1]
+            loops = choice(self.hidden_size, rows, training)
+        if loops is None:
+            return super().forward(input, hx)
         if packed:
             batch_sizes = input.batch_sizes.tolist()
             if hx is not None and input.sorted_indices is not None:
@@ -174,25 +187,21 @@ class PackedGRU(nn.GRU):
             steps, batch = data.shape[:2]
             data, batch_sizes = data.reshape(steps * batch, -1), [batch] * steps
         directions = 2 if self.bidirectional else 1
+        states_shape = (self.num_layers * directions, batch_sizes[0], self.hidden_size)
         if hx is None:
-            hx = data.new_zeros(self.num_layers * directions, batch_sizes[0], self.hidden_size)
+            hx = data.new_zeros(states_shape)
+        elif hx.shape != states_shape or data.shape[-1] != self.input_size:
+            self.check_forward_args(input.data if packed else input, hx, input.batch_sizes if packed else None)
         layer_input, final_states = data, []
         for layer in range(self.num_layers):
             if layer > 0 and self.training and self.dropout:
                 layer_input = F.dropout(layer_input, self.dropout, training=True)
             outputs = []
             for direction in range(directions):
-                suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                output, final_state = GruLayerFunction.apply(
-                    layer_input,
-                    hx[layer * directions + direction],
-                    getattr(self, "weight_ih" + suffix),
-                    getattr(self, "weight_hh" + suffix),
-                    getattr(self, "bias_ih" + suffix),
-                    getattr(self, "bias_hh" + suffix),
-                    batch_sizes,
-                    direction == 1,
-                )
+                index = layer * directions + direction
+                weights = self._flat_weights[4 * index : 4 * index + 4]  # weight_ih, weight_hh, bias_ih, bias_hh
+                args = (loops, layer_input, hx[index], *weights, batch_sizes, direction == 1)
+                output, final_state = GruLayerFunction.apply(*args) if training else layer_forward(*args)[:2]
                 outputs.append(output)
                 final_states.append(final_state)
             layer_input = torch.cat(outputs, dim=1) if directions == 2 else outputs[0]

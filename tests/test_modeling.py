@@ -11,13 +11,18 @@ import sys
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import GenerationMixin
 
 from modeling_gru_seq2seq import (
     GruSeq2SeqConfig,
     GruSeq2SeqForConditionalGeneration,
     GruSeq2SeqTokenizer,
     TranslationPipeline,
+    packed_gru,
 )
+from modeling_gru_seq2seq import modeling_gru_seq2seq as modeling
+from modeling_gru_seq2seq.gru_choice import Loops
+from modeling_gru_seq2seq.gru_kernels import recurrence_ops
 from modeling_gru_seq2seq.modeling_gru_seq2seq import GruSeq2SeqCache, GruSeq2SeqSource
 
 SOURCE_VOCAB, TARGET_VOCAB, HIDDEN = 11, 13, 16
@@ -297,13 +302,21 @@ def test_greedy_generate_equals_hand_written_loop(decoder_type, attention):
     assert torch.equal(one_beam, expected)
 
 
-def test_generate_runs_encoder_once_and_feeds_one_token_per_step():
+@pytest.mark.parametrize("generate", [GruSeq2SeqForConditionalGeneration.generate, GenerationMixin.generate])
+def test_generate_runs_encoder_once_and_feeds_one_token_per_step(generate):
+    """Both the lean loops (`model.generate`) and GenerationMixin's own."""
     model = copy_model("luong", "dot")
     input_ids, attention_mask, _ = make_batch()
     encoder_calls, decoder_lengths = [], []
-    model.encoder.register_forward_hook(lambda module, args, output: encoder_calls.append(1))
-    model.decoder.register_forward_hook(lambda module, args, output: decoder_lengths.append(args[0].shape[1]))
-    model.generate(input_ids, attention_mask=attention_mask, max_new_tokens=6, num_beams=3)
+    hooks = [
+        model.encoder.register_forward_hook(lambda module, args, output: encoder_calls.append(1)),
+        model.decoder.gru.register_forward_hook(lambda module, args, output: decoder_lengths.append(args[0].shape[1])),
+    ]
+    try:  # (the decoder's compiled step, which runs no hooks, is not taken while they are there)
+        generate(model, input_ids, attention_mask=attention_mask, max_new_tokens=6, num_beams=3)
+    finally:
+        for hook in hooks:
+            hook.remove()
     assert len(encoder_calls) == 1
     assert len(decoder_lengths) > 1 and set(decoder_lengths) == {1}
 
@@ -556,3 +569,48 @@ def test_generate_and_the_pipeline_check_their_inputs(saved_model_dir):
     translator = TranslationPipeline(model=model, tokenizer=GruSeq2SeqTokenizer.from_pretrained(saved_model_dir))
     with pytest.raises(ValueError, match="num_beams: got 0"):
         translator("je suis la", num_beams=0)
+
+
+@pytest.mark.parametrize("onednn", [False, True])
+@pytest.mark.parametrize("rows", [1, 5])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("attention", ["dot", "general", "concat"])
+def test_the_compiled_luong_step_equals_its_python_operations(monkeypatch, attention, dtype, rows, onednn):
+    """In eval mode without gradients a Luong step is one compiled call (`luong_step`): the same tensors, bit for
+    bit, as `decode_in_parallel` of the token."""
+    ops = recurrence_ops()
+    assert ops is not None, "the compiled GRU recurrence did not build (see the warning)"
+    for module in (modeling, packed_gru):  # the step and the GRU it would call take the same loops
+        monkeypatch.setattr(module, "choice", lambda hidden_size, rows, training: Loops(ops, onednn))
+    torch.manual_seed(0)
+    config = GruSeq2SeqConfig(
+        source_vocab_size=40, target_vocab_size=30, hidden_size=16, num_layers=2, attention=attention
+    )
+    model = GruSeq2SeqForConditionalGeneration(config).to(dtype).eval()
+    input_ids = torch.randint(4, 40, (rows, 6))
+    attention_mask = torch.ones_like(input_ids)
+    attention_mask[rows // 2 :, 4:] = 0
+    with torch.no_grad():
+        hidden, source = model.decoder_start(model.encoder(input_ids, attention_mask), attention_mask)
+        tokens = torch.randint(4, 30, (rows, 1))
+        assert model.decoder.compiled_step_loops(tokens, hidden) is not None
+        compiled, python = (
+            model.decoder.step(tokens, hidden, source),
+            model.decoder.decode_in_parallel(tokens, hidden, source),
+        )
+    for name in ("logits", "hidden", "attention_weights"):
+        assert torch.equal(getattr(compiled, name), getattr(python, name)), name
+    assert all(torch.equal(a, b) for a, b in zip(compiled.hidden_states, python.hidden_states, strict=True))
+
+
+def test_the_compiled_step_is_not_taken_in_training_with_gradients_or_hooks(monkeypatch):
+    monkeypatch.setattr(modeling, "choice", lambda hidden_size, rows, training: Loops(recurrence_ops(), False))
+    model = make_model("luong", "dot").eval()
+    tokens, hidden = torch.tensor([[4]]), torch.zeros(model.config.num_layers, 1, HIDDEN)
+    assert model.decoder.compiled_step_loops(tokens, hidden) is None  # gradients on
+    with torch.no_grad():
+        assert model.decoder.compiled_step_loops(tokens, hidden) is not None
+        handle = model.decoder.out.register_forward_hook(lambda *args: None)
+        assert model.decoder.compiled_step_loops(tokens, hidden) is None
+        handle.remove()
+        assert model.train().decoder.compiled_step_loops(tokens, hidden) is None

@@ -1,5 +1,6 @@
 """PackedGRU against nn.GRU: the same outputs, final states and gradients for every input and parameter, with
-the compiled recurrence (gru_kernels) and with the torch-operation one."""
+the compiled recurrence (gru_kernels, its products by MKL and by oneDNN) and with the torch-operation one, each
+forced in place of the timed choice (gru_choice.py)."""
 
 import pytest
 import torch
@@ -7,16 +8,23 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from modeling_gru_seq2seq import packed_gru
+from modeling_gru_seq2seq.gru_choice import Loops
 from modeling_gru_seq2seq.gru_kernels import recurrence_ops
 from modeling_gru_seq2seq.packed_gru import GruLayerFunction, PackedGRU
 
 
-@pytest.fixture(params=["compiled", "torch"])
+@pytest.fixture(params=["compiled+mkl", "compiled+onednn", "torch loops"])
 def recurrence(request, monkeypatch):
-    if request.param == "compiled":
-        assert recurrence_ops() is not None, "the compiled GRU recurrence did not build (see the warning)"
+    """PackedGRU runs these loops for training and inference alike, whatever the timing chose."""
+    if request.param == "torch loops":
+        loops = Loops()
     else:
-        monkeypatch.setattr(packed_gru, "recurrence_ops", lambda: None)
+        ops = recurrence_ops()
+        assert ops is not None, "the compiled GRU recurrence did not build (see the warning)"
+        if request.param == "compiled+onednn" and not ops.uses_onednn():
+            pytest.skip("oneDNN's matmul does not work in this torch build")
+        loops = Loops(ops, request.param == "compiled+onednn")
+    monkeypatch.setattr(packed_gru, "choice", lambda hidden_size, rows, training: loops)
     return request.param
 
 
@@ -108,7 +116,7 @@ def test_packed_gru_runs_nn_gru_for_other_dtypes_and_checks_states_as_it():
 
 
 def test_packed_gru_builds_nothing_for_inputs_nn_gru_runs(monkeypatch):
-    monkeypatch.setattr(packed_gru, "recurrence_ops", lambda: pytest.fail("asked for the compiled loop"))
+    monkeypatch.setattr(packed_gru, "choice", lambda *args: pytest.fail("asked for the compiled loop"))
     gru = PackedGRU(3, 4)
     with torch.no_grad():
         gru(torch.randn(5, 3))  # unbatched
@@ -125,9 +133,10 @@ def test_packed_gru_matches_nn_gru_without_initial_state(recurrence):
 
 
 def test_packed_gru_takes_its_own_path_on_the_cpu(recurrence, monkeypatch):
-    calls = []
-    apply = GruLayerFunction.apply
+    calls, inference_calls = [], []
+    apply, layer_forward = GruLayerFunction.apply, packed_gru.layer_forward
     monkeypatch.setattr(GruLayerFunction, "apply", lambda *args: calls.append(1) or apply(*args))
+    monkeypatch.setattr(packed_gru, "layer_forward", lambda *args: inference_calls.append(1) or layer_forward(*args))
     torch.manual_seed(0)
     gru = PackedGRU(4, 6, num_layers=2, bidirectional=True, batch_first=True)
     inputs = torch.randn(2, 3, 4)
@@ -136,9 +145,9 @@ def test_packed_gru_takes_its_own_path_on_the_cpu(recurrence, monkeypatch):
     assert len(calls) == 4  # 2 layers x 2 directions
     gru(inputs)  # a padded batch: the same path
     assert len(calls) == 8
-    with torch.no_grad():  # only the compiled loop is faster than nn.GRU's without gradients
+    with torch.no_grad():  # the loops without autograd
         inference_output, _ = gru(packed)
-    assert len(calls) == (12 if recurrence == "compiled" else 8)
+    assert len(calls) == 8 and len(inference_calls) == 12  # (the autograd function calls it too)
     gru(inputs[0])  # unbatched: nn.GRU itself
-    assert len(calls) == (12 if recurrence == "compiled" else 8)
+    assert len(calls) == 8 and len(inference_calls) == 12
     torch.testing.assert_close(inference_output.data, trained_output.data.detach())

@@ -107,7 +107,10 @@ def test_bleu_equals_sacrebleu_on_generated_predictions(trained, pairs_file):
     model = AutoModelForSeq2SeqLM.from_pretrained(output_dir)
     tokenizer = AutoTokenizer.from_pretrained(output_dir)
     sources = [pair["fr"] for pair in test_split["translation"]]
-    assert [t.text for t in translate(model, tokenizer, sources, batch_size=50)] == lines
+    # in the Trainer's batches (--per_device_eval_batch_size 50): decoding drops each sentence from its batch at
+    # its <eos>, and the products of a batch of other rows may round differently in the last bits
+    batches = [sources[:50], sources[50:]]
+    assert [t.text for batch in batches for t in translate(model, tokenizer, batch, batch_size=50)] == lines
     translator = pipeline("translation", model=str(output_dir), trust_remote_code=True)
     assert translator(sources[0]) == [{"translation_text": lines[0]}]
 

@@ -1,0 +1,148 @@
+"""Which implementation runs a GRU layer on this CPU, chosen by timing them here.
+
+The candidates: `nn.GRU` (torch's own, its products on MKL), and the compiled loops of [`gru_kernels`] with
+their products by ATen (MKL) or by oneDNN. Which is fastest depends on the machine (oneDNN ran the GRU step's
+product at twice MKL's speed on an AMD Zen 5 and slower than MKL on an Intel Xeon), on the work (training
+runs forward and backward over whole batches, decoding one step at a time, often for one sentence) and on the
+size, so each is timed here, per hidden size and thread count, once: about a second, the first time such a
+model runs where the compiled loops are built. Choices and timings are stored in `choices.json` beside the
+library, so later processes read them. A timing taken while the machine was busy can be replaced:
+`GRU_SEQ2SEQ_RETIME=1` times again (once per process and size).
+
+Regimes: `training` (forward and backward over 64 rows of 8 steps), `decoding, few rows` (8 one-step calls
+on 1 row: one sentence, greedy) and `decoding, many rows` (on 64 rows: a batch; any run without gradients
+over more than `FEW_ROWS` rows, the encoder's too).
+"""
+
+import functools
+import json
+import os
+import time
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers.utils import logging
+
+from .gru_kernels import build_directory, built_recurrence_ops, recurrence_ops
+
+logger = logging.get_logger(__name__)
+
+IMPLEMENTATIONS = ("nn.GRU", "compiled+mkl", "compiled+onednn")
+REGIMES = ("training", "decoding, few rows", "decoding, many rows")
+FEW_ROWS = 8  # up to this many rows without gradients count as "few" (one sentence, a beam)
+CHOICES_FILE = "choices.json"
+
+
+@dataclass(frozen=True)
+class Loops:
+    """How [`GruLayerFunction`] runs: the compiled ops (`torch.ops.<library>`), their products on oneDNN or not;
+    `ops=None`: the same loops in torch operations."""
+
+    ops: object = None
+    onednn: bool = False
+
+
+def choice(hidden_size: int, rows: int, training: bool) -> Loops | None:
+    """How to run a GRU layer of `hidden_size` over `rows` rows: the faster here of the compiled loops (either
+    product library) and `nn.GRU` (`None`). Training builds the library where it is not there yet, and runs the
+    torch-operation loops where it cannot be built; inference never waits for a build (it runs `nn.GRU` then)."""
+    ops = recurrence_ops() if training else built_recurrence_ops()
+    if ops is None:
+        return Loops() if training else None
+    regime = REGIMES[0] if training else REGIMES[1] if rows <= FEW_ROWS else REGIMES[2]
+    chosen = timed_choices(hidden_size, torch.get_num_threads())["choice"][regime]
+    return None if chosen == "nn.GRU" else Loops(ops, chosen == "compiled+onednn")
+
+
+@functools.cache
+def timed_choices(hidden_size: int, threads: int) -> dict:
+    """`{"ms": {regime: {implementation: ms}}, "choice": {regime: implementation}, ...}` for this machine, read
+    from `choices.json` or timed now (and stored there)."""
+    path = os.path.join(build_directory(), CHOICES_FILE)
+    key = f"hidden {hidden_size}, {threads} threads"
+    try:
+        with open(path, encoding="utf-8") as handle:
+            stored = json.load(handle)
+    except (OSError, ValueError):
+        stored = {}
+    if key in stored and os.environ.get("GRU_SEQ2SEQ_RETIME", "") in ("", "0"):
+        return stored[key]
+    timings = time_implementations(hidden_size)
+    entry = {
+        "ms": timings,
+        "choice": {regime: min(by_name, key=by_name.get) for regime, by_name in timings.items()},
+        "measured": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "torch": torch.__version__,
+    }
+    logger.info(f"gru-seq2seq: timed the GRU implementations here ({key}): {json.dumps(entry)}")
+    stored[key] = entry
+    try:
+        with open(f"{path}.{os.getpid()}", "w", encoding="utf-8") as handle:
+            json.dump(stored, handle, indent=1)
+        os.replace(f"{path}.{os.getpid()}", path)
+    except OSError as error:  # a read-only folder: keep the choice for this process only
+        logger.info(f"gru-seq2seq: could not store the GRU timings in {path}: {error}")
+    return entry
+
+
+def time_implementations(hidden_size: int, repeats: int = 5) -> dict:
+    """Milliseconds (best of `repeats`, in turns) each implementation takes in each regime, with random float32
+    weights."""
+    ops = built_recurrence_ops()
+    generator = torch.Generator().manual_seed(0)
+    gru = nn.GRU(hidden_size, hidden_size, batch_first=True)
+    weights = [parameter.detach() for parameter in gru.parameters()]  # weight_ih, weight_hh, bias_ih, bias_hh
+
+    def compiled(rows: int, steps: int, onednn: bool, backward: bool):
+        inputs = torch.randn(rows * steps, hidden_size, generator=generator)
+        state, batch_sizes = torch.zeros(rows, hidden_size), [rows] * steps
+        if not backward:  # one step at a time, as decoding runs
+            return lambda: [
+                ops.gru_forward(inputs[:rows], state, *weights, [rows], False, onednn) for _ in range(steps)
+            ]
+
+        def run():
+            outputs, final, previous, gates = ops.gru_forward(inputs, state, *weights, batch_sizes, False, onednn)
+            ops.gru_backward(outputs, final, inputs, *weights[:2], previous, gates, batch_sizes, False, onednn)
+
+        return run
+
+    def torch_gru(rows: int, steps: int, backward: bool):
+        if not backward:
+            inputs = torch.randn(rows, 1, hidden_size, generator=generator)
+            state = torch.zeros(1, rows, hidden_size)
+            return lambda: [gru(inputs, state) for _ in range(steps)]
+        inputs = torch.randn(rows, steps, hidden_size, generator=generator, requires_grad=True)
+
+        def run():
+            outputs, final = gru(inputs)
+            torch.autograd.backward((outputs, final), (torch.ones_like(outputs), torch.ones_like(final)))
+
+        return run
+
+    shapes = {REGIMES[0]: (64, 8, True), REGIMES[1]: (1, 8, False), REGIMES[2]: (64, 8, False)}
+    timings = {}
+    for regime, (rows, steps, backward) in shapes.items():
+        runs = {"nn.GRU": torch_gru(rows, steps, backward)}
+        if ops is not None:
+            runs["compiled+mkl"] = compiled(rows, steps, False, backward)
+            if ops.uses_onednn():
+                runs["compiled+onednn"] = compiled(rows, steps, True, backward)
+        with torch.set_grad_enabled(backward):
+            timings[regime] = best_ms(runs, repeats)
+    return timings
+
+
+def best_ms(runs: dict, repeats: int) -> dict:
+    """The best of `repeats` timings of each of `runs` in milliseconds, taken in turns (so that a load that
+    comes and goes slows each alike), after one warm-up each (first-call allocations, oneDNN's primitives)."""
+    best = dict.fromkeys(runs, float("inf"))
+    for run in runs.values():
+        run()
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return {name: round(seconds * 1e3, 4) for name, seconds in best.items()}
