@@ -10,8 +10,12 @@ by `translate()` greedily and with 5 beams, at batch 1 and 64; the peer
 sentence at a time (its `evaluate()`). Prints a table and ratios, writes `bench_generate.json` beside
 this file. The ceiling is measured in the same run, as in `bench_train.py`: a sentence's forward GEMM work
 (a third of `useful_gflop_per_pair`, ~0.14 GFLOP at the tutorial's sizes) at the speed of the GRU step's
-matmul, the faster of torch's and the compiled GRU loops' (`step_gemm_speeds`; issue 7 assumed ~105
-GFLOP/s, ~700 sentences/s).
+matmul, the fastest of torch's and the compiled GRU loops' (`step_gemm_speeds`; issue 7 assumed ~105
+GFLOP/s, ~700 sentences/s). Each of our rows also counts the translations that differ from
+`GenerationMixin.generate`'s own (batch 64), which the lean loops must reproduce: `unlike`, 0 when nothing
+changed but the speed. On the CPU it times the first `translator(...)` call after `pipeline(...)` in a fresh
+process with an empty `TORCH_EXTENSIONS_DIR` (with `trust_remote_code`, so the model folder's own code copies
+run: save it with the code to be measured).
 
 Without a model directory the script first trains one, a short `run_translation.py` run on `--data`
 (`--train_steps` steps at learning rate 1e-3, `--hidden_size`/`--num_layers`, the tutorial's by default),
