@@ -35,6 +35,14 @@ LEAN_KEYWORDS = frozenset(
 )
 
 
+def equal(a, b) -> bool:
+    """`a == b`, and `False` where that is not a plain answer (tensors in the values)."""
+    try:
+        return bool(a == b)
+    except (RuntimeError, TypeError, ValueError):
+        return False
+
+
 class GruSeq2SeqCache(Cache):
     """The decoder's state between generation steps: the GRU hidden state after the tokens decoded so far.
 
@@ -111,14 +119,35 @@ class GruSeq2SeqGenerationMixin(GenerationMixin):
         if attention_mask is not None and not isinstance(attention_mask, torch.Tensor):
             return None
         generation_kwargs = {key: value for key, value in kwargs.items() if key not in ("input_ids", "attention_mask")}
-        configs = (kwargs.get("generation_config"), self.generation_config)
-        has_default_max_length = kwargs.get("max_length") is None and all(
+        given_config = generation_kwargs.pop("generation_config", None)
+        # The set-up depends only on these. For one sentence it costs half a millisecond, so the last one is kept
+        # and reused while they are equal (a config changed in place since is set up again).
+        key = (
+            generation_kwargs,
+            None if given_config is None else copy.deepcopy(vars(given_config)),
+            copy.deepcopy(vars(self.generation_config)),
+            attention_mask is not None,
+            input_ids.device,
+            self.device,
+            len(input_ids) > 1,
+        )
+        kept = self.__dict__.get("_kept_lean_set_up")
+        if kept is None or kept[1] is not given_config or not equal(kept[0], key):
+            kept = (key, given_config, self._lean_set_up(given_config, generation_kwargs, attention_mask, input_ids))
+            self.__dict__["_kept_lean_set_up"] = kept
+        if kept[2] is None:
+            return None
+        return input_ids, attention_mask, *kept[2]
+
+    def _lean_set_up(self, given_config, generation_kwargs: dict, attention_mask, input_ids):
+        """`(generation_config, suppress_tokens)` as `GenerationMixin.generate` sets them up, or `None` where the
+        lean loops would not give its tokens."""
+        configs = (given_config, self.generation_config)
+        has_default_max_length = generation_kwargs.get("max_length") is None and all(
             config is None or config.max_length is None for config in configs
         )
         has_default_min_length = all(config is None or config.min_length is None for config in configs)
-        generation_config, model_kwargs = self._prepare_generation_config(
-            generation_kwargs.pop("generation_config", None), **generation_kwargs
-        )
+        generation_config, model_kwargs = self._prepare_generation_config(given_config, **generation_kwargs)
         mode = generation_config.get_generation_mode()
         if (
             model_kwargs
@@ -148,8 +177,7 @@ class GruSeq2SeqGenerationMixin(GenerationMixin):
         ):
             return None
         suppress_tokens = [processor.suppress_tokens for processor in processors]
-        suppress_tokens = torch.cat(suppress_tokens).unique() if suppress_tokens else None
-        return input_ids, attention_mask, generation_config, suppress_tokens
+        return generation_config, torch.cat(suppress_tokens).unique() if suppress_tokens else None
 
     def _lean_greedy_search(self, hidden, source, generation_config, suppress_tokens) -> torch.LongTensor:
         """`(batch, length)` greedy outputs, as `GenerationMixin`'s: the start token, then each step's best

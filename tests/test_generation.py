@@ -159,3 +159,17 @@ def test_generation_follows_weights_a_fused_optimizer_changed(tiny_model):
             tiny_model(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids).logits,
             fresh(input_ids=input_ids, attention_mask=attention_mask, decoder_input_ids=decoder_input_ids).logits,
         )
+
+
+def test_a_generation_config_changed_between_calls_takes_effect(tiny_model):
+    """The lean loops keep their set-up between calls, for as long as the settings are the same."""
+    tiny_model.eval()
+    input_ids = torch.tensor([[5, 6, 2]])
+    first = tiny_model.generate(input_ids=input_ids, max_new_tokens=8)
+    banned = sorted(set(first[0, 1:].tolist()) - {2})
+    tiny_model.generation_config.suppress_tokens.extend(banned)  # changed in place, the same call
+    lean = tiny_model.generate(input_ids=input_ids, max_new_tokens=8)
+    assert torch.equal(lean, GenerationMixin.generate(tiny_model, input_ids=input_ids, max_new_tokens=8))
+    assert not set(lean[0, 1:].tolist()) & set(banned)
+    tiny_model.generation_config.max_length, tiny_model.generation_config.max_new_tokens = None, 3
+    assert tiny_model.generate(input_ids=input_ids).shape[1] <= 4
