@@ -174,8 +174,11 @@ class PackedGRU(nn.GRU):
         if torch.is_autocast_enabled("cpu"):  # the compiled loops take one dtype
             loops = Loops() if training else None
         else:
-            rows = int(input.batch_sizes[0]) if packed else data.shape[0 if self.batch_first else 1]
-            loops = choice(self.hidden_size, rows, training)
+            if packed:
+                rows, steps = int(input.batch_sizes[0]), len(input.batch_sizes)
+            else:
+                rows, steps = data.shape[:2] if self.batch_first else data.shape[1::-1]
+            loops = choice(self.hidden_size, rows, training, steps)
         if loops is None:
             return super().forward(input, hx)
         if packed:

@@ -581,7 +581,7 @@ def test_the_compiled_luong_step_equals_its_python_operations(monkeypatch, atten
     ops = recurrence_ops()
     assert ops is not None, "the compiled GRU recurrence did not build (see the warning)"
     for module in (modeling, packed_gru):  # the step and the GRU it would call take the same loops
-        monkeypatch.setattr(module, "choice", lambda hidden_size, rows, training: Loops(ops, onednn))
+        monkeypatch.setattr(module, "choice", lambda *args, **kwargs: Loops(ops, onednn))
     torch.manual_seed(0)
     config = GruSeq2SeqConfig(
         source_vocab_size=40, target_vocab_size=30, hidden_size=16, num_layers=2, attention=attention
@@ -604,7 +604,7 @@ def test_the_compiled_luong_step_equals_its_python_operations(monkeypatch, atten
 
 
 def test_the_compiled_step_is_not_taken_in_training_with_gradients_or_hooks(monkeypatch):
-    monkeypatch.setattr(modeling, "choice", lambda hidden_size, rows, training: Loops(recurrence_ops(), False))
+    monkeypatch.setattr(modeling, "choice", lambda *args, **kwargs: Loops(recurrence_ops(), False))
     model = make_model("luong", "dot").eval()
     tokens, hidden = torch.tensor([[4]]), torch.zeros(model.config.num_layers, 1, HIDDEN)
     assert model.decoder.compiled_step_loops(tokens, hidden) is None  # gradients on
