@@ -695,6 +695,12 @@ def run(model_args, data_args, training_args) -> int:
         check_fits_in_memory(config)
         if model_args.tokenizer_name:
             tokenizer = load_tokenizer(model_args.tokenizer_name, **hub_kwargs)
+    if getattr(tokenizer, "normalization", data_args.normalization) != data_args.normalization:
+        raise UsageError(
+            f"--normalization {data_args.normalization}, but the tokenizer given normalizes "
+            f"{tokenizer.normalization}: pass --normalization {tokenizer.normalization}, so that the data is read "
+            "as the model reads its inputs"
+        )
     if data_args.forced_bos_token is not None:
         logger.warning("--forced_bos_token has no effect: this model has one target language and no language tokens")
     checkpoint = resume_checkpoint(training_args)

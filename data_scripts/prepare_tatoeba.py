@@ -33,6 +33,7 @@ from datasets import Dataset, DatasetDict, load_dataset
 from transformers import HfArgumentParser
 
 from modeling_gru_seq2seq.tokenization_gru_seq2seq import (
+    NORMALIZERS,
     SPECIAL_TOKENS,
     GruSeq2SeqTokenizer,
     normalize_string,
@@ -41,7 +42,8 @@ from modeling_gru_seq2seq.tokenization_gru_seq2seq import (
 
 # The PyTorch tutorial's archive holds data/eng-fra.txt; manythings' holds fra.txt (3 columns).
 TUTORIAL_DATA_URL = "zip://data/eng-fra.txt::https://download.pytorch.org/tutorial/data.zip"
-FILE_LANGUAGES = ("en", "fr")  # column order of Tatoeba pair files
+NORMALIZATIONS = tuple(NORMALIZERS)  # "ascii": the tutorial's
+ENGLISH = "en"  # the first column of manythings' pair files (and the tutorial's eng-fra.txt)
 LENGTH_UNITS = ("chars", "words")  # "chars": the tutorial's
 PREPARE_RANGES = {  # field: (what it must be, the check)
     "min_length": (">= 1", lambda v: v >= 1),
@@ -65,8 +67,23 @@ class PrepareArguments:
 
     source_lang: str = field(default="fr", metadata={"help": "Source language: a column of the pair file."})
     target_lang: str = field(default="en", metadata={"help": "Target language: a column of the pair file."})
-    file_languages: list[str] = field(
-        default_factory=lambda: list(FILE_LANGUAGES), metadata={"help": "The pair file's two columns, in order."}
+    file_languages: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "The pair file's two columns, in order (`en de` or `en,de`). Default: en, then whichever of "
+            "--source_lang/--target_lang is not en (manythings files put English first). Two columns of one "
+            "language (question -> answer, chat -> response) are labelled by role: --file_languages q,a "
+            "--source_lang q --target_lang a."
+        },
+    )
+    normalization: str = field(
+        default="ascii",
+        metadata={
+            "help": "How sentences are normalized: ascii, the tutorial's (a-z and ,.!? only); unicode, for any "
+            "script (NFKC, lowercase, letters and marks of every script kept, ,.!? and CJK full stops and commas "
+            "split off, Han and kana split into single characters). Saved with the tokenizer.",
+            "choices": list(NORMALIZATIONS),
+        },
     )
     min_length: int = field(default=3, metadata={"help": "Shortest side kept (the tutorial's filter)."})
     max_length: int = field(default=25, metadata={"help": "Longest side kept (the tutorial's filter)."})
@@ -96,13 +113,29 @@ class PrepareArguments:
                 f"--validation_fraction + --test_fraction: got {self.validation_fraction} + {self.test_fraction}, "
                 "want < 1 (something left to train on)"
             )
-        if len(self.file_languages) != 2:
-            raise ValueError(f"--file_languages: got {self.file_languages}, want two language codes")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(f"--normalization: got {self.normalization!r}, want one of {', '.join(NORMALIZATIONS)}")
+        if self.source_lang == self.target_lang:
+            raise ValueError(
+                f"--source_lang and --target_lang are both {self.source_lang!r}: for two columns of one language "
+                "(question -> answer, chat -> response), label the columns by role, e.g. --file_languages q,a "
+                "--source_lang q --target_lang a"
+            )
+        if self.file_languages is None:
+            if ENGLISH not in (self.source_lang, self.target_lang):
+                raise ValueError(
+                    f"--file_languages: give the pair file's two columns in order (the default, {ENGLISH} then the "
+                    f"other language, needs --source_lang or --target_lang to be {ENGLISH})"
+                )
+            other = self.target_lang if self.source_lang == ENGLISH else self.source_lang
+            self.file_languages = [ENGLISH, other]
+        elif len(self.file_languages) == 1:  # `en,de`
+            self.file_languages = [lang.strip() for lang in self.file_languages[0].split(",")]
+        if len(self.file_languages) != 2 or len(set(self.file_languages)) != 2:
+            raise ValueError(f"--file_languages: got {self.file_languages}, want two different column names")
         for lang in (self.source_lang, self.target_lang):
             if lang not in self.file_languages:
                 raise ValueError(f"language {lang!r} is not one of the file's columns {self.file_languages}")
-        if self.source_lang == self.target_lang:
-            raise ValueError(f"--source_lang and --target_lang are both {self.source_lang!r}")
 
 
 @dataclasses.dataclass
@@ -152,8 +185,8 @@ def read_pairs(path: str, args: PrepareArguments) -> Dataset:
                     f"{path}:{index + 1}: expected {num_columns} tab-separated columns like line {layout_line}, "
                     f"found {len(fields)}: {text[:80]!r} (pass --skip_bad_lines to skip such lines)"
                 )
-            columns[first_lang].append(normalize_string(fields[0]))
-            columns[second_lang].append(normalize_string(fields[1]))
+            columns[first_lang].append(normalize_string(fields[0], args.normalization))
+            columns[second_lang].append(normalize_string(fields[1], args.normalization))
             columns["line"].append(index + 1)
         return columns
 
@@ -208,7 +241,7 @@ def normalize_translation_records(records: Dataset, args: PrepareArguments, name
             if not pair or any(not isinstance(pair.get(lang), str) for lang in langs):
                 raise DataFileError(f"{name}:{index + 1}: `translation` lacks a {langs[0]!r} or {langs[1]!r} string")
             for lang in langs:
-                columns[lang].append(normalize_string(pair[lang]))
+                columns[lang].append(normalize_string(pair[lang], args.normalization))
         columns["line"] = [index + 1 for index in indices]
         return columns
 
@@ -385,8 +418,12 @@ def prepare_tatoeba(
             for lang in (source, target)
         }
         # The tutorial's counts include PAD, SOS and EOS but not our extra <unk>.
-        indexed = {lang: train_word_level(batches[lang]()).get_vocab_size() - 1 for lang in (source, target)}
-        kept = {lang: train_word_level(batches[lang](), args.min_count) for lang in (source, target)}
+        normalization = args.normalization
+        indexed = {
+            lang: train_word_level(batches[lang](), normalization=normalization).get_vocab_size() - 1
+            for lang in (source, target)
+        }
+        kept = {lang: train_word_level(batches[lang](), args.min_count, normalization) for lang in (source, target)}
         tokenizer = GruSeq2SeqTokenizer.from_vocabularies(kept[source], kept[target], source, target)
         print(
             f"Indexed {indexed[source]} words in input language ({source}), "

@@ -38,21 +38,47 @@ NORMALIZER = normalizers.Sequence(
         normalizers.Replace(Regex(r"^ +| +$"), ""),
     ]
 )
+# For any script: NFKC (which also turns full-width ，！？ into ,!?), lowercase, split off `,.!?` and the CJK
+# full stop and comma `。、`, and every Han, Hiragana and Katakana character (no spaces in those scripts: each
+# character is a word), keep letters and marks of every script, every other run to one space.
+UNICODE_SPLIT = r"[,.!?。、\p{Han}\p{Hiragana}\p{Katakana}]"
+UNICODE_NORMALIZER = normalizers.Sequence(
+    [
+        normalizers.NFKC(),
+        normalizers.Lowercase(),
+        normalizers.Replace(Regex(f"(?={UNICODE_SPLIT})"), " "),
+        normalizers.Replace(Regex(f"(?<={UNICODE_SPLIT})"), " "),
+        normalizers.Replace(Regex(r"[^\p{L}\p{M},.!?。、]+"), " "),
+        normalizers.Replace(Regex(r"^ +| +$"), ""),
+    ]
+)
+NORMALIZERS = {"ascii": NORMALIZER, "unicode": UNICODE_NORMALIZER}  # `ascii`: the tutorial's
 
 
-def normalize_string(text: str) -> str:
-    """The tutorial's `normalize_string`: `"Ça va, Marie-Ève ?"` -> `"ca va , marie eve ?"`."""
-    return NORMALIZER.normalize_str(text)
+def normalize_string(text: str, normalization: str = "ascii") -> str:
+    """The tutorial's `normalize_string` (`"ascii"`): `"Ça va, Marie-Ève ?"` -> `"ca va , marie eve ?"`; or
+    `"unicode"`, for every script: `"Привет, мир!"` -> `"привет , мир !"`, `"私は学生です。"` ->
+    `"私 は 学 生 で す 。"`."""
+    return NORMALIZERS[normalization].normalize_str(text)
 
 
-def train_word_level(texts: Iterable[str] | Iterator[list[str]], min_count: int = 1) -> Tokenizer:
+def normalization_of(tokenizer: Tokenizer) -> str:
+    """The name of `tokenizer`'s normalizer in `NORMALIZERS` (`"ascii"` for any other)."""
+    state = tokenizer.normalizer.__getstate__() if tokenizer.normalizer is not None else None
+    return next((name for name, normalizer in NORMALIZERS.items() if normalizer.__getstate__() == state), "ascii")
+
+
+def train_word_level(
+    texts: Iterable[str] | Iterator[list[str]], min_count: int = 1, normalization: str = "ascii"
+) -> Tokenizer:
     """Build a word-level `tokenizers.Tokenizer` over `texts` keeping words seen at least `min_count` times.
 
-    `texts` may be strings or batches (lists) of strings, already normalized or not (the normalizer runs
-    on them either way). Words are split on spaces, as `Lang.index_words`; the special tokens take ids 0-3.
+    `texts` may be strings or batches (lists) of strings, already normalized or not (the normalizer,
+    `NORMALIZERS[normalization]`, runs on them either way and is saved with the tokenizer). Words are split on
+    spaces, as `Lang.index_words`; the special tokens take ids 0-3.
     """
     tokenizer = Tokenizer(models.WordLevel(unk_token=UNK_TOKEN))
-    tokenizer.normalizer = NORMALIZER
+    tokenizer.normalizer = NORMALIZERS[normalization]
     tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tokenizer.post_processor = processors.TemplateProcessing(
         single=f"$A {EOS_TOKEN}", special_tokens=[(EOS_TOKEN, EOS_ID)]
@@ -146,6 +172,15 @@ class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
 
     def target_vocab(self) -> dict[str, int]:
         return self._target_tokenizer.get_vocab()
+
+    @property
+    def normalization(self) -> str:
+        """The normalizer the vocabularies were built with, a key of `NORMALIZERS` (`"ascii"`: the tutorial's)."""
+        return normalization_of(self._source_tokenizer)
+
+    def normalize(self, text: str) -> str:
+        """`text` as the tokenizer normalizes it before splitting it into words."""
+        return self._source_tokenizer.normalizer.normalize_str(text)
 
     def _switch_to_input_mode(self):
         self._tokenizer = self._source_tokenizer

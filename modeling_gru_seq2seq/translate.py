@@ -36,7 +36,7 @@ from .commands import UsageError
 from .loading import ModelLoadError, load_model_and_tokenizer
 from .metrics import corpus_scores
 from .plotting import matplotlib_available, plot_attention
-from .tokenization_gru_seq2seq import DEFAULT_MAX_SOURCE_LENGTH, normalize_string
+from .tokenization_gru_seq2seq import DEFAULT_MAX_SOURCE_LENGTH
 
 
 @dataclasses.dataclass
@@ -203,9 +203,10 @@ def read_lines(path: str) -> list[str]:
     return lines[:-1] if lines[-1] == "" else lines
 
 
-def input_notes(sentence: str, vocabulary: dict[str, int], max_source_length: int) -> list[str]:
-    """What the model will not see of `sentence`: its unknown words (read as `<unk>`), words past the cut."""
-    words = normalize_string(sentence).split()
+def input_notes(sentence: str, tokenizer, vocabulary: dict[str, int], max_source_length: int) -> list[str]:
+    """What the model will not see of `sentence`: its unknown words (read as `<unk>`), words past the cut.
+    (`vocabulary`: `tokenizer.get_vocab()`, taken once by the caller.)"""
+    words = tokenizer.normalize(sentence).split()
     unknown = [word for word in words if word not in vocabulary]
     notes = []
     if unknown:
@@ -267,7 +268,7 @@ def translate_lines(model, tokenizer, sentences: list[str], args: argparse.Names
     check_heatmap_target(args.show_attention, len(sentences))
     vocabulary = tokenizer.get_vocab()
     for number, sentence in enumerate(sentences, start=1):
-        for note in input_notes(sentence, vocabulary, args.max_source_length):
+        for note in input_notes(sentence, tokenizer, vocabulary, args.max_source_length):
             print(f"sentence {number}: {note}", file=sys.stderr)
     translations = translate(model, tokenizer, sentences, **generation_kwargs(args))
     sys.stdout.write("".join(f"{translation.text}\n" for translation in translations))
@@ -286,7 +287,7 @@ def interactive(model, tokenizer, args: argparse.Namespace) -> None:
             print()
             return
         sentence = line.rstrip("\n")
-        for note in input_notes(sentence, vocabulary, args.max_source_length):
+        for note in input_notes(sentence, tokenizer, vocabulary, args.max_source_length):
             print(note, file=sys.stderr)
         [translation] = translate(model, tokenizer, [sentence], **generation_kwargs(args))
         print(f"< {translation.text}", flush=True)
@@ -298,7 +299,11 @@ def show_samples(model, tokenizer, args: argparse.Namespace) -> None:
     """The tutorial's `evaluate_randomly` for `-n` random pairs of `--samples`, then corpus BLEU and chrF of the
     whole file (sources and references normalized as in training)."""
     try:
-        languages = PrepareArguments(source_lang=tokenizer.source_lang, target_lang=tokenizer.target_lang)
+        source, target = tokenizer.source_lang, tokenizer.target_lang
+        columns = None if "en" in (source, target) else [source, target]  # (labels by role: in this order)
+        languages = PrepareArguments(
+            source_lang=source, target_lang=target, file_languages=columns, normalization=tokenizer.normalization
+        )
         pairs = read_pairs(args.samples, languages)
     except DataFileError as error:
         raise UsageError(str(error)) from None
@@ -307,7 +312,7 @@ def show_samples(model, tokenizer, args: argparse.Namespace) -> None:
     shown = random.Random(args.seed).sample(range(len(sources)), min(args.num_samples, len(sources)))
     check_heatmap_target(args.show_attention, len(shown))
     vocabulary = tokenizer.get_vocab()
-    noted = sum(bool(input_notes(source, vocabulary, args.max_source_length)) for source in sources)
+    noted = sum(bool(input_notes(source, tokenizer, vocabulary, args.max_source_length)) for source in sources)
     if noted:
         print(f"{noted} of {len(sources)} sources hold unknown words (read as <unk>) or are cut", file=sys.stderr)
     translations = translate(model, tokenizer, sources, **generation_kwargs(args))

@@ -457,3 +457,30 @@ def test_prepare_tatoeba_onto_a_file_or_a_full_disk(pairs_file, tmp_path, monkey
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert error == f"error: --output_dir {output_dir}: cannot save there (No space left on device)"
     assert not output_dir.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".new")]
+
+
+def test_file_languages_default_to_english_then_the_other_language():
+    assert PrepareArguments().file_languages == ["en", "fr"]
+    assert PrepareArguments(source_lang="de", target_lang="en").file_languages == ["en", "de"]
+    assert PrepareArguments(source_lang="en", target_lang="ru").file_languages == ["en", "ru"]
+    given = PrepareArguments(source_lang="de", target_lang="en", file_languages=["de,en"])
+    assert given.file_languages == ["de", "en"]
+    with pytest.raises(ValueError, match=r"--file_languages: give the pair file's two columns"):
+        PrepareArguments(source_lang="de", target_lang="ru")
+
+
+def test_two_columns_of_one_language_are_labelled_by_role(tmp_path):
+    with pytest.raises(ValueError, match="label the columns by role, e.g. --file_languages q,a"):
+        PrepareArguments(source_lang="en", target_lang="en")
+    path = write_pairs(tmp_path / "qa.txt", [("What is your name?", "My name is Tom."), ("How old are you?", "Ten.")])
+    pairs = read_pairs(path, PrepareArguments(source_lang="q", target_lang="a", file_languages=["q", "a"]))
+    assert pairs["q"] == ["what is your name ?", "how old are you ?"] and pairs["a"] == ["my name is tom .", "ten ."]
+
+
+def test_unicode_normalization_reads_other_scripts(tmp_path):
+    path = write_pairs(tmp_path / "rus.txt", [("Hello, world!", "Привет, мир!")])
+    assert read_pairs(path, PrepareArguments(source_lang="ru", target_lang="en"))["ru"] == [", !"]  # a-z only
+    pairs = read_pairs(path, PrepareArguments(source_lang="ru", target_lang="en", normalization="unicode"))
+    assert pairs["ru"] == ["привет , мир !"] and pairs["en"] == ["hello , world !"]
+    with pytest.raises(ValueError, match="--normalization: got 'utf8', want one of ascii, unicode"):
+        PrepareArguments(normalization="utf8")

@@ -288,6 +288,14 @@ def test_shape_flags_that_differ_from_a_loaded_model_are_an_error(trained, tmp_p
     assert "--hidden_size 64 shapes a new model, but" in capsys.readouterr().err
 
 
+def test_a_loaded_tokenizer_of_another_normalization_is_an_error(trained, pairs_file, tmp_path, capsys):
+    output_dir, _ = trained  # its tokenizer normalizes as the tutorial (ascii)
+    args = ["--model_name_or_path", str(output_dir), "--train_file", pairs_file, "--do_eval"]
+    args += ["--normalization", "unicode", "--output_dir", str(tmp_path / "out")]
+    assert run_translation.main(args) == 2
+    assert "--normalization unicode, but the tokenizer given normalizes ascii" in capsys.readouterr().err
+
+
 def test_flags_default_to_the_config_and_take_its_choices():
     parser = run_translation.HfArgumentParser(run_translation.ModelArguments)
     (defaults,) = parser.parse_args_into_dataclasses([])

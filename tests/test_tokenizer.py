@@ -135,3 +135,32 @@ def test_remote_code_loads_in_fresh_process(tokenizer, tmp_path):
     assert not loaded["module"].startswith("modeling_gru_seq2seq")
     assert loaded["batch"] == dict(tokenizer(["Je suis là, zorg."], text_target=["He is here!"]))
     assert loaded["decoded"] == "he is here !"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("Привет, мир!", "привет , мир !"),
+        ("Γειά σου, Κόσμε!", "γειά σου , κόσμε !"),
+        ("مرحبا بالعالم!", "مرحبا بالعالم !"),
+        ("私は学生です。", "私 は 学 生 で す 。"),
+        ("今日は、いい天気。", "今 日 は 、 い い 天 気 。"),
+        ("ＡＢＣ，ｄ！", "abc , d !"),
+        ("Ça va, Marie-Ève ?", "ça va , marie ève ?"),
+        ("  42 wörds -- here  ", "wörds here"),
+    ],
+)
+def test_unicode_normalization_keeps_every_script(text, expected):
+    assert normalize_string(text, "unicode") == expected
+    assert normalize_string(expected, "unicode") == expected
+
+
+def test_the_normalization_is_saved_with_the_tokenizer(tmp_path):
+    words = train_word_level(["привет , мир !"], normalization="unicode")
+    GruSeq2SeqTokenizer.from_vocabularies(words, words, "ru", "en").save_pretrained(tmp_path)
+    loaded = GruSeq2SeqTokenizer.from_pretrained(tmp_path)
+    assert loaded.normalization == "unicode"
+    assert loaded.normalize("ПРИВЕТ, Мир!") == "привет , мир !"
+    assert loaded.convert_ids_to_tokens(loaded("Привет, мир!").input_ids) == ["привет", ",", "мир", "!", "<eos>"]
+    ascii_words = train_word_level(["a b"])
+    assert GruSeq2SeqTokenizer.from_vocabularies(ascii_words, ascii_words).normalization == "ascii"

@@ -20,6 +20,8 @@ import torch
 from tiny import learn_by_heart
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
+from data_scripts.prepare_tatoeba import PrepareArguments, read_pairs
+from modeling_gru_seq2seq import GruSeq2SeqTokenizer, train_word_level
 from modeling_gru_seq2seq import translate as translate_module
 from modeling_gru_seq2seq.loading import load_model_and_tokenizer
 from modeling_gru_seq2seq.pipeline_gru_seq2seq import save_translation_pipeline
@@ -332,3 +334,30 @@ def test_cr_only_line_ends_are_line_ends(tmp_path):
     assert read_lines(str(path)) == ["Je suis content.", "Il fait froid.", "", "Nous sommes amis."]
     path.write_bytes(b"a\r\nb\nc")
     assert read_lines(str(path)) == ["a", "b", "c"]
+
+
+RUSSIAN = [
+    ("I am happy.", "Я счастлив."),
+    ("He is here.", "Он здесь."),
+    ("She is cold!", "Ей холодно!"),
+    ("We are ready.", "Мы готовы."),
+    ("You are very tall.", "Ты очень высокий."),
+]
+
+
+def test_a_model_of_a_cyrillic_file_translates_it_and_scores_it(tmp_path, capsys):
+    """`--normalization unicode` end to end: the file's pairs, the saved tokenizer, translation of raw Cyrillic
+    text, and `--samples` (which normalizes the file as the tokenizer says)."""
+    path = tmp_path / "rus.txt"
+    path.write_text("".join(f"{english}\t{russian}\n" for english, russian in RUSSIAN), encoding="utf-8")
+    pairs = read_pairs(str(path), PrepareArguments(source_lang="ru", target_lang="en", normalization="unicode"))
+    assert pairs["ru"][0] == "я счастлив ."
+    vocabularies = [train_word_level(pairs[lang], normalization="unicode") for lang in ("ru", "en")]
+    tokenizer = GruSeq2SeqTokenizer.from_vocabularies(*vocabularies, source_lang="ru", target_lang="en")
+    model, tokenizer = learn_by_heart(list(zip(pairs["ru"], pairs["en"], strict=True)), tokenizer=tokenizer)
+    directory = tmp_path / "model"
+    save_translation_pipeline(model.eval(), tokenizer, str(directory))
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(directory), AutoTokenizer.from_pretrained(directory)
+    assert texts(loaded, [russian for _, russian in RUSSIAN]) == pairs["en"]
+    assert main([str(directory), "--samples", str(path), "-n", "2", "--seed", "0"]) == 0
+    assert "BLEU 100.00" in capsys.readouterr().out

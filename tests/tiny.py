@@ -10,12 +10,14 @@ from modeling_gru_seq2seq import (
 )
 
 
-def learn_by_heart(pairs: list[tuple[str, str]], device: str = "cpu", **config_fields):
+def learn_by_heart(pairs: list[tuple[str, str]], device: str = "cpu", tokenizer=None, **config_fields):
     """`(model, tokenizer)`: a model (hidden 32, 1 layer unless `config_fields` say otherwise, no dropout,
     teacher-forced) trained on `device` until it knows the `(source, target)` pairs by heart: 150 full-batch
-    Adam steps at 1e-2, about a second. The model is returned in train mode."""
+    Adam steps at 1e-2, about a second. The model is returned in train mode. `tokenizer`: the vocabularies to
+    use (default: built from the pairs)."""
     sources, targets = [source for source, _ in pairs], [target for _, target in pairs]
-    tokenizer = GruSeq2SeqTokenizer.from_vocabularies(train_word_level(sources), train_word_level(targets))
+    if tokenizer is None:
+        tokenizer = GruSeq2SeqTokenizer.from_vocabularies(train_word_level(sources), train_word_level(targets))
     torch.manual_seed(0)
     settings = {"hidden_size": 32, "num_layers": 1, "dropout": 0.0, "teacher_forcing_ratio": 1.0, **config_fields}
     config = GruSeq2SeqConfig(
