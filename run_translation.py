@@ -59,6 +59,7 @@ from modeling_gru_seq2seq.training import (
     padded_predictions,
 )
 from modeling_gru_seq2seq.translate import translate
+from modeling_gru_seq2seq.word_vectors import load_pretrained_embeddings, vector_width
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +114,35 @@ class ModelArguments:
         metadata={
             "help": "A new model's settings as NAME=VALUE pairs, e.g. 'hidden_size=256,attention=concat' "
             "(transformers' run_clm convention), over GruSeq2SeqConfig's defaults or --config_name."
+        },
+    )
+    source_embeddings: str | None = field(
+        default=None,
+        metadata={
+            "help": "Pretrained word vectors for the source embedding: word2vec/GloVe/fastText text format (.vec, "
+            ".txt, .gz; with or without a `count dim` first line), streamed. Vectors of the vocabulary's words (as "
+            "normalized) are copied in, the other rows keep their initialisation; their width must be --hidden_size."
+        },
+    )
+    target_embeddings: str | None = field(
+        default=None, metadata={"help": "Pretrained word vectors for the target embedding, as --source_embeddings."}
+    )
+    init_encoder_from: str | None = field(
+        default=None,
+        metadata={
+            "help": "A saved model (e.g. of an --autoencode run) whose encoder (embedding and GRU) a new model starts "
+            "from; its source vocabulary must equal this run's, and its hidden_size and num_layers are taken."
+        },
+    )
+    freeze_encoder: bool = field(
+        default=False,
+        metadata={"help": "Keep the encoder that --init_encoder_from loads fixed while the rest trains."},
+    )
+    freeze_embeddings: bool = field(
+        default=False,
+        metadata={
+            "help": "Keep the whole embedding matrices that --source_embeddings/--target_embeddings loaded fixed "
+            "during training (with tied embeddings, the output layer too)."
         },
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Where downloaded models are stored."})
@@ -543,6 +573,52 @@ def new_model_config(model_args, hub_kwargs: dict) -> GruSeq2SeqConfig:
         raise UsageError(f"{where}: {error}") from None
 
 
+def encoder_to_start_from(model_args, hub_kwargs: dict):
+    """`(model, tokenizer)` of `--init_encoder_from`, its hidden_size and num_layers set as the new model's (a
+    flag asking for others is an error), or `None`."""
+    path = model_args.init_encoder_from
+    if path is None:
+        if model_args.freeze_encoder:
+            raise UsageError("--freeze_encoder keeps the encoder that --init_encoder_from loads fixed: give one")
+        return None
+    if model_args.model_name_or_path:
+        raise UsageError(
+            "--init_encoder_from starts a new model's encoder, --model_name_or_path loads a whole model: pass one"
+        )
+    try:
+        loaded = load_model_and_tokenizer(path, **hub_kwargs)
+    except ModelLoadError as error:
+        raise UsageError(f"--init_encoder_from {error}") from None
+    for name in ("hidden_size", "num_layers"):
+        theirs, ours = getattr(loaded[0].config, name), getattr(model_args, name)
+        if ours is not None and ours != theirs:
+            raise UsageError(
+                f"--{name} {ours}, but --init_encoder_from {path} has {name} {theirs}: leave --{name} out"
+            )
+        setattr(model_args, name, theirs)
+    return loaded
+
+
+def start_encoder_from(model, tokenizer, source_model, source_tokenizer, model_args) -> None:
+    """Copy `--init_encoder_from`'s encoder into the new `model` (and freeze it with `--freeze_encoder`), after
+    checking that both read the same source vocabulary."""
+    ours, theirs = tokenizer.get_vocab(), source_tokenizer.get_vocab()
+    differing = sum(1 for word in ours.keys() | theirs.keys() if ours.get(word) != theirs.get(word))
+    if differing:
+        raise UsageError(
+            f"--init_encoder_from {model_args.init_encoder_from}: its source vocabulary differs from this run's in "
+            f"{differing} words; build both from the same source sentences, --normalization, length filter and "
+            "--min_count"
+        )
+    model.encoder.load_state_dict(source_model.encoder.state_dict())
+    if model_args.freeze_encoder:
+        model.encoder.requires_grad_(False)
+    logger.warning(
+        f"The encoder starts from {model_args.init_encoder_from}'s"
+        + (" and stays fixed" if model_args.freeze_encoder else "")
+    )
+
+
 def available_memory() -> int:
     """Bytes a new model can take: the GPU's memory, else the CPU's available memory (`MemAvailable`)."""
     if torch.cuda.is_available():
@@ -684,6 +760,7 @@ def run(model_args, data_args, training_args) -> int:
         "revision": model_args.model_revision,
         "token": model_args.token,
     }
+    encoder_source = encoder_to_start_from(model_args, hub_kwargs)
     model, tokenizer, config = None, None, None
     if model_args.model_name_or_path:
         model, tokenizer = load_model_and_tokenizer(
@@ -695,6 +772,18 @@ def run(model_args, data_args, training_args) -> int:
         check_fits_in_memory(config)
         if model_args.tokenizer_name:
             tokenizer = load_tokenizer(model_args.tokenizer_name, **hub_kwargs)
+    hidden_size = (model.config if model is not None else config).hidden_size
+    for flag, path in (
+        ("--source_embeddings", model_args.source_embeddings),
+        ("--target_embeddings", model_args.target_embeddings),
+    ):
+        if path is not None and vector_width(path, flag) != hidden_size:
+            raise UsageError(
+                f"{flag} {path}: vectors {vector_width(path, flag)} wide, but --hidden_size is {hidden_size} (the "
+                "embedding width is the GRU width in this model)"
+            )
+    if model_args.freeze_embeddings and not (model_args.source_embeddings or model_args.target_embeddings):
+        raise UsageError("--freeze_embeddings freezes what --source_embeddings/--target_embeddings load: give one")
     if getattr(tokenizer, "normalization", data_args.normalization) != data_args.normalization:
         raise UsageError(
             f"--normalization {data_args.normalization}, but the tokenizer given normalizes "
@@ -749,6 +838,11 @@ def run(model_args, data_args, training_args) -> int:
         model.generation_config.max_length = max_new_tokens + 1  # the start token counts
     elif data_args.val_max_target_length is not None:
         model.generation_config.max_length = data_args.val_max_target_length + 1
+    if encoder_source is not None:
+        start_encoder_from(model, tokenizer, *encoder_source, model_args)
+    load_pretrained_embeddings(
+        model, tokenizer, model_args.source_embeddings, model_args.target_embeddings, model_args.freeze_embeddings
+    )
     if data_args.num_beams is not None:
         training_args.generation_num_beams = data_args.num_beams
     signature = sacrebleu_signatures()["bleu_signature"]

@@ -99,6 +99,14 @@ class PrepareArguments:
     )
     split_seed: int = field(default=42, metadata={"help": "Seed of the train/validation/test split."})
     skip_bad_lines: bool = field(default=False, metadata={"help": "Skip (and count) malformed lines."})
+    autoencode: bool = field(
+        default=False,
+        metadata={
+            "help": "Train an autoencoder: (source, source) pairs, the source side of the length-filtered pairs in "
+            "both columns, trimmed as usual (the saved model is an ordinary model; its source vocabulary is a "
+            "translation run's on the same file, see run_translation.py --init_encoder_from)."
+        },
+    )
 
     def __post_init__(self):
         if self.length_unit not in LENGTH_UNITS:
@@ -324,6 +332,16 @@ def filter_length(pairs: Dataset, args: PrepareArguments) -> Dataset:
     return pairs.filter(keep, batched=True, keep_in_memory=True, desc="Length filter")
 
 
+def autoencoded(pairs: Dataset, args: PrepareArguments) -> Dataset:
+    """Under `--autoencode`, the pairs with their source sentences in the target column too. Applied after the
+    length filter, so that an autoencoder's source sentences, and so its source vocabulary, are a translation
+    run's on the same file (`run_translation.py --init_encoder_from` needs them equal)."""
+    if not args.autoencode:
+        return pairs
+    source, target = args.source_lang, args.target_lang
+    return pairs.map(lambda batch: {target: batch[source]}, batched=True, keep_in_memory=True, desc="Autoencoding")
+
+
 def drop_unknown_words(pairs: Dataset, tokenizer: GruSeq2SeqTokenizer, args: PrepareArguments) -> Dataset:
     """Keep pairs whose every word is in its language's vocabulary (the tutorial's `keep_pairs` loop)."""
     vocabularies = {
@@ -379,7 +397,7 @@ def prepare_evaluation_files(args: PrepareArguments, **files: str | Dataset | No
     `normalize_translation_records`): normalized and length-filtered only."""
     return {
         split: _nonempty(
-            filter_length(read_pairs(data, args) if isinstance(data, str) else data, args),
+            autoencoded(filter_length(read_pairs(data, args) if isinstance(data, str) else data, args), args),
             data if isinstance(data, str) else f"the {split} split",
             f"the length filter ({_length_rule(args)})",
         )
@@ -409,6 +427,7 @@ def prepare_tatoeba(
     stats = {"pairs_read": len(pairs)}
     print(f"Read {len(pairs)} sentence pairs")
     pairs = _nonempty(filter_length(pairs, args), train_file, f"the length filter ({_length_rule(args)})")
+    pairs = autoencoded(pairs, args)
     stats["pairs_after_length_filter"] = len(pairs)
     print(f"Filtered to {len(pairs)} pairs ({_length_rule(args)})")
 

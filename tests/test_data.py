@@ -484,3 +484,12 @@ def test_unicode_normalization_reads_other_scripts(tmp_path):
     assert pairs["ru"] == ["привет , мир !"] and pairs["en"] == ["hello , world !"]
     with pytest.raises(ValueError, match="--normalization: got 'utf8', want one of ascii, unicode"):
         PrepareArguments(normalization="utf8")
+
+
+def test_autoencode_puts_the_source_side_in_both_columns(tmp_path):
+    path = write_pairs(tmp_path / "pairs.txt", PAIRS)
+    corpus = prepare_tatoeba(path, PrepareArguments(min_count=1, autoencode=True, validation_fraction=0.2))
+    for split in corpus.dataset.values():
+        assert all(pair["fr"] == pair["en"] for pair in split["translation"])
+    assert corpus.tokenizer.target_vocab() == corpus.tokenizer.get_vocab()  # one vocabulary, the source side's
+    assert "froid" in corpus.tokenizer.target_vocab()

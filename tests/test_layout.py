@@ -30,7 +30,12 @@ LAYERS = [
         "data_scripts",
         "data_scripts.prepare_tatoeba",
     },
-    {"modeling_gru_seq2seq.training", "modeling_gru_seq2seq.loading", "modeling_gru_seq2seq.translate"},
+    {
+        "modeling_gru_seq2seq.training",
+        "modeling_gru_seq2seq.loading",
+        "modeling_gru_seq2seq.translate",
+        "modeling_gru_seq2seq.word_vectors",
+    },
     {"run_translation", *(f"benchmarks.{path.stem}" for path in (ROOT / "benchmarks").glob("*.py"))},
 ]
 LAYER_NAMES = ["the model's code", "data and path helpers", "training, translation, loading", "scripts"]

@@ -6,10 +6,12 @@ any data is read) and shown in `--help`."""
 import glob
 import json
 import os
+import re
 import subprocess
 import sys
 
 import pytest
+import torch
 from datasets import Dataset
 from huggingface_hub import ModelCard
 from runs import one_line_error
@@ -23,7 +25,7 @@ from data_scripts.prepare_tatoeba import (
     read_pairs,
     tokenize_translation,
 )
-from modeling_gru_seq2seq import GruSeq2SeqConfig
+from modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration
 from modeling_gru_seq2seq.configuration_gru_seq2seq import FIELD_CHOICES
 
 QUICK = [
@@ -433,3 +435,39 @@ def test_model_fields_and_combinations_are_one_line(tmp_path, capsys, flags, mes
     assert error.startswith(message), error
     if "fits in memory" in message:
         assert "million parameters need about" in error and "GB are available" in error
+
+
+@pytest.mark.slow
+def test_a_new_model_starts_from_an_autoencoders_encoder_and_keeps_it(pairs_file, tmp_path, capsys):
+    """The tutorial's exercise: train as an autoencoder, keep its encoder, train a new decoder from there."""
+    run = [
+        "--train_file",
+        pairs_file,
+        "--do_train",
+        "--max_steps",
+        "4",
+        "--learning_rate",
+        "1e-2",
+        "--use_cpu",
+        "true",
+    ]
+    run += ["--eval_strategy", "no", "--save_strategy", "no", "--num_attention_plots", "0", "--disable_tqdm", "true"]
+    run += ["--report_to", "none", "--dataloader_pin_memory", "false"]
+    autoencoder, translator = tmp_path / "autoencoder", tmp_path / "translator"
+    shape = ["--hidden_size", "32", "--num_layers", "2", "--min_count", "1"]
+    assert run_translation.main([*run, *shape, "--autoencode", "--output_dir", str(autoencoder)]) == 0
+    start = ["--init_encoder_from", str(autoencoder)]
+    # the shape comes from the autoencoder: another --hidden_size is refused
+    refused = [*run, *start, "--min_count", "1", "--hidden_size", "16", "--output_dir", str(translator)]
+    assert run_translation.main(refused) == 2
+    assert "--hidden_size 16, but --init_encoder_from" in capsys.readouterr().err
+    args = [*run, *start, "--min_count", "1", "--freeze_encoder", "--output_dir", str(translator)]
+    assert run_translation.main(args) == 0
+    started = GruSeq2SeqForConditionalGeneration.from_pretrained(autoencoder).encoder.state_dict()
+    trained = GruSeq2SeqForConditionalGeneration.from_pretrained(translator)
+    assert all(torch.equal(trained.encoder.state_dict()[name], tensor) for name, tensor in started.items())
+    assert trained.config.hidden_size == 32 and trained.config.num_layers == 2
+    # another source vocabulary (accents kept: "pret" against "prêt") is refused, saying how many words differ
+    other = [*run, *start, "--min_count", "1", "--normalization", "unicode", "--output_dir", str(tmp_path / "x")]
+    assert run_translation.main(other) == 2
+    assert re.search(r"its source vocabulary differs from this run's in \d+ words", capsys.readouterr().err)
