@@ -59,7 +59,7 @@ from modeling_gru_seq2seq.training import (
     padded_predictions,
 )
 from modeling_gru_seq2seq.translate import translate
-from modeling_gru_seq2seq.word_vectors import load_pretrained_embeddings, vector_width
+from modeling_gru_seq2seq.word_vectors import check_widths, load_pretrained_embeddings
 
 logger = logging.getLogger(__name__)
 
@@ -773,15 +773,7 @@ def run(model_args, data_args, training_args) -> int:
         if model_args.tokenizer_name:
             tokenizer = load_tokenizer(model_args.tokenizer_name, **hub_kwargs)
     hidden_size = (model.config if model is not None else config).hidden_size
-    for flag, path in (
-        ("--source_embeddings", model_args.source_embeddings),
-        ("--target_embeddings", model_args.target_embeddings),
-    ):
-        if path is not None and vector_width(path, flag) != hidden_size:
-            raise UsageError(
-                f"{flag} {path}: vectors {vector_width(path, flag)} wide, but --hidden_size is {hidden_size} (the "
-                "embedding width is the GRU width in this model)"
-            )
+    check_widths(model_args.source_embeddings, model_args.target_embeddings, hidden_size)
     if model_args.freeze_embeddings and not (model_args.source_embeddings or model_args.target_embeddings):
         raise UsageError("--freeze_embeddings freezes what --source_embeddings/--target_embeddings load: give one")
     if getattr(tokenizer, "normalization", data_args.normalization) != data_args.normalization:

@@ -123,7 +123,7 @@ class GruSeq2SeqGenerationMixin(GenerationMixin):
         # The set-up depends only on these. For one sentence it costs half a millisecond, so the last one is kept
         # and reused while they are equal (a config changed in place since is set up again).
         key = (
-            generation_kwargs,
+            copy.deepcopy(generation_kwargs),
             None if given_config is None else copy.deepcopy(vars(given_config)),
             copy.deepcopy(vars(self.generation_config)),
             attention_mask is not None,

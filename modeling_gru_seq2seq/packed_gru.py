@@ -119,6 +119,13 @@ def layer_forward(loops: Loops, *args):
     return loops.ops.gru_forward(*args, loops.onednn)
 
 
+def layer_backward(loops: Loops, *args):
+    """[`gru_backward`]'s arguments and results, run by `loops`."""
+    if loops.ops is None:
+        return gru_backward(*args)
+    return loops.ops.gru_backward(*args, loops.onednn)
+
+
 class GruLayerFunction(torch.autograd.Function):
     """One GRU layer in one direction over packed data (time-major, rows longest first): [`gru_forward`] and
     [`gru_backward`] as `loops` runs them. Arguments: `loops`, then [`gru_forward`]'s; returns its outputs and
@@ -135,12 +142,13 @@ class GruLayerFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, output_grads, final_state_grad):
-        args = (output_grads.contiguous(), final_state_grad.contiguous(), *ctx.saved_tensors, ctx.batch_sizes)
-        loops = ctx.loops
-        grads = (
-            gru_backward(*args, ctx.reverse)
-            if loops.ops is None
-            else loops.ops.gru_backward(*args, ctx.reverse, loops.onednn)
+        grads = layer_backward(
+            ctx.loops,
+            output_grads.contiguous(),
+            final_state_grad.contiguous(),
+            *ctx.saved_tensors,
+            ctx.batch_sizes,
+            ctx.reverse,
         )
         return (
             None,

@@ -15,6 +15,7 @@ import torch
 from transformers.utils import logging
 
 from .commands import UsageError
+from .tokenization_gru_seq2seq import SPECIAL_TOKENS
 
 logger = logging.get_logger(__name__)
 
@@ -37,6 +38,18 @@ def vector_width(path: str, flag: str) -> int:
             if len(fields) > 1:
                 return len(fields) - 1
     raise UsageError(f"{flag} {path}: no word vectors in it (want lines of a word and its numbers)")
+
+
+def check_widths(source: str | None, target: str | None, hidden_size: int) -> None:
+    """A one-line error, before any long work, where `--source_embeddings`/`--target_embeddings` hold vectors of
+    another width than the model's embeddings."""
+    for flag, path in (("--source_embeddings", source), ("--target_embeddings", target)):
+        width = None if path is None else vector_width(path, flag)
+        if width is not None and width != hidden_size:
+            raise UsageError(
+                f"{flag} {path}: vectors {width} wide, but --hidden_size is {hidden_size} (the embedding width is "
+                "the GRU width in this model)"
+            )
 
 
 def load_word_vectors(
@@ -65,8 +78,7 @@ def load_word_vectors(
             except ValueError:
                 raise UsageError(f"{flag} {path}, line {number}: not a word and {width} numbers") from None
             found[index] = True
-    words = sum(1 for token in vocabulary if not token.startswith("<"))
-    return int(found.sum()), words
+    return int(found.sum()), len(vocabulary) - len(SPECIAL_TOKENS)
 
 
 def load_pretrained_embeddings(model, tokenizer, source: str | None, target: str | None, freeze: bool) -> None:

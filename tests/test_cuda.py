@@ -16,7 +16,7 @@ import sys
 
 import pytest
 import torch
-from tiny import learn_by_heart
+from tiny import PAIRS, SOURCES, TARGETS, learn_by_heart
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
 from modeling_gru_seq2seq import (
@@ -30,17 +30,6 @@ from modeling_gru_seq2seq.translate import translate
 pytestmark = [pytest.mark.cuda, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "run_translation.py"
-PAIRS = [
-    ("je suis content .", "i am happy ."),
-    ("je suis fatigue .", "i am tired ."),
-    ("il est la .", "he is here ."),
-    ("elle est la .", "she is here ."),
-    ("elle a froid !", "she is cold !"),
-    ("il a froid !", "he is cold !"),
-    ("nous sommes amis .", "we are friends ."),
-    ("tu es grand .", "you are tall ."),
-]
-SOURCES, TARGETS = [fr for fr, _ in PAIRS], [en for _, en in PAIRS]
 TOLERANCE = {"atol": 1e-5, "rtol": 1e-4}
 DECODERS = [("luong", "dot"), ("luong", "general"), ("luong", "concat"), ("bahdanau", "concat")]
 DECODER_IDS = ["luong-dot", "luong-general", "luong-concat", "bahdanau"]

@@ -14,7 +14,7 @@ import pytest
 import torch
 from datasets import Dataset
 from evaluate import TranslationEvaluator
-from tiny import learn_by_heart
+from tiny import PAIRS, SOURCES, TARGETS, learn_by_heart
 from transformers import (
     AutoConfig,
     AutoModelForSeq2SeqLM,
@@ -34,17 +34,6 @@ from modeling_gru_seq2seq import (
 from modeling_gru_seq2seq.metrics import load_sacrebleu_chrf
 from modeling_gru_seq2seq.pipeline_gru_seq2seq import save_translation_pipeline
 
-PAIRS = [
-    ("je suis content .", "i am happy ."),
-    ("je suis fatigue .", "i am tired ."),
-    ("il est la .", "he is here ."),
-    ("elle est la .", "she is here ."),
-    ("elle a froid !", "she is cold !"),
-    ("il a froid !", "he is cold !"),
-    ("nous sommes amis .", "we are friends ."),
-    ("tu es grand .", "you are tall ."),
-]
-SOURCES, TARGETS = [fr for fr, _ in PAIRS], [en for _, en in PAIRS]
 LONG_SOURCE = " ".join(["je suis content ."] * 40)  # 160 words
 
 

@@ -9,6 +9,19 @@ from modeling_gru_seq2seq import (
     train_word_level,
 )
 
+# Pairs a tiny model learns by heart (the tests on CUDA and on the ecosystem's calls)
+PAIRS = [
+    ("je suis content .", "i am happy ."),
+    ("je suis fatigue .", "i am tired ."),
+    ("il est la .", "he is here ."),
+    ("elle est la .", "she is here ."),
+    ("elle a froid !", "she is cold !"),
+    ("il a froid !", "he is cold !"),
+    ("nous sommes amis .", "we are friends ."),
+    ("tu es grand .", "you are tall ."),
+]
+SOURCES, TARGETS = [fr for fr, _ in PAIRS], [en for _, en in PAIRS]
+
 
 def learn_by_heart(pairs: list[tuple[str, str]], device: str = "cpu", tokenizer=None, **config_fields):
     """`(model, tokenizer)`: a model (hidden 32, 1 layer unless `config_fields` say otherwise, no dropout,
