@@ -58,7 +58,7 @@ from modeling_gru_seq2seq.training import (
     build_compute_metrics,
     padded_predictions,
 )
-from modeling_gru_seq2seq.translate import translate
+from modeling_gru_seq2seq.translate import translate, unknown_replaced
 from modeling_gru_seq2seq.word_vectors import check_widths, load_pretrained_embeddings
 
 logger = logging.getLogger(__name__)
@@ -246,6 +246,13 @@ class DataTrainingArguments(PrepareArguments):
     max_predict_samples: int | None = field(default=None)
     num_beams: int | None = field(default=None, metadata={"help": "Beams for evaluate/predict (default greedy)."})
     num_attention_plots: int = field(default=3, metadata={"help": "attention_<i>.png for validation sentences."})
+    replace_unknown: bool = field(
+        default=False,
+        metadata={
+            "help": "In evaluation, prediction and generated_predictions.txt, write each output <unk> as the source "
+            "word (as normalized) that received the most attention at that step (see --unknown_pairs keep)."
+        },
+    )
 
 
 def _optional(check):
@@ -304,6 +311,8 @@ def check_conflicts(model_args, data_args, training_args) -> None:
         )
     if data_args.dataset_name and data_args.train_file:
         raise UsageError("--dataset_name and --train_file both name the training data: pass one")
+    if data_args.open_test and data_args.test_file:
+        raise UsageError("--open_test holds a test split out of the training pairs, --test_file gives one: pass one")
     if training_args.overwrite_output_dir and training_args.resume_from_checkpoint:
         raise UsageError("--overwrite_output_dir starts over, --resume_from_checkpoint resumes: pass one")
     if training_args.max_train_minutes is not None and training_args.max_train_minutes <= 0:
@@ -445,6 +454,11 @@ RECORDED_DATA_ARGS = (
     "source_prefix",
     "pad_to_max_length",
     "ignore_pad_token_for_loss",
+    "file_languages",
+    "normalization",
+    "autoencode",
+    "unknown_pairs",
+    "open_test",
 )
 
 
@@ -502,6 +516,12 @@ def load_corpus(data_args, prepare_args, tokenizer, need_train: bool, token: str
     train = None
     if data_args.dataset_name:
         records = load_dataset(data_args.dataset_name, data_args.dataset_config_name, token=token)
+        if data_args.open_test and "test" in records:
+            raise UsageError(
+                f"--open_test holds a test split out of the training pairs, but --dataset_name "
+                f"{data_args.dataset_name} has its own (used as given, its unknown words read as <unk>): drop "
+                "--open_test"
+            )
         for split in given:
             if given[split] is None and split in records:
                 given[split] = normalize_translation_records(
@@ -696,10 +716,13 @@ def data_summary(data_args) -> str:
     evaluation = (
         f"; {' and '.join(given)}, as given" if given else f", split by source sentence (seed {data_args.split_seed})"
     )
+    if data_args.open_test:
+        evaluation += ", the test sentences held out before the vocabularies were built"
+    unknown = "pairs holding them dropped" if data_args.unknown_pairs == "drop" else "read as <unk>, pairs kept"
     return (
         f"Trained on {source}: normalized, {data_args.min_length}..{data_args.max_length} "
-        f"{data_args.length_unit} per side, words seen fewer than {data_args.min_count} times trimmed (pairs "
-        f"holding them dropped){evaluation}."
+        f"{data_args.length_unit} per side, words seen fewer than {data_args.min_count} times trimmed "
+        f"({unknown}){evaluation}."
     )
 
 
@@ -840,13 +863,29 @@ def run(model_args, data_args, training_args) -> int:
     signature = sacrebleu_signatures()["bleu_signature"]
     print(f"BLEU and chrF by sacrebleu; BLEU signature: {signature}")
 
+    def decoder(name):
+        """Generated ids of split `name` -> texts: `<unk>` as source words under `--replace_unknown`."""
+        if not data_args.replace_unknown:
+            return lambda token_ids: tokenizer.batch_decode(token_ids, skip_special_tokens=True)
+        prefix = data_args.source_prefix or ""
+        sources = [prefix + pair[tokenizer.source_lang] for pair in raw[name]["translation"]]
+        return (
+            lambda token_ids: unknown_replaced(
+                trainer.model,  # the trainer's model when it runs: also the one reloaded from a finished run
+                tokenizer,
+                sources[: len(token_ids)],
+                token_ids,
+                training_args.per_device_eval_batch_size,
+                data_args.max_source_length,
+            )
+        )
+
     def split_metrics(name):
         if name not in tokenized:
             return None
         references = [pair[tokenizer.target_lang] for pair in raw[name]["translation"]]
-        return build_compute_metrics(
-            tokenizer, references, in_vocabulary_flags(tokenized[name], tokenizer.unk_token_id)
-        )
+        flags = in_vocabulary_flags(tokenized[name], tokenizer.unk_token_id)
+        return build_compute_metrics(tokenizer, references, flags, decoder(name))
 
     graceful_stop = GracefulStopCallback()
     callbacks = [graceful_stop]
@@ -939,7 +978,7 @@ def run(model_args, data_args, training_args) -> int:
         trainer.save_metrics("predict", metrics)
         if trainer.is_world_process_zero():
             token_ids = padded_predictions(results.predictions[: len(tokenized["test"])], tokenizer.pad_token_id)
-            predictions = tokenizer.batch_decode(token_ids, skip_special_tokens=True)
+            predictions = decoder("test")(token_ids)
             with open(
                 os.path.join(training_args.output_dir, "generated_predictions.txt"), "w", encoding="utf-8"
             ) as handle:

@@ -4,9 +4,11 @@ The pipeline, in the tutorial's order, each step configurable with its values as
 (1) normalize every sentence (`normalize_string`); (2) orient the pairs from `source_lang` to
 `target_lang` (the files hold English, then French); (3) keep pairs whose sides both have 3..25
 characters (or words); (4) build one vocabulary per language over the kept pairs, keeping words seen
-at least `min_count` times (`Lang.trim`); (5) drop pairs holding a trimmed word; (6) split the pairs
-into train / validation / test grouped by source sentence (all translations of one French sentence go
-to one split, so nothing leaks), seeded.
+at least `min_count` times (`Lang.trim`); (5) drop pairs holding a trimmed word (`unknown_pairs="keep"`
+keeps them, those words read as `<unk>`); (6) split the pairs into train / validation / test grouped by
+source sentence (all translations of one French sentence go to one split, so nothing leaks), seeded.
+With `open_test`, the test split is held out right after (3) instead, so it keeps the sentences whose
+words training never saw.
 
 A separately given validation or test split (a file, or a dataset's own split) is used as given: only
 normalized and length-filtered, its unknown words becoming `<unk>` when tokenized, as real inputs would;
@@ -45,6 +47,7 @@ TUTORIAL_DATA_URL = "zip://data/eng-fra.txt::https://download.pytorch.org/tutori
 NORMALIZATIONS = tuple(NORMALIZERS)  # "ascii": the tutorial's
 ENGLISH = "en"  # the first column of manythings' pair files (and the tutorial's eng-fra.txt)
 LENGTH_UNITS = ("chars", "words")  # "chars": the tutorial's
+UNKNOWN_PAIRS = ("drop", "keep")  # "drop": the tutorial's
 PREPARE_RANGES = {  # field: (what it must be, the check)
     "min_length": (">= 1", lambda v: v >= 1),
     "max_length": (">= --min_length", lambda v: v >= 1),
@@ -108,6 +111,24 @@ class PrepareArguments:
         },
     )
 
+    unknown_pairs: str = field(
+        default="drop",
+        metadata={
+            "help": "Training pairs holding a trimmed word: drop them (the tutorial's), or keep them with those words "
+            "read as <unk>, so that the model learns to write <unk> where it has no word (see --replace_unknown).",
+            "choices": list(UNKNOWN_PAIRS),
+        },
+    )
+    open_test: bool = field(
+        default=False,
+        metadata={
+            "help": "Hold the test split's source sentences out right after the length filter, before the "
+            "vocabularies are built and pairs with trimmed words dropped: the test then holds sentences with words "
+            "never seen in training, as real inputs do (predict_bleu), and predict_bleu_in_vocab scores the pairs "
+            "whose words are all in the vocabularies (the tutorial's case)."
+        },
+    )
+
     def __post_init__(self):
         if self.length_unit not in LENGTH_UNITS:
             raise ValueError(f"--length_unit: got {self.length_unit!r}, want one of {', '.join(LENGTH_UNITS)}")
@@ -121,6 +142,10 @@ class PrepareArguments:
                 f"--validation_fraction + --test_fraction: got {self.validation_fraction} + {self.test_fraction}, "
                 "want < 1 (something left to train on)"
             )
+        if self.unknown_pairs not in UNKNOWN_PAIRS:
+            raise ValueError(f"--unknown_pairs: got {self.unknown_pairs!r}, want one of {', '.join(UNKNOWN_PAIRS)}")
+        if self.open_test and self.test_fraction == 0:
+            raise ValueError("--open_test holds out the test split: give a --test_fraction above 0")
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"--normalization: got {self.normalization!r}, want one of {', '.join(NORMALIZATIONS)}")
         if self.source_lang == self.target_lang:
@@ -430,6 +455,15 @@ def prepare_tatoeba(
     pairs = autoencoded(pairs, args)
     stats["pairs_after_length_filter"] = len(pairs)
     print(f"Filtered to {len(pairs)} pairs ({_length_rule(args)})")
+    open_test = None
+    if args.open_test:  # held out before the vocabularies are built: its words may be new to the model
+        if test_file is not None:
+            raise ValueError("--open_test holds a test split out of the training pairs, but a test split is given")
+        held_out = dataclasses.replace(args, validation_fraction=0.0)
+        parts = split_by_source(pairs, held_out)
+        _check_split_sizes(parts, held_out, train_file, num_sources=len(set(pairs[source])))
+        pairs, open_test = parts["train"], parts["test"]
+        print(f"Held out {len(open_test)} pairs for the open test, before the vocabularies are built")
 
     if tokenizer is None:
         batches = {
@@ -458,17 +492,26 @@ def prepare_tatoeba(
             stats[f"words_indexed_{lang}"] = indexed[lang]
             stats[f"words_kept_{lang}"] = kept_words
 
-    trimmed = _nonempty(drop_unknown_words(pairs, tokenizer, args), train_file, "dropping pairs with trimmed words")
-    print(f"Trimmed from {len(pairs)} pairs to {len(trimmed)}, {len(trimmed) / len(pairs):.4f} of total")
+    if args.unknown_pairs == "keep":
+        trimmed = pairs
+        print(f"Kept all {len(pairs)} pairs, trimmed words read as <unk> (--unknown_pairs keep)")
+    else:
+        trimmed = _nonempty(
+            drop_unknown_words(pairs, tokenizer, args), train_file, "dropping pairs with trimmed words"
+        )
+        print(f"Trimmed from {len(pairs)} pairs to {len(trimmed)}, {len(trimmed) / len(pairs):.4f} of total")
     stats["pairs_kept"] = len(trimmed)
 
     carve = dataclasses.replace(  # the fractions held out of the training pairs: none for a given split
         args,
         validation_fraction=0.0 if validation_file is not None else args.validation_fraction,
-        test_fraction=0.0 if test_file is not None else args.test_fraction,
+        test_fraction=0.0 if test_file is not None or open_test is not None else args.test_fraction,
+        open_test=False,
     )
     splits = split_by_source(trimmed, carve)
     _check_split_sizes(splits, carve, train_file, num_sources=len(set(trimmed[source])))
+    if open_test is not None:
+        splits["test"] = open_test
     splits.update(prepare_evaluation_files(args, validation=validation_file, test=test_file))
     dataset = DatasetDict({name: to_translation_layout(split, args) for name, split in splits.items()})
     stats.update({f"{name}_pairs": len(split) for name, split in dataset.items()})

@@ -18,6 +18,8 @@ CUSTOM_PIPELINES = {
     "translation": {"impl": "pipeline_gru_seq2seq.TranslationPipeline", "pt": ["AutoModelForSeq2SeqLM"]}
 }
 
+INPUTS = ("input_ids", "attention_mask")
+
 
 class TranslationPipeline(Pipeline):
     """Text in, `[{"translation_text": ...}]` out (one dict per returned sequence), with `model.generate()`.
@@ -35,6 +37,8 @@ class TranslationPipeline(Pipeline):
         return_text (`bool`, defaults to `True`): return `{"translation_text": ...}`; `False` returns the ids.
         clean_up_tokenization_spaces (`bool`, defaults to `False`): join punctuation to the word before it
             (`"i m happy ."` -> `"i m happy."`).
+        replace_unknown (`bool`, defaults to `False`): write each output `<unk>` as the source word (as
+            normalized) that received the most attention at that step (see `replace_unknown_words`).
     Every other keyword is a generation parameter (`num_beams`, `max_new_tokens`, `do_sample`,
     `num_return_sequences`, ...). Inputs are right-padded when batched.
     """
@@ -62,6 +66,7 @@ class TranslationPipeline(Pipeline):
         return_tensors=None,
         return_text=None,
         clean_up_tokenization_spaces=None,
+        replace_unknown=None,
         **generate_kwargs,
     ):
         for argument, given, language in (
@@ -75,34 +80,93 @@ class TranslationPipeline(Pipeline):
                 )
         preprocess_params = {} if truncation is None else {"truncation": truncation}
         postprocess_params = {}
+        if replace_unknown is not None:
+            preprocess_params["replace_unknown"] = generate_kwargs["replace_unknown"] = replace_unknown
         if return_tensors is not None or return_text is not None:
             postprocess_params["return_tensors"] = bool(return_tensors) or return_text is False
         if clean_up_tokenization_spaces is not None:
             postprocess_params["clean_up_tokenization_spaces"] = clean_up_tokenization_spaces
         return preprocess_params, generate_kwargs, postprocess_params
 
-    def preprocess(self, text: str, truncation: bool | str = False) -> dict[str, torch.Tensor]:
+    def preprocess(self, text: str, truncation: bool | str = False, replace_unknown: bool = False) -> dict:
         encoding = self.tokenizer(text, truncation=truncation, return_tensors="pt")
-        return {"input_ids": encoding["input_ids"], "attention_mask": encoding["attention_mask"]}
+        inputs = {name: encoding[name] for name in INPUTS}
+        if replace_unknown:  # one list per sentence: batching collects them, unbatching hands each its own
+            inputs["source_words"] = [self.tokenizer.normalize(text).split()]
+        return inputs
 
-    def _forward(self, model_inputs: dict[str, torch.Tensor], **generate_kwargs) -> dict[str, torch.Tensor]:
+    def _forward(self, model_inputs: dict, replace_unknown: bool = False, **generate_kwargs) -> dict:
+        source_words = model_inputs.pop("source_words", None)
         output_ids = self.model.generate(**model_inputs, **self._prepare_generate_kwargs(generate_kwargs))
+        batch_size = model_inputs["input_ids"].shape[0]
         # (batch * num_return_sequences, length) -> (batch, num_return_sequences, length)
-        return {"output_ids": output_ids.reshape(model_inputs["input_ids"].shape[0], -1, output_ids.shape[-1])}
+        outputs = {"output_ids": output_ids.reshape(batch_size, -1, output_ids.shape[-1])}
+        if replace_unknown:
+            per_source = output_ids.shape[0] // batch_size  # num_return_sequences
+            input_ids, attention_mask = (model_inputs[name].repeat_interleave(per_source, dim=0) for name in INPUTS)
+            words = most_attended_words(self.model, input_ids, attention_mask, output_ids)
+            outputs["word_indices"] = words.reshape(batch_size, -1, words.shape[-1])
+            outputs["source_words"] = source_words
+        return outputs
 
     def postprocess(
-        self, model_outputs: dict[str, torch.Tensor], return_tensors: bool = False, clean_up_tokenization_spaces=False
+        self, model_outputs: dict, return_tensors: bool = False, clean_up_tokenization_spaces=False
     ) -> list[dict]:
         if return_tensors:
             return [{"translation_token_ids": ids} for ids in model_outputs["output_ids"][0]]
-        return [
-            {
-                "translation_text": self.tokenizer.decode(
-                    ids, skip_special_tokens=True, clean_up_tokenization_spaces=clean_up_tokenization_spaces
-                )
-            }
+        texts = [
+            self.tokenizer.decode(ids, skip_special_tokens=True, clean_up_tokenization_spaces=False)
             for ids in model_outputs["output_ids"][0]
         ]
+        if "word_indices" in model_outputs:
+            ids, word_indices = (model_outputs[name][0].tolist() for name in ("output_ids", "word_indices"))
+            source_words = model_outputs["source_words"][0]
+            texts = [
+                replace_unknown_words(*row, source_words, self.tokenizer)
+                for row in zip(texts, ids, word_indices, strict=True)
+            ]
+        if clean_up_tokenization_spaces:
+            texts = [self.tokenizer.clean_up_tokenization(text) for text in texts]
+        return [{"translation_text": text} for text in texts]
+
+
+def cross_attention(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, sequences: torch.Tensor):
+    """`(rows, steps, src_len)`: the attention paid while predicting each token of `sequences[:, 1:]` (generated
+    ids, the start token first), from one teacher-forced pass along them, so the same for any search."""
+    outputs = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        decoder_input_ids=sequences[:, :-1],
+        teacher_forcing=True,
+        output_attentions=True,
+        use_cache=False,
+    )
+    return outputs.cross_attentions[0][:, 0].float()  # one layer, one head
+
+
+@torch.no_grad()
+def most_attended_words(
+    model, input_ids: torch.Tensor, attention_mask: torch.Tensor, sequences: torch.Tensor, attention=None
+) -> torch.Tensor:
+    """`(rows, steps)`: for each token of `sequences[:, 1:]`, the index among its source's words (its `<eos>`
+    and padding left out) of the word that received the most attention at that step; -1 for a source with no
+    words. `attention`: `cross_attention`'s result, when already computed."""
+    if attention is None:
+        attention = cross_attention(model, input_ids, attention_mask, sequences)
+    is_word = attention_mask.bool() & (input_ids != model.config.eos_token_id)
+    position = attention.masked_fill(~is_word[:, None, :], -1.0).argmax(dim=-1)
+    word_index = torch.where(is_word, is_word.cumsum(dim=-1) - 1, -1)  # position -> its word's index
+    return word_index.gather(1, position)
+
+
+def replace_unknown_words(text: str, ids, word_indices, source_words: list[str], tokenizer) -> str:
+    """`text`, the decoded `ids` (a row of generated ids, the start token first; special tokens skipped,
+    `<unk>` kept), with each `<unk>` written as `source_words[index]`, `index` being its step's entry of
+    `word_indices` (see `most_attended_words`). The source words are as the tokenizer normalized them: the words
+    the model read. A source with no words leaves `<unk>` as it is."""
+    unknown, steps = tokenizer.unk_token_id, zip(ids[1:], word_indices, strict=True)
+    words = iter([source_words[index] if index >= 0 else tokenizer.unk_token for i, index in steps if i == unknown])
+    return " ".join(next(words) if word == tokenizer.unk_token else word for word in text.split(" "))
 
 
 def save_translation_pipeline(model, tokenizer, save_directory: str) -> None:

@@ -274,14 +274,16 @@ def padded_predictions(token_ids: np.ndarray, pad_token_id: int) -> np.ndarray:
     return np.where(token_ids < 0, pad_token_id, token_ids)
 
 
-def build_compute_metrics(tokenizer, references: list[str], in_vocabulary: list[bool]):
+def build_compute_metrics(tokenizer, references: list[str], in_vocabulary: list[bool], decode=None):
     """`compute_metrics` for one split: BLEU, chrF and generated length, plus `bleu_in_vocab` /
     `chrf_in_vocab` over the examples whose words are all in the vocabularies.
 
     References are the split's normalized target sentences (not decoded labels, which would turn unknown
     words into `<unk>`). Predictions beyond `len(references)` (the padded duplicates distributed
-    evaluation returns) are dropped.
+    evaluation returns) are dropped. `decode`: generated ids `(examples, length)` -> texts (default:
+    `batch_decode` without special tokens; `run_translation.py --replace_unknown` writes `<unk>` as source words).
     """
+    decode = decode or (lambda token_ids: tokenizer.batch_decode(token_ids, skip_special_tokens=True))
 
     def compute_metrics(eval_prediction) -> dict:
         token_ids = (
@@ -290,7 +292,7 @@ def build_compute_metrics(tokenizer, references: list[str], in_vocabulary: list[
             else eval_prediction.predictions
         )
         token_ids = padded_predictions(token_ids[: len(references)], tokenizer.pad_token_id)
-        predictions = tokenizer.batch_decode(token_ids, skip_special_tokens=True)
+        predictions = decode(token_ids)
         scores = corpus_scores(predictions, references)
         kept = [i for i, known in enumerate(in_vocabulary) if known]
         in_vocab_scores = corpus_scores([predictions[i] for i in kept], [references[i] for i in kept])

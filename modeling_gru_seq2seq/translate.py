@@ -6,6 +6,7 @@
     gru-translate runs/fr-en                       # stdin a terminal: the tutorial's `> ` prompt, `< ` answers
     gru-translate runs/fr-en "elle a cinq ans ." --show_attention attention.png
     gru-translate runs/fr-en --samples pairs.tsv -n 10     # `> source`, `= reference`, `< output`, BLEU
+    gru-translate runs/fr-en --replace_unknown "Je m'appelle Zorglub."  # <unk> -> the source word it attended
 
 MODEL is a directory written by `run_translation.py` (or `save_pretrained`) or a Hub id. Words outside the
 source vocabulary are read as `<unk>` and named on stderr. The GRU has no length limit of its own, but it
@@ -35,6 +36,7 @@ from data_scripts.prepare_tatoeba import DataFileError, PrepareArguments, read_p
 from .commands import UsageError
 from .loading import ModelLoadError, load_model_and_tokenizer
 from .metrics import corpus_scores
+from .pipeline_gru_seq2seq import cross_attention, most_attended_words, replace_unknown_words
 from .plotting import matplotlib_available, plot_attention
 from .tokenization_gru_seq2seq import DEFAULT_MAX_SOURCE_LENGTH
 
@@ -43,6 +45,7 @@ from .tokenization_gru_seq2seq import DEFAULT_MAX_SOURCE_LENGTH
 class Translation:
     """One translated sentence.
 
+    `text`: the output words (with `replace_unknown`, each `<unk>` as the source word it attended most);
     `source_tokens`: source words as the model read them (`<unk>` for unknown ones) plus `<eos>`;
     `output_tokens`: generated words up to and with `<eos>` (when reached); `attention`:
     `(len(output_tokens), len(source_tokens))` weights, each row summing to 1.
@@ -64,6 +67,7 @@ def translate(
     max_new_tokens: int | None = None,
     output_attentions: bool = False,
     max_source_length: int | None = None,
+    replace_unknown: bool = False,
 ) -> list[Translation]:
     """Translate `sentences`, `batch_size` at a time, returned in input order.
 
@@ -71,6 +75,8 @@ def translate(
     with no words after normalization translates to `""`. `max_source_length` cuts longer sources (in
     tokens, `<eos>` included); `None` keeps them whole. `output_attentions` adds the attention of each
     output word, from a teacher-forced pass over the chosen words, so it works with beam search too.
+    `replace_unknown` writes each output `<unk>` as the source word (as normalized) that received the most
+    attention at that step, from the same pass.
     """
     if not sentences:
         return []
@@ -89,7 +95,13 @@ def translate(
         sequences = model.generate(**inputs, num_beams=num_beams, **length_limit)
         texts = tokenizer.batch_decode(sequences, skip_special_tokens=True)
         output_lengths = _lengths_with_eos(sequences[:, 1:], tokenizer.eos_token_id).tolist()
-        attention = _attention_weights(model, inputs, sequences).cpu().numpy() if output_attentions else None
+        attention = None
+        if output_attentions or replace_unknown:
+            attention = cross_attention(model, inputs["input_ids"], inputs["attention_mask"], sequences)
+        if replace_unknown:
+            words = most_attended_words(model, inputs["input_ids"], inputs["attention_mask"], sequences, attention)
+            texts = _with_source_words(texts, sequences, words, [sentences[i] for i in indices], tokenizer)
+        attention = attention.cpu().numpy() if output_attentions else None
         for row, index in enumerate(indices):
             output_length, source_length = output_lengths[row], len(encodings[index].ids)
             translations[index] = Translation(
@@ -99,6 +111,38 @@ def translate(
                 attention=None if attention is None else attention[row, :output_length, :source_length],
             )
     return translations
+
+
+@torch.no_grad()
+def unknown_replaced(
+    model, tokenizer, sources: list[str], sequences: np.ndarray, batch_size: int = 64, max_source_length=None
+) -> list[str]:
+    """Generated ids `sequences` (one row per source, the start token first, padded), decoded as `translate`
+    with `replace_unknown` decodes them: each `<unk>` as the source word that received the most attention at
+    its step, from a teacher-forced pass over `batch_size` rows at a time. `max_source_length` cuts the sources
+    as they were cut for generation."""
+    model.eval()
+    texts = tokenizer.batch_decode(sequences, skip_special_tokens=True)
+    for start in range(0, len(sources), batch_size):
+        rows = range(start, min(start + batch_size, len(sources)))
+        truncation = {"truncation": max_source_length is not None, "max_length": max_source_length}
+        inputs = tokenizer([sources[i] for i in rows], padding=True, return_tensors="pt", **truncation)
+        inputs = inputs.to(model.device)
+        ids = torch.as_tensor(sequences[start : rows.stop], device=model.device)
+        words = most_attended_words(model, inputs["input_ids"], inputs["attention_mask"], ids)
+        texts[start : rows.stop] = _with_source_words(
+            texts[start : rows.stop], ids, words, [sources[i] for i in rows], tokenizer
+        )
+    return texts
+
+
+def _with_source_words(texts, sequences, word_indices, sources, tokenizer) -> list[str]:
+    """`replace_unknown_words` for each row, with the sources' words as the tokenizer normalizes them."""
+    rows = zip(texts, sequences.tolist(), word_indices.tolist(), sources, strict=True)
+    return [
+        replace_unknown_words(text, ids, indices, tokenizer.normalize(source).split(), tokenizer)
+        for text, ids, indices, source in rows
+    ]
 
 
 def _empty_translation(tokenizer, output_attentions: bool) -> Translation:
@@ -112,15 +156,6 @@ def _lengths_with_eos(output_ids: torch.Tensor, eos_token_id: int) -> torch.Tens
     is_eos = output_ids == eos_token_id
     first_eos = is_eos.int().argmax(dim=1)
     return torch.where(is_eos.any(dim=1), first_eos + 1, output_ids.shape[1])
-
-
-def _attention_weights(model, inputs, sequences: torch.Tensor) -> torch.Tensor:
-    """`(batch, steps, src_len)`: the attention paid while predicting each token of `sequences[:, 1:]`,
-    from one teacher-forced pass (the decoder states along the chosen words, whatever the search)."""
-    outputs = model(
-        **inputs, decoder_input_ids=sequences[:, :-1], teacher_forcing=True, output_attentions=True, use_cache=False
-    )
-    return outputs.cross_attentions[0][:, 0].float()  # one layer, one head
 
 
 # The command line.
@@ -154,6 +189,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="F",
         help="an English<TAB>French pair file: show random pairs "
         "as > source, = reference, < output, and BLEU/chrF over the whole file",
+    )
+    parser.add_argument(
+        "--replace_unknown",
+        action="store_true",
+        help="write each output <unk> as the source word (as normalized) that received the most attention there",
     )
     parser.add_argument("-n", dest="num_samples", metavar="N", type=int, default=10, help="pairs shown with --samples")
     parser.add_argument("--seed", type=int, help="seed of the --samples draw (default: a new draw each run)")
@@ -260,6 +300,7 @@ def generation_kwargs(args: argparse.Namespace) -> dict:
         "max_new_tokens": args.max_new_tokens,
         "max_source_length": args.max_source_length,
         "output_attentions": args.show_attention is not None,
+        "replace_unknown": args.replace_unknown,
     }
 
 

@@ -493,3 +493,59 @@ def test_autoencode_puts_the_source_side_in_both_columns(tmp_path):
         assert all(pair["fr"] == pair["en"] for pair in split["translation"])
     assert corpus.tokenizer.target_vocab() == corpus.tokenizer.get_vocab()  # one vocabulary, the source side's
     assert "froid" in corpus.tokenizer.target_vocab()
+
+
+def sources_of(split) -> list[str]:
+    return [pair["fr"] for pair in split["translation"]]
+
+
+def unknown_words(sentences: list[str], tokenizer) -> set[str]:
+    vocabulary = tokenizer.get_vocab()
+    return {word for sentence in sentences for word in sentence.split() if word not in vocabulary}
+
+
+def test_unknown_pairs_keep_trains_on_pairs_with_trimmed_words(names_file):
+    """`drop` (the tutorial's) leaves only the pairs of frequent names; `keep` every pair, rare names read as <unk>."""
+    args = {"min_count": 2, "validation_fraction": 0.1, "test_fraction": 0.1}
+    dropped = prepare_tatoeba(names_file, PrepareArguments(**args))
+    kept = prepare_tatoeba(names_file, PrepareArguments(**args, unknown_pairs="keep"))
+    assert dropped.stats["pairs_kept"] == 768 - 256 and kept.stats["pairs_kept"] == 768
+    assert kept.tokenizer.get_vocab() == dropped.tokenizer.get_vocab()  # the same vocabularies
+    assert not unknown_words(sources_of(dropped.dataset["train"]), dropped.tokenizer)
+    assert len(unknown_words(sources_of(kept.dataset["train"]), kept.tokenizer)) > 150  # rare names, in training
+    with pytest.raises(ValueError, match="--unknown_pairs: got 'skip', want one of drop, keep"):
+        PrepareArguments(unknown_pairs="skip")
+
+
+def test_open_test_holds_its_sentences_out_before_the_vocabularies_are_built(names_file, tmp_path):
+    """Even with every word kept (`--min_count 1`), the open test holds words that training never saw: its rare
+    names. The default split carves the test from pairs whose words are all in the vocabularies."""
+    args = {"min_count": 1, "validation_fraction": 0.1, "test_fraction": 0.1}
+    closed = prepare_tatoeba(names_file, PrepareArguments(**args))
+    opened = prepare_tatoeba(names_file, PrepareArguments(**args, open_test=True))
+    assert not unknown_words(sources_of(closed.dataset["test"]), closed.tokenizer)
+    test_sources = sources_of(opened.dataset["test"])
+    rare = unknown_words(test_sources, opened.tokenizer)
+    assert len(test_sources) == round(768 * 0.1) and len(rare) > 10
+    seen = set(sources_of(opened.dataset["train"]) + sources_of(opened.dataset["validation"]))
+    assert not seen & set(test_sources)
+    assert opened.stats["pairs_kept"] + len(test_sources) == 768  # the rest, trimmed as usual
+    with pytest.raises(ValueError, match="--open_test holds out the test split: give a --test_fraction above 0"):
+        PrepareArguments(open_test=True, test_fraction=0)
+    test_file = write_pairs(tmp_path / "test.txt", PAIRS)
+    with pytest.raises(ValueError, match="--open_test holds a test split out of the training pairs, but a test"):
+        prepare_tatoeba(names_file, PrepareArguments(**args, open_test=True), test_file=test_file)
+
+
+@pytest.mark.shared_data
+def test_unknown_words_figures_on_shared_file(shared_pairs_file):
+    """`--unknown_pairs keep`: every length-filtered pair (29,339 instead of 18,845). `--open_test`: the test's
+    1,485 pairs held out first, 37% of them with a source word outside the vocabulary."""
+    kept = prepare_tatoeba(str(shared_pairs_file), PrepareArguments(unknown_pairs="keep"))
+    assert kept.stats["pairs_kept"] == 29339 == sum(len(split) for split in kept.dataset.values())
+    opened = prepare_tatoeba(str(shared_pairs_file), PrepareArguments(open_test=True))
+    vocabulary = set(opened.tokenizer.get_vocab())
+    test_sources = sources_of(opened.dataset["test"])
+    with_unknown = [source for source in test_sources if not set(source.split()) <= vocabulary]
+    assert (len(test_sources), len(with_unknown)) == (1485, 549)
+    assert opened.stats["pairs_kept"] == 17654  # the other 27,854 pairs, trimmed as the tutorial does

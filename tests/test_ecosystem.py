@@ -385,3 +385,45 @@ def test_evaluate_calls_pipeline_and_metric_as_its_translation_evaluator(model_a
     flat = metric.compute(predictions=predictions, references=TARGETS)
     assert flat == metric.compute(predictions=predictions, references=[[target] for target in TARGETS])
     assert flat["bleu"] == pytest.approx(100.0)
+
+
+REPLACE_UNKNOWN_SCRIPT = """
+import json, sys
+sys.modules["modeling_gru_seq2seq"] = None  # only the code saved with the model
+from transformers import pipeline
+translator = pipeline("translation", model=sys.argv[1], trust_remote_code=True)
+sentences = ["Je vois Zorglub.", "Tom voit Zorglub.", "Zorglub a faim."]
+results = {
+    "plain": translator(sentences[0]),
+    "one": translator(sentences[0], replace_unknown=True),
+    "batched": translator(sentences, replace_unknown=True, batch_size=2),
+    "beams": translator(sentences[1], replace_unknown=True, num_beams=2, num_return_sequences=2),
+    "cleaned": translator(sentences[0], replace_unknown=True, clean_up_tokenization_spaces=True),
+}
+at_creation = pipeline("translation", model=sys.argv[1], trust_remote_code=True, replace_unknown=True)
+results["at_creation"] = at_creation(sentences[2])
+print(json.dumps(results))
+"""
+
+
+def test_pipeline_replace_unknown_from_the_saved_code_alone(names_run, tmp_path):
+    """`replace_unknown=True`, per call or at creation, batched and with several returned beams, in the pipeline
+    file saved with the model (the package itself cannot be imported)."""
+    result = subprocess.run(
+        [sys.executable, "-c", REPLACE_UNKNOWN_SCRIPT, str(names_run)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")},
+    )
+    assert result.returncode == 0, result.stderr
+    results = json.loads(result.stdout.strip().splitlines()[-1])
+    assert results["plain"] == [{"translation_text": "i see <unk> ."}]
+    assert results["one"] == [{"translation_text": "i see zorglub ."}]
+    assert results["batched"] == [
+        {"translation_text": text} for text in ("i see zorglub .", "tom sees zorglub .", "zorglub is hungry .")
+    ]
+    beams = [beam["translation_text"] for beam in results["beams"]]
+    assert len(beams) == 2 and beams[0] == "tom sees zorglub ." and all("<unk>" not in beam for beam in beams)
+    assert results["cleaned"] == [{"translation_text": "i see zorglub."}]
+    assert results["at_creation"] == [{"translation_text": "zorglub is hungry ."}]

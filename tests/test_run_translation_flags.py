@@ -25,7 +25,7 @@ from data_scripts.prepare_tatoeba import (
     read_pairs,
     tokenize_translation,
 )
-from modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration
+from modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration, GruSeq2SeqTokenizer
 from modeling_gru_seq2seq.configuration_gru_seq2seq import FIELD_CHOICES
 
 QUICK = [
@@ -427,6 +427,14 @@ def test_the_table_shows_in_help():
             "error: --validation_fraction + --test_fraction: got",
         ),
         (["--min_length", "10", "--max_length", "5"], "error: --max_length: got 5, want >= --min_length (10)"),
+        (
+            ["--open_test", "--test_fraction", "0"],
+            "error: --open_test holds out the test split: give a --test_fraction",
+        ),
+        (
+            ["--open_test", "--test_file", "test.txt"],
+            "error: --open_test holds a test split out of the training pairs,",
+        ),
     ],
 )
 def test_model_fields_and_combinations_are_one_line(tmp_path, capsys, flags, message):
@@ -471,3 +479,39 @@ def test_a_new_model_starts_from_an_autoencoders_encoder_and_keeps_it(pairs_file
     other = [*run, *start, "--min_count", "1", "--normalization", "unicode", "--output_dir", str(tmp_path / "x")]
     assert run_translation.main(other) == 2
     assert re.search(r"its source vocabulary differs from this run's in \d+ words", capsys.readouterr().err)
+
+
+def test_replace_unknown_in_evaluation_and_generated_predictions(names_run, names_file, tmp_path):
+    """`--unknown_pairs keep --replace_unknown --open_test` (`names_run`): the open test's rare names come out in
+    `generated_predictions.txt` in place of <unk>, and `predict_bleu` counts them; the same model predicting
+    without `--replace_unknown` writes <unk> there and scores lower."""
+    split = prepare_tatoeba(
+        names_file,
+        PrepareArguments(
+            min_count=2, unknown_pairs="keep", open_test=True, validation_fraction=0.1, test_fraction=0.1
+        ),
+    ).dataset["test"]
+    vocabulary = set(GruSeq2SeqTokenizer.from_pretrained(names_run).get_vocab())
+    rare = [[word for word in pair["fr"].split() if word not in vocabulary] for pair in split["translation"]]
+    assert sum(map(bool, rare)) > 10  # the open test holds names never seen in training (and only there)
+    replaced = (names_run / "generated_predictions.txt").read_text(encoding="utf-8").splitlines()
+    assert "<unk>" not in " ".join(replaced)
+    named = [set(names) <= set(line.split()) for names, line in zip(rare, replaced, strict=True) if names]
+    assert sum(named) >= 0.9 * len(named)
+    with open(names_run / "predict_results.json") as handle:
+        replaced_metrics = json.load(handle)
+    assert {"predict_bleu", "predict_bleu_in_vocab"} <= set(replaced_metrics)
+
+    again = tmp_path / "without"
+    flags = ["--model_name_or_path", str(names_run), "--do_predict", "--train_file", names_file, "--min_count", "2"]
+    flags += ["--unknown_pairs", "keep", "--open_test", "--validation_fraction", "0.1", "--test_fraction", "0.1"]
+    flags += ["--output_dir", str(again), "--report_to", "none", "--disable_tqdm", "true"]
+    assert run_translation.main([*flags, "--dataloader_pin_memory", "false"]) == 0
+    plain = (again / "generated_predictions.txt").read_text(encoding="utf-8").splitlines()
+    assert len(plain) == len(replaced) and sum("<unk>" in line for line in plain) >= 0.9 * sum(map(bool, rare))
+    with open(again / "predict_results.json") as handle:
+        plain_metrics = json.load(handle)
+    assert plain_metrics["predict_bleu"] < replaced_metrics["predict_bleu"] - 20
+    assert plain_metrics["predict_bleu_in_vocab"] == replaced_metrics["predict_bleu_in_vocab"]
+    record = json.loads((names_run / "run_arguments.json").read_text())
+    assert (record["--unknown_pairs"], record["--open_test"]) == ("keep", True)

@@ -361,3 +361,32 @@ def test_a_model_of_a_cyrillic_file_translates_it_and_scores_it(tmp_path, capsys
     assert texts(loaded, [russian for _, russian in RUSSIAN]) == pairs["en"]
     assert main([str(directory), "--samples", str(path), "-n", "2", "--seed", "0"]) == 0
     assert "BLEU 100.00" in capsys.readouterr().out
+
+
+UNSEEN_NAMES = ["Je vois Zorglub.", "Tom voit Zorglub.", "Zorglub a faim."]  # Zorglub: a name never seen
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_replace_unknown_writes_the_source_word_attended_most(names_run, num_beams):
+    """A model trained with `--unknown_pairs keep` writes <unk> for a name it never saw; `replace_unknown` writes
+    the source word that had the most attention at that step, with beam search too."""
+    model, tokenizer = load_model_and_tokenizer(str(names_run))
+    plain = translate(model, tokenizer, UNSEEN_NAMES, num_beams=num_beams, output_attentions=True)
+    assert [translation.text for translation in plain] == ["i see <unk> .", "tom sees <unk> .", "<unk> is hungry ."]
+    replaced = translate(model, tokenizer, UNSEEN_NAMES, num_beams=num_beams, replace_unknown=True)
+    assert [translation.text for translation in replaced] == [
+        "i see zorglub .",
+        "tom sees zorglub .",
+        "zorglub is hungry .",
+    ]
+    for translation, sentence in zip(plain, UNSEEN_NAMES, strict=True):
+        words = tokenizer.normalize(sentence).split()
+        steps = [step for step, token in enumerate(translation.output_tokens) if token == "<unk>"]
+        assert [words[translation.attention[step, :-1].argmax()] for step in steps] == ["zorglub"]
+
+
+def test_gru_translate_replace_unknown(names_run, capsys):
+    assert main([str(names_run), *UNSEEN_NAMES[:2]]) == 0
+    assert capsys.readouterr().out == "i see <unk> .\ntom sees <unk> .\n"
+    assert main([str(names_run), "--replace_unknown", *UNSEEN_NAMES[:2]]) == 0
+    assert capsys.readouterr().out == "i see zorglub .\ntom sees zorglub .\n"
