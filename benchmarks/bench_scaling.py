@@ -1,0 +1,258 @@
+"""The tutorial's studies, as `run_translation.py` runs on the shared file, one at a time (time them on an idle
+machine): scaling ("more layers, more hidden units, and more sentences"), autoencoder pretraining, and unknown
+words.
+
+    python benchmarks/bench_scaling.py                                  # the scaling grid, 10 minutes a row
+    python benchmarks/bench_scaling.py --rows "hidden 256" "1 layer" --minutes 5
+    python benchmarks/bench_scaling.py --rows "hidden 256, lr 1e-3, decoder 1x" --minutes 60   # a confirmation
+    python benchmarks/bench_scaling.py --study pretraining --steps 3000
+    python benchmarks/bench_scaling.py --study unknown --steps 3000
+
+`--study scaling` trains each row of `GRID` for `--minutes` of wall time (`--max_train_minutes`, no evaluation
+or checkpoint during training), then scores the test split greedy (the run's own `--do_predict`) and with 5
+beams (a second `--do_predict` run). Per row: optimizer steps, training pairs per second, test BLEU and chrF
+(greedy, beam 5), the training process's peak memory (its maximum resident set) and the test pairs scored.
+Rows that change the length filter have more sentences, and so their own test split.
+
+`--study pretraining`, at equal total steps (`--steps`, pretraining counted): no pretraining; an autoencoder
+(`--autoencode`) for half the steps, then a translation model from its encoder (`--init_encoder_from`) for
+the other half, the encoder frozen (`--freeze_encoder`) or trained on.
+
+`--study unknown`, on the `--open_test` split (test sentences held out before the vocabularies are built) at
+`--steps` each: `--unknown_pairs drop` (the tutorial's) and `keep`, each scored without and with
+`--replace_unknown`: `predict_bleu` over the whole open test, `predict_bleu_in_vocab` over its pairs whose
+words are all in the vocabularies.
+
+Each row is printed as a Markdown table row and saved to `--output` (default `bench_scaling.json` beside this
+file) as it comes; `--extra` adds flags to every run (e.g. `--extra "--hidden_size 32"` for a quick look).
+"""
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+DATA = os.path.join(ROOT, "..", "shared", "data", "eng-fra.txt")
+GRID = {  # row name: its flags (the rest are the tutorial's defaults: hidden 500, 2 layers, lr 1e-4, decoder 5x)
+    "default": [],
+    "hidden 256": ["--hidden_size", "256"],
+    "hidden 1000": ["--hidden_size", "1000"],
+    "1 layer": ["--num_layers", "1"],
+    "4 layers": ["--num_layers", "4"],
+    "up to 10 words": ["--length_unit", "words", "--min_length", "1", "--max_length", "10"],
+    "up to 20 words": ["--length_unit", "words", "--min_length", "1", "--max_length", "20"],
+    "lr 1e-3, decoder 1x": ["--learning_rate", "1e-3", "--decoder_learning_ratio", "1"],
+    "hidden 256, lr 1e-3, decoder 1x": [
+        "--hidden_size",
+        "256",
+        "--learning_rate",
+        "1e-3",
+        "--decoder_learning_ratio",
+        "1",
+    ],
+}
+QUIET = ["--eval_strategy", "no", "--save_strategy", "no", "--num_attention_plots", "0", "--disable_tqdm", "true"]
+
+
+def run_script(flags: list[str], log_path: str, threads: int) -> int:
+    """Run `run_translation.py` with `flags`, its output into `log_path`; the process's peak resident memory
+    (MiB). A failed run raises with the end of its log."""
+    environment = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "run_translation.py"), *flags],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=environment,
+        )
+        _, status, usage = os.wait4(process.pid, 0)  # the rusage of this process alone
+        process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        with open(log_path) as log:
+            raise RuntimeError(
+                f"run_translation.py {shlex.join(flags)} exited {process.returncode}:\n{log.read()[-3000:]}"
+            )
+    return round(usage.ru_maxrss / 1024)
+
+
+def read_json(folder: str, name: str) -> dict:
+    with open(os.path.join(folder, name)) as handle:
+        return json.load(handle)
+
+
+def predict(model_dir: str, data_flags: list[str], folder: str, threads: int, *flags: str) -> dict:
+    """`--do_predict` of a trained model on the same data, with `flags` (e.g. `--num_beams 5`): its metrics."""
+    output_dir = os.path.join(folder, f"predict-{len(os.listdir(folder))}")
+    run = ["--model_name_or_path", model_dir, "--do_predict", *data_flags, "--output_dir", output_dir]
+    run_script([*run, "--disable_tqdm", "true", *flags], output_dir + ".log", threads)
+    return read_json(output_dir, "predict_results.json")
+
+
+def train(name: str, flags: list[str], folder: str, threads: int) -> dict:
+    """Train a new model with `flags` into `folder/name`; its figures and folder."""
+    output_dir = os.path.join(folder, name.replace(" ", "_").replace(",", ""))
+    memory = run_script([*flags, *QUIET, "--output_dir", output_dir], output_dir + ".log", threads)
+    state, results = read_json(output_dir, "trainer_state.json"), read_json(output_dir, "all_results.json")
+    batch = state["train_batch_size"]
+    return {
+        "output_dir": output_dir,
+        "steps": state["global_step"],
+        "pairs_per_second": state["global_step"] * batch / results["train_runtime"],
+        "bleu": results["predict_bleu"],
+        "chrf": results["predict_chrf"],
+        "bleu_in_vocab": results["predict_bleu_in_vocab"],
+        "test_pairs": results["predict_samples"],
+        "peak_memory_mib": memory,
+    }
+
+
+def scaling(args, folder: str, record) -> None:
+    for name in args.rows:
+        data_flags = ["--train_file", args.train_file, *GRID[name], *args.extra]
+        row = train(
+            name,
+            [*data_flags, "--max_train_minutes", str(args.minutes), "--num_train_epochs", "1000"],
+            folder,
+            args.threads,
+        )
+        beam = predict(row["output_dir"], data_flags, folder, args.threads, "--num_beams", "5")
+        record(
+            {
+                "row": name,
+                "minutes": args.minutes,
+                **row,
+                "beam5_bleu": beam["predict_bleu"],
+                "beam5_chrf": beam["predict_chrf"],
+            }
+        )
+
+
+def pretraining(args, folder: str, record) -> None:
+    data = ["--train_file", args.train_file, *args.extra]
+    half = str(args.steps // 2)
+    record(
+        {
+            "row": "no pretraining",
+            **train("translation", [*data, "--max_steps", str(args.steps)], folder, args.threads),
+        }
+    )
+    autoencoder = train("autoencoder", [*data, "--autoencode", "--max_steps", half], folder, args.threads)[
+        "output_dir"
+    ]
+    for name, freeze in (("autoencoder, encoder frozen", ["--freeze_encoder"]), ("autoencoder, encoder trained", [])):
+        start = ["--init_encoder_from", autoencoder, *freeze, "--max_steps", half]
+        record({"row": name, **train(name, [*data, *start], folder, args.threads)})
+
+
+def unknown(args, folder: str, record) -> None:
+    for pairs in ("drop", "keep"):
+        data = ["--train_file", args.train_file, "--open_test", "--unknown_pairs", pairs, *args.extra]
+        row = train(f"unknown pairs {pairs}", [*data, "--max_steps", str(args.steps)], folder, args.threads)
+        record({"row": f"--unknown_pairs {pairs}", **row})
+        replaced = predict(row["output_dir"], data, folder, args.threads, "--replace_unknown")
+        figures = {"bleu": replaced["predict_bleu"], "chrf": replaced["predict_chrf"]}
+        record(
+            {
+                "row": f"--unknown_pairs {pairs} --replace_unknown",
+                **row,
+                **figures,
+                "bleu_in_vocab": replaced["predict_bleu_in_vocab"],
+            }
+        )
+
+
+STUDIES = {"scaling": scaling, "pretraining": pretraining, "unknown": unknown}
+COLUMNS = {  # column: (header, format)
+    "row": ("row", "{}"),
+    "minutes": ("minutes", "{:g}"),
+    "steps": ("steps", "{}"),
+    "pairs_per_second": ("pairs/s", "{:.0f}"),
+    "bleu": ("BLEU", "{:.2f}"),
+    "chrf": ("chrF", "{:.2f}"),
+    "bleu_in_vocab": ("BLEU in vocab", "{:.2f}"),
+    "beam5_bleu": ("BLEU beam 5", "{:.2f}"),
+    "beam5_chrf": ("chrF beam 5", "{:.2f}"),
+    "peak_memory_mib": ("peak MiB", "{}"),
+    "test_pairs": ("test pairs", "{}"),
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.epilog = "scaling rows (GRID):\n" + "\n".join(
+        f"  {name!r}: {' '.join(flags) or '(the defaults)'}" for name, flags in GRID.items()
+    )
+    parser.add_argument("--study", choices=list(STUDIES), default="scaling", help="which table (default: scaling)")
+    parser.add_argument(
+        "--rows",
+        nargs="+",
+        metavar="ROW",
+        choices=list(GRID),
+        default=list(GRID),
+        help="scaling rows to run (default: all of GRID, below)",
+    )
+    parser.add_argument(
+        "--minutes", type=float, default=10.0, help="wall time of each scaling row's training (default 10)"
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=3000,
+        help="steps of each pretraining and unknown-words row (default 3000; pretraining counted)",
+    )
+    parser.add_argument("--threads", type=int, default=2, help="OMP_NUM_THREADS of each run (default 2)")
+    parser.add_argument("--train_file", default=DATA, help="the pair file (default: the shared eng-fra.txt)")
+    parser.add_argument("--extra", type=shlex.split, default=[], help="flags added to every run, one quoted string")
+    parser.add_argument("--output", default=os.path.join(HERE, "bench_scaling.json"), help="where the rows go")
+    args = parser.parse_args(argv)
+    if args.minutes <= 0 or args.steps < 2 or args.threads < 1:
+        parser.error("--minutes must be > 0, --steps >= 2 and --threads >= 1")
+    return args
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    machine = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    model = next(
+        (line.split(":", 1)[1].strip() for line in machine.splitlines() if line.startswith("Model name")),
+        platform.processor(),
+    )
+    rows = []
+    columns = [column for column in COLUMNS if column != "minutes" or args.study == "scaling"]
+    print(f"{args.study}, {model}, {args.threads} thread(s)\n")
+    print("| " + " | ".join(COLUMNS[column][0] for column in columns) + " |")
+    print("|" + "---|" * len(columns), flush=True)
+
+    def record(row: dict) -> None:  # printed and saved as it comes: a crash later loses nothing
+        rows.append({key: value for key, value in row.items() if key != "output_dir"})
+        cells = [COLUMNS[column][1].format(row[column]) if column in row else "" for column in columns]
+        print("| " + " | ".join(cells) + " |", flush=True)
+        with open(args.output, "w") as handle:
+            json.dump(
+                {
+                    "study": args.study,
+                    "machine": model,
+                    "threads": args.threads,
+                    "date": time.strftime("%Y-%m-%d"),
+                    "argv": sys.argv[1:],
+                    "rows": rows,
+                },
+                handle,
+                indent=2,
+            )
+
+    with tempfile.TemporaryDirectory() as folder:
+        STUDIES[args.study](args, folder, record)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""benchmarks/bench_scaling.py, the tutorial's studies, on a tiny model and budget: each study runs and writes its
+rows (its measurements are taken by hand on an idle machine, see benchmarks/RESULTS.md)."""
+
+import importlib.util
+import json
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "bench_scaling.py"
+spec = importlib.util.spec_from_file_location("bench_scaling", SCRIPT)
+bench_scaling = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench_scaling)
+TINY = "--hidden_size 16 --num_layers 1 --min_count 1 --dataloader_pin_memory false --report_to none"
+
+
+def test_help_documents_the_grid_and_the_budget_flags():
+    help_text = subprocess.run(
+        [sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for flag in ("--study", "--rows", "--minutes", "--steps", "--threads", "--extra"):
+        assert flag in help_text
+    for name, flags in bench_scaling.GRID.items():
+        assert f"{name!r}: {' '.join(flags) or '(the defaults)'}" in help_text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "study, flags, rows",
+    [
+        ("scaling", ["--rows", "hidden 256", "--minutes", "0.02"], ["hidden 256"]),
+        (
+            "pretraining",
+            ["--steps", "4"],
+            ["no pretraining", "autoencoder, encoder frozen", "autoencoder, encoder trained"],
+        ),
+        (
+            "unknown",
+            ["--steps", "4"],
+            [
+                f"--unknown_pairs {pairs}{replace}"
+                for pairs in ("drop", "keep")
+                for replace in ("", " --replace_unknown")
+            ],
+        ),
+    ],
+)
+def test_each_study_runs_and_records_its_rows(pairs_file, tmp_path, capsys, study, flags, rows):
+    output = tmp_path / "rows.json"
+    extra = TINY.replace("--hidden_size 16", "") if study == "scaling" else TINY  # the row sets the width
+    bench_scaling.main(
+        [
+            "--study",
+            study,
+            *flags,
+            "--train_file",
+            pairs_file,
+            f"--extra={extra}",
+            "--threads",
+            "1",
+            "--output",
+            str(output),
+        ]
+    )
+    recorded = json.loads(output.read_text())
+    assert [row["row"] for row in recorded["rows"]] == rows
+    assert recorded["machine"] and recorded["study"] == study
+    for row in recorded["rows"]:
+        assert row["steps"] >= 1 and 0 <= row["bleu"] <= 100 and row["test_pairs"] == 75 and row["peak_memory_mib"] > 0
+    if study == "scaling":
+        assert 0 <= recorded["rows"][0]["beam5_bleu"] <= 100
+    printed = capsys.readouterr().out
+    assert all(f"| {row} |" in printed for row in rows)
