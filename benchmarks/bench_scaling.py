@@ -5,8 +5,8 @@ words.
     python benchmarks/bench_scaling.py                                  # the scaling grid, 10 minutes a row
     python benchmarks/bench_scaling.py --rows "hidden 256" "1 layer" --minutes 5
     python benchmarks/bench_scaling.py --rows "hidden 256, lr 1e-3, decoder 1x" --minutes 60   # a confirmation
-    python benchmarks/bench_scaling.py --study pretraining --steps 3000
-    python benchmarks/bench_scaling.py --study unknown --steps 3000
+    python benchmarks/bench_scaling.py --study pretraining --steps 3400
+    python benchmarks/bench_scaling.py --study unknown --steps 3400
 
 `--study scaling` trains each row of `GRID` for `--minutes` of wall time (`--max_train_minutes`, no evaluation
 or checkpoint during training), then scores the test split greedy (the run's own `--do_predict`) and with 5
@@ -23,7 +23,7 @@ the other half, the encoder frozen (`--freeze_encoder`) or trained on.
 `--replace_unknown`: `predict_bleu` over the whole open test, `predict_bleu_in_vocab` over its pairs whose
 words are all in the vocabularies.
 
-Each row is printed as a Markdown table row and saved to `--output` (default `bench_scaling.json` beside this
+Each row is printed as a Markdown table row and saved to `--output` (default `bench_<study>.json` beside this
 file) as it comes; `--extra` adds flags to every run (e.g. `--extra "--hidden_size 32"` for a quick look).
 """
 
@@ -114,14 +114,16 @@ def train(name: str, flags: list[str], folder: str, threads: int) -> dict:
 
 
 def scaling(args, folder: str, record) -> None:
+    """A row that fails (a learning rate that diverges) is recorded with its error, and the grid goes on."""
     for name in args.rows:
         data_flags = ["--train_file", args.train_file, *GRID[name], *args.extra]
-        row = train(
-            name,
-            [*data_flags, "--max_train_minutes", str(args.minutes), "--num_train_epochs", "1000"],
-            folder,
-            args.threads,
-        )
+        training = [*data_flags, "--max_train_minutes", str(args.minutes), "--num_train_epochs", "1000"]
+        try:
+            row = train(name, training, folder, args.threads)
+        except RuntimeError as error:
+            errors = [line for line in str(error).splitlines() if line.startswith("error:")]
+            record({"row": name, "minutes": args.minutes, "failed": errors[-1] if errors else str(error)[-300:]})
+            continue
         beam = predict(row["output_dir"], data_flags, folder, args.threads, "--num_beams", "5")
         record(
             {
@@ -206,16 +208,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--steps",
         type=int,
-        default=3000,
-        help="steps of each pretraining and unknown-words row (default 3000; pretraining counted)",
+        default=3400,
+        help="steps of each pretraining and unknown-words row (default 3400: the default run's 10 epochs; "
+        "pretraining counted)",
     )
     parser.add_argument("--threads", type=int, default=2, help="OMP_NUM_THREADS of each run (default 2)")
     parser.add_argument("--train_file", default=DATA, help="the pair file (default: the shared eng-fra.txt)")
     parser.add_argument("--extra", type=shlex.split, default=[], help="flags added to every run, one quoted string")
-    parser.add_argument("--output", default=os.path.join(HERE, "bench_scaling.json"), help="where the rows go")
+    parser.add_argument("--output", help="where the rows go (default: bench_<study>.json beside this file)")
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.steps < 2 or args.threads < 1:
         parser.error("--minutes must be > 0, --steps >= 2 and --threads >= 1")
+    args.output = args.output or os.path.join(HERE, f"bench_{args.study}.json")
     return args
 
 
@@ -235,6 +239,8 @@ def main(argv=None) -> None:
     def record(row: dict) -> None:  # printed and saved as it comes: a crash later loses nothing
         rows.append({key: value for key, value in row.items() if key != "output_dir"})
         cells = [COLUMNS[column][1].format(row[column]) if column in row else "" for column in columns]
+        if "failed" in row:
+            cells[-1] = row["failed"]
         print("| " + " | ".join(cells) + " |", flush=True)
         with open(args.output, "w") as handle:
             json.dump(

@@ -73,3 +73,14 @@ def test_each_study_runs_and_records_its_rows(pairs_file, tmp_path, capsys, stud
         assert 0 <= recorded["rows"][0]["beam5_bleu"] <= 100
     printed = capsys.readouterr().out
     assert all(f"| {row} |" in printed for row in rows)
+
+
+@pytest.mark.slow
+def test_a_scaling_row_that_diverges_is_recorded_and_the_grid_goes_on(pairs_file, tmp_path):
+    output = tmp_path / "rows.json"
+    extra = f"{TINY} --learning_rate 1e6"
+    flags = ["--rows", "1 layer", "hidden 256", "--minutes", "0.02", "--train_file", pairs_file, f"--extra={extra}"]
+    bench_scaling.main([*flags, "--threads", "1", "--output", str(output)])
+    rows = json.loads(output.read_text())["rows"]
+    assert [row["row"] for row in rows] == ["1 layer", "hidden 256"]
+    assert all(row["failed"].startswith("error: training diverged at step") for row in rows)
