@@ -231,7 +231,10 @@ def main(argv=None) -> None:
         platform.processor(),
     )
     rows = []
-    columns = [column for column in COLUMNS if column != "minutes" or args.study == "scaling"]
+    scaling_only, others_only = {"minutes", "beam5_bleu", "beam5_chrf"}, {"bleu_in_vocab"}
+    columns = [
+        column for column in COLUMNS if column not in (others_only if args.study == "scaling" else scaling_only)
+    ]
     print(f"{args.study}, {model}, {args.threads} thread(s)\n")
     print("| " + " | ".join(COLUMNS[column][0] for column in columns) + " |")
     print("|" + "---|" * len(columns), flush=True)
