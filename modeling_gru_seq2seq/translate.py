@@ -123,16 +123,13 @@ def unknown_replaced(
     as they were cut for generation."""
     model.eval()
     texts = tokenizer.batch_decode(sequences, skip_special_tokens=True)
+    truncation = {"truncation": max_source_length is not None, "max_length": max_source_length}
     for start in range(0, len(sources), batch_size):
-        rows = range(start, min(start + batch_size, len(sources)))
-        truncation = {"truncation": max_source_length is not None, "max_length": max_source_length}
-        inputs = tokenizer([sources[i] for i in rows], padding=True, return_tensors="pt", **truncation)
-        inputs = inputs.to(model.device)
-        ids = torch.as_tensor(sequences[start : rows.stop], device=model.device)
+        rows = slice(start, start + batch_size)
+        inputs = tokenizer(sources[rows], padding=True, return_tensors="pt", **truncation).to(model.device)
+        ids = torch.as_tensor(sequences[rows], device=model.device)
         words = most_attended_words(model, inputs["input_ids"], inputs["attention_mask"], ids)
-        texts[start : rows.stop] = _with_source_words(
-            texts[start : rows.stop], ids, words, [sources[i] for i in rows], tokenizer
-        )
+        texts[rows] = _with_source_words(texts[rows], ids, words, sources[rows], tokenizer)
     return texts
 
 
