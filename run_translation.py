@@ -34,6 +34,8 @@ from data_scripts.prepare_tatoeba import (
     TUTORIAL_DATA_URL,
     DataFileError,
     PrepareArguments,
+    SubwordDropoutCollator,
+    TokenizeSettings,
     file_digest,
     normalize_translation_records,
     prepare_evaluation_files,
@@ -43,7 +45,13 @@ from data_scripts.prepare_tatoeba import (
     with_ranges_in_help,
 )
 from modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration
-from modeling_gru_seq2seq.commands import CHECKPOINT_STAGING_DIR, RUN_ARGUMENTS_FILE, RUN_LOCK_FILE, UsageError
+from modeling_gru_seq2seq.commands import (
+    CHECKPOINT_STAGING_DIR,
+    RUN_ARGUMENTS_FILE,
+    RUN_LOCK_FILE,
+    SHARED_VOCABULARY_DIR,
+    UsageError,
+)
 from modeling_gru_seq2seq.configuration_gru_seq2seq import FIELD_CHOICES, MODEL_SETTINGS, field_help
 from modeling_gru_seq2seq.loading import ModelLoadError, load_config, load_model_and_tokenizer, load_tokenizer
 from modeling_gru_seq2seq.metrics import sacrebleu_signatures
@@ -66,6 +74,7 @@ logger = logging.getLogger(__name__)
 
 NEW_MODEL_FIELDS = MODEL_SETTINGS  # each a flag; `--config_overrides` reaches every other field too
 TOKENIZER_FIELDS = (
+    "vocabulary",
     "source_vocab_size",
     "target_vocab_size",
     "pad_token_id",
@@ -203,8 +212,9 @@ class DataTrainingArguments(PrepareArguments):
     val_max_target_length: int | None = field(
         default=None,
         metadata={
-            "help": "Truncate eval/test targets; also the generation limit, for new and loaded models (default 50 "
-            "for a new model, else the model's own)."
+            "help": "Truncate eval/test targets; also a fixed generation limit (tokens), for new and loaded models "
+            "(default: each sentence's limit follows its source, see GruSeq2SeqConfig.output_length_ratio; a "
+            "loaded model's own fixed limit, if its generation_config.json sets one)."
         },
     )
     pad_to_max_length: bool = field(
@@ -317,6 +327,17 @@ def check_conflicts(model_args, data_args, training_args) -> None:
         raise UsageError("--overwrite_output_dir starts over, --resume_from_checkpoint resumes: pass one")
     if training_args.max_train_minutes is not None and training_args.max_train_minutes <= 0:
         raise UsageError(f"--max_train_minutes must be positive, got {training_args.max_train_minutes}")
+    if data_args.vocabulary != "word":  # word-only options, before any file is opened
+        word_only = {
+            "--replace_unknown": data_args.replace_unknown,
+            "--source_embeddings": model_args.source_embeddings,
+            "--target_embeddings": model_args.target_embeddings,
+        }
+        for flag, given in word_only.items():
+            if given:
+                raise UsageError(
+                    f"{flag} is for word vocabularies, and --vocabulary {data_args.vocabulary} has subwords: drop one"
+                )
 
 
 @contextlib.contextmanager
@@ -459,6 +480,10 @@ RECORDED_DATA_ARGS = (
     "autoencode",
     "unknown_pairs",
     "open_test",
+    "vocabulary",
+    "vocab_size",
+    "joint_vocabulary",
+    "subword_dropout",
 )
 
 
@@ -681,7 +706,8 @@ def check_loaded_model_flags(model, model_args) -> None:
 
 
 def build_model(config: GruSeq2SeqConfig, tokenizer) -> GruSeq2SeqForConditionalGeneration:
-    """A new model with `config`'s settings and the tokenizer's vocabulary sizes and special ids."""
+    """A new model with `config`'s settings and the tokenizer's vocabulary kind, sizes and special ids."""
+    config.vocabulary = tokenizer.vocabulary
     config.source_vocab_size, config.target_vocab_size = tokenizer.source_vocab_size, tokenizer.target_vocab_size
     config.pad_token_id, config.eos_token_id = tokenizer.pad_token_id, tokenizer.eos_token_id
     config.bos_token_id = config.decoder_start_token_id = tokenizer.bos_token_id
@@ -718,11 +744,23 @@ def data_summary(data_args) -> str:
     )
     if data_args.open_test:
         evaluation += ", the test sentences held out before the vocabularies were built"
-    unknown = "pairs holding them dropped" if data_args.unknown_pairs == "drop" else "read as <unk>, pairs kept"
+    normalized = (
+        "as written (NFKC, whitespace collapsed)"
+        if data_args.normalization == "none"
+        else f"normalized ({data_args.normalization})"
+    )
+    if data_args.vocabulary == "word":
+        unknown = "pairs holding them dropped" if data_args.unknown_pairs == "drop" else "read as <unk>, pairs kept"
+        vocabulary = f"words seen fewer than {data_args.min_count} times trimmed ({unknown})"
+    else:
+        sides = "one for both sides" if data_args.joint_vocabulary else "one per side"
+        vocabulary = (
+            f"{data_args.vocabulary} subword vocabularies ({sides}) trained on the training split, with byte "
+            "fallback, every pair kept"
+        )
     return (
-        f"Trained on {source}: normalized, {data_args.min_length}..{data_args.max_length} "
-        f"{data_args.length_unit} per side, words seen fewer than {data_args.min_count} times trimmed "
-        f"({unknown}){evaluation}."
+        f"Trained on {source}: {normalized}, {data_args.min_length}..{data_args.max_length} "
+        f"{data_args.length_unit} per side, {vocabulary}{evaluation}."
     )
 
 
@@ -805,6 +843,11 @@ def run(model_args, data_args, training_args) -> int:
             f"{tokenizer.normalization}: pass --normalization {tokenizer.normalization}, so that the data is read "
             "as the model reads its inputs"
         )
+    if getattr(tokenizer, "vocabulary", data_args.vocabulary) != data_args.vocabulary:
+        raise UsageError(
+            f"--vocabulary {data_args.vocabulary}, but the tokenizer given has a {tokenizer.vocabulary} vocabulary: "
+            f"pass --vocabulary {tokenizer.vocabulary}"
+        )
     if data_args.forced_bos_token is not None:
         logger.warning("--forced_bos_token has no effect: this model has one target language and no language tokens")
     checkpoint = resume_checkpoint(training_args)
@@ -814,8 +857,15 @@ def run(model_args, data_args, training_args) -> int:
     set_seed(training_args.seed)
 
     prepare_args = data_args  # a PrepareArguments
+    shared_vocabulary = os.path.join(training_args.output_dir, SHARED_VOCABULARY_DIR)
     with training_args.main_process_first(desc="data preparation"):
+        # Under DDP a subword vocabulary is trained once: by the first process, which the others read it from
+        built_here = tokenizer is None and data_args.vocabulary != "word"
+        if built_here and training_args.process_index > 0:
+            tokenizer = load_tokenizer(shared_vocabulary)
         raw, tokenizer = load_corpus(data_args, prepare_args, tokenizer, training_args.do_train, model_args.token)
+        if built_here and training_args.world_size > 1 and training_args.process_index == 0:
+            tokenizer.save_pretrained(shared_vocabulary)
     splits = {
         "train": data_args.max_train_samples,
         "validation": data_args.max_eval_samples,
@@ -849,10 +899,8 @@ def run(model_args, data_args, training_args) -> int:
 
     if model is None:
         model = build_model(config, tokenizer)
-        max_new_tokens = 50 if data_args.val_max_target_length is None else data_args.val_max_target_length
-        model.generation_config.max_length = max_new_tokens + 1  # the start token counts
-    elif data_args.val_max_target_length is not None:
-        model.generation_config.max_length = data_args.val_max_target_length + 1
+    if data_args.val_max_target_length is not None:  # else each sentence's limit follows its source
+        model.generation_config.max_length = data_args.val_max_target_length + 1  # the start token counts
     if encoder_source is not None:
         start_encoder_from(model, tokenizer, *encoder_source, model_args)
     load_pretrained_embeddings(
@@ -861,7 +909,11 @@ def run(model_args, data_args, training_args) -> int:
     if data_args.num_beams is not None:
         training_args.generation_num_beams = data_args.num_beams
     signature = sacrebleu_signatures()["bleu_signature"]
-    print(f"BLEU and chrF by sacrebleu; BLEU signature: {signature}")
+    print(
+        f"BLEU and chrF by sacrebleu on the references as {tokenizer.normalization!r} normalizes them"
+        f"{' (the text as written)' if tokenizer.normalization == 'none' else ''}; bleu_normalized after the "
+        f"tutorial's normalization of both sides; BLEU signature: {signature}"
+    )
 
     def decoder(name):
         """Generated ids of split `name` -> texts: `<unk>` as source words under `--replace_unknown`."""
@@ -884,7 +936,9 @@ def run(model_args, data_args, training_args) -> int:
         if name not in tokenized:
             return None
         references = [pair[tokenizer.target_lang] for pair in raw[name]["translation"]]
-        flags = in_vocabulary_flags(tokenized[name], tokenizer.unk_token_id)
+        flags = None  # subwords: no word is out of the vocabulary, so no in-vocabulary scores
+        if tokenizer.vocabulary == "word":
+            flags = in_vocabulary_flags(tokenized[name], tokenizer.unk_token_id)
         return build_compute_metrics(tokenizer, references, flags, decoder(name))
 
     graceful_stop = GracefulStopCallback()
@@ -892,16 +946,34 @@ def run(model_args, data_args, training_args) -> int:
     if training_args.max_train_minutes:
         callbacks.append(TimeLimitCallback(training_args.max_train_minutes))
 
+    settings = TokenizeSettings(
+        data_args.max_source_length,
+        data_args.max_target_length,
+        data_args.source_prefix or "",
+        data_args.pad_to_max_length,
+        label_pad_token_id,
+    )
+    if data_args.subword_dropout > 0:  # the training pairs are tokenized anew in each batch: the collator reads them
+        training_args.remove_unused_columns = False
+
     def make_trainer(model):
+        collator = (
+            default_data_collator
+            if data_args.pad_to_max_length
+            else DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=label_pad_token_id)
+        )
+        train_collator = collator
+        if data_args.subword_dropout > 0:
+            train_collator = SubwordDropoutCollator(tokenizer, data_args.subword_dropout, collator, settings)
+        train_columns = ["translation"] if data_args.subword_dropout == 0 else []
         return GruSeq2SeqTrainer(
             model=model,
             args=training_args,
-            train_dataset=tokenized["train"].remove_columns("translation") if training_args.do_train else None,
+            train_dataset=tokenized["train"].remove_columns(train_columns) if training_args.do_train else None,
             eval_dataset=tokenized["validation"].remove_columns("translation") if "validation" in tokenized else None,
             processing_class=tokenizer,
-            data_collator=default_data_collator
-            if data_args.pad_to_max_length
-            else DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=label_pad_token_id),
+            data_collator=collator,
+            train_collator=train_collator,
             compute_metrics=split_metrics("validation"),
             callbacks=callbacks,
             decoder_learning_ratio=training_args.decoder_learning_ratio,
@@ -999,6 +1071,8 @@ def run(model_args, data_args, training_args) -> int:
             dataset_args=data_summary(data_args),
             dataset=card_dataset(data_args),
         )
+    if trainer.is_world_process_zero():
+        shutil.rmtree(shared_vocabulary, ignore_errors=True)  # every process read it long ago
     if trainer.is_world_process_zero() and training_args.do_train:
         output_dir = shlex.quote(training_args.output_dir)  # also after a rerun of a finished run
         print(

@@ -8,7 +8,8 @@ at least `min_count` times (`Lang.trim`); (5) drop pairs holding a trimmed word 
 keeps them, those words read as `<unk>`); (6) split the pairs into train / validation / test grouped by
 source sentence (all translations of one French sentence go to one split, so nothing leaks), seeded.
 With `open_test`, the test split is held out right after (3) instead, so it keeps the sentences whose
-words training never saw.
+words training never saw. With a subword vocabulary (`vocabulary="bpe"` or `"unigram"`) there are no unknown
+words: (4) and (5) are skipped, and the vocabularies are trained after (6), on the training split only.
 
 A separately given validation or test split (a file, or a dataset's own split) is used as given: only
 normalized and length-filtered, its unknown words becoming `<unk>` when tokenized, as real inputs would;
@@ -35,10 +36,14 @@ from datasets import Dataset, DatasetDict, load_dataset
 from transformers import HfArgumentParser
 
 from modeling_gru_seq2seq.tokenization_gru_seq2seq import (
+    DEFAULT_SUBWORD_VOCAB_SIZE,
+    MIN_SUBWORD_VOCAB_SIZE,
     NORMALIZERS,
     SPECIAL_TOKENS,
+    VOCABULARIES,
     GruSeq2SeqTokenizer,
     normalize_string,
+    train_subword,
     train_word_level,
 )
 
@@ -48,6 +53,7 @@ NORMALIZATIONS = tuple(NORMALIZERS)  # "ascii": the tutorial's
 ENGLISH = "en"  # the first column of manythings' pair files (and the tutorial's eng-fra.txt)
 LENGTH_UNITS = ("chars", "words")  # "chars": the tutorial's
 UNKNOWN_PAIRS = ("drop", "keep")  # "drop": the tutorial's
+DEFAULT_MIN_COUNT = 5  # the tutorial's trimming
 PREPARE_RANGES = {  # field: (what it must be, the check)
     "min_length": (">= 1", lambda v: v >= 1),
     "max_length": (">= --min_length", lambda v: v >= 1),
@@ -55,6 +61,11 @@ PREPARE_RANGES = {  # field: (what it must be, the check)
     "validation_fraction": ("0 <= f < 1", lambda v: 0 <= v < 1),
     "test_fraction": ("0 <= f < 1", lambda v: 0 <= v < 1),
     "split_seed": (">= 0", lambda v: v >= 0),
+    "vocab_size": (
+        f">= {MIN_SUBWORD_VOCAB_SIZE} (the special and byte tokens, a piece)",
+        lambda v: v is None or v >= MIN_SUBWORD_VOCAB_SIZE,
+    ),
+    "subword_dropout": ("0 <= p < 1", lambda v: 0 <= v < 1),
 }
 
 
@@ -84,7 +95,9 @@ class PrepareArguments:
         metadata={
             "help": "How sentences are normalized: ascii, the tutorial's (a-z and ,.!? only); unicode, for any "
             "script (NFKC, lowercase, letters and marks of every script kept, ,.!? and CJK full stops and commas "
-            "split off, Han and kana split into single characters). Saved with the tokenizer.",
+            "split off, Han and kana split into single characters); none, the text as written (NFKC only, "
+            "whitespace collapsed: case, digits, accents and punctuation kept; subword vocabularies only). Saved "
+            "with the tokenizer.",
             "choices": list(NORMALIZATIONS),
         },
     )
@@ -93,7 +106,38 @@ class PrepareArguments:
     length_unit: str = field(
         default="chars", metadata={"help": "What the lengths count.", "choices": list(LENGTH_UNITS)}
     )
-    min_count: int = field(default=5, metadata={"help": "Keep words seen at least this often (Lang.trim)."})
+    min_count: int = field(
+        default=DEFAULT_MIN_COUNT,
+        metadata={"help": "Keep words seen at least this often (Lang.trim). Word vocabularies only."},
+    )
+    vocabulary: str = field(
+        default="word",
+        metadata={
+            "help": "The vocabularies: word, the tutorial's (words seen --min_count times, others <unk>); bpe or "
+            "unigram, subwords trained by tokenizers on the training split only, with byte fallback (no <unk>).",
+            "choices": list(VOCABULARIES),
+        },
+    )
+    vocab_size: int | None = field(
+        default=None,
+        metadata={
+            "help": f"Each subword vocabulary's size, special and byte tokens included (default "
+            f"{DEFAULT_SUBWORD_VOCAB_SIZE})."
+        },
+    )
+    joint_vocabulary: bool = field(
+        default=False,
+        metadata={
+            "help": "One subword vocabulary trained on both sides and used for both (the embeddings stay separate)."
+        },
+    )
+    subword_dropout: float = field(
+        default=0.0,
+        metadata={
+            "help": "BPE-dropout in training: each merge skipped with this probability, a new segmentation each "
+            "time a training batch is built (never in evaluation or generation). bpe only."
+        },
+    )
     validation_fraction: float = field(
         default=0.05, metadata={"help": "Share of source sentences held out for validation (none with a given split)."}
     )
@@ -148,6 +192,7 @@ class PrepareArguments:
             raise ValueError("--open_test holds out the test split: give a --test_fraction above 0")
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"--normalization: got {self.normalization!r}, want one of {', '.join(NORMALIZATIONS)}")
+        self._check_vocabulary()
         if self.source_lang == self.target_lang:
             raise ValueError(
                 f"--source_lang and --target_lang are both {self.source_lang!r}: for two columns of one language "
@@ -169,6 +214,31 @@ class PrepareArguments:
         for lang in (self.source_lang, self.target_lang):
             if lang not in self.file_languages:
                 raise ValueError(f"language {lang!r} is not one of the file's columns {self.file_languages}")
+
+    def _check_vocabulary(self) -> None:
+        """The vocabulary flags agree with each other (one line naming both, before any file is opened)."""
+        if self.vocabulary not in VOCABULARIES:
+            raise ValueError(f"--vocabulary: got {self.vocabulary!r}, want one of {', '.join(VOCABULARIES)}")
+        if self.vocabulary == "word":
+            for flag, given in (
+                ("--vocab_size", self.vocab_size is not None),
+                ("--joint_vocabulary", self.joint_vocabulary),
+                ("--subword_dropout", self.subword_dropout > 0),
+                ("--normalization none", self.normalization == "none"),
+            ):
+                if given:
+                    raise ValueError(f"{flag} is for subword vocabularies: add --vocabulary bpe (or unigram)")
+            return
+        if self.unknown_pairs == "keep":
+            raise ValueError(
+                f"--unknown_pairs keep is for word vocabularies: a {self.vocabulary} vocabulary has no unknown words "
+                "(leave --unknown_pairs out)"
+            )
+        if self.subword_dropout > 0 and self.vocabulary != "bpe":
+            raise ValueError(
+                f"--subword_dropout samples BPE segmentations (BPE-dropout): --vocabulary {self.vocabulary} has no "
+                "sampling in tokenizers; use --vocabulary bpe, or leave --subword_dropout out"
+            )
 
 
 @dataclasses.dataclass
@@ -446,7 +516,7 @@ def prepare_tatoeba(
     given: only normalized and length-filtered, and nothing is carved from the training pairs for them.
     """
     args = args or PrepareArguments()
-    source, target = args.source_lang, args.target_lang
+    source = args.source_lang
     pairs = read_pairs(train_file, args) if isinstance(train_file, str) else train_file
     train_file = train_file if isinstance(train_file, str) else "the training data"
     stats = {"pairs_read": len(pairs)}
@@ -465,6 +535,40 @@ def prepare_tatoeba(
         pairs, open_test = parts["train"], parts["test"]
         print(f"Held out {len(open_test)} pairs for the open test, before the vocabularies are built")
 
+    vocabulary = args.vocabulary if tokenizer is None else tokenizer.vocabulary
+    if vocabulary == "word":
+        tokenizer, trimmed = _word_vocabularies(pairs, args, tokenizer, stats, train_file)
+    else:  # no unknown words: every pair is kept, the vocabularies come from the training split below
+        if args.min_count != DEFAULT_MIN_COUNT:
+            print(f"Note: --min_count {args.min_count} is ignored: a {vocabulary} vocabulary has no unknown words")
+        trimmed = pairs
+        print(f"Kept all {len(pairs)} pairs (a {vocabulary} vocabulary has no unknown words)")
+    stats["pairs_kept"] = len(trimmed)
+
+    carve = dataclasses.replace(  # the fractions held out of the training pairs: none for a given split
+        args,
+        validation_fraction=0.0 if validation_file is not None else args.validation_fraction,
+        test_fraction=0.0 if test_file is not None or open_test is not None else args.test_fraction,
+        open_test=False,
+    )
+    splits = split_by_source(trimmed, carve)
+    _check_split_sizes(splits, carve, train_file, num_sources=len(set(trimmed[source])))
+    if open_test is not None:
+        splits["test"] = open_test
+    if tokenizer is None:
+        tokenizer = train_subword_vocabularies(splits["train"], args)
+        stats.update({f"vocab_size_{lang}": size for lang, size in _vocab_sizes(tokenizer).items()})
+    splits.update(prepare_evaluation_files(args, validation=validation_file, test=test_file))
+    dataset = DatasetDict({name: to_translation_layout(split, args) for name, split in splits.items()})
+    stats.update({f"{name}_pairs": len(split) for name, split in dataset.items()})
+    print("Split: " + ", ".join(f"{name} {len(split)}" for name, split in dataset.items()))
+    return PreparedCorpus(dataset, tokenizer, stats)
+
+
+def _word_vocabularies(pairs: Dataset, args: PrepareArguments, tokenizer, stats: dict, train_file: str):
+    """The tutorial's steps (4) and (5): `(tokenizer, pairs)`, the word vocabularies built over `pairs` (unless
+    `tokenizer` is given) and the pairs without trimmed words (all of them with `unknown_pairs="keep"`)."""
+    source, target = args.source_lang, args.target_lang
     if tokenizer is None:
         batches = {
             lang: lambda lang=lang: (pairs[i : i + 10_000][lang] for i in range(0, len(pairs), 10_000))
@@ -477,7 +581,7 @@ def prepare_tatoeba(
             for lang in (source, target)
         }
         kept = {lang: train_word_level(batches[lang](), args.min_count, normalization) for lang in (source, target)}
-        tokenizer = GruSeq2SeqTokenizer.from_vocabularies(kept[source], kept[target], source, target)
+        tokenizer = GruSeq2SeqTokenizer.from_vocabularies(kept[source], kept[target], source, target, normalization)
         print(
             f"Indexed {indexed[source]} words in input language ({source}), "
             f"{indexed[target]} words in output ({target})"
@@ -493,30 +597,41 @@ def prepare_tatoeba(
             stats[f"words_kept_{lang}"] = kept_words
 
     if args.unknown_pairs == "keep":
-        trimmed = pairs
         print(f"Kept all {len(pairs)} pairs, trimmed words read as <unk> (--unknown_pairs keep)")
-    else:
-        trimmed = _nonempty(
-            drop_unknown_words(pairs, tokenizer, args), train_file, "dropping pairs with trimmed words"
-        )
-        print(f"Trimmed from {len(pairs)} pairs to {len(trimmed)}, {len(trimmed) / len(pairs):.4f} of total")
-    stats["pairs_kept"] = len(trimmed)
+        return tokenizer, pairs
+    trimmed = _nonempty(drop_unknown_words(pairs, tokenizer, args), train_file, "dropping pairs with trimmed words")
+    print(f"Trimmed from {len(pairs)} pairs to {len(trimmed)}, {len(trimmed) / len(pairs):.4f} of total")
+    return tokenizer, trimmed
 
-    carve = dataclasses.replace(  # the fractions held out of the training pairs: none for a given split
-        args,
-        validation_fraction=0.0 if validation_file is not None else args.validation_fraction,
-        test_fraction=0.0 if test_file is not None or open_test is not None else args.test_fraction,
-        open_test=False,
-    )
-    splits = split_by_source(trimmed, carve)
-    _check_split_sizes(splits, carve, train_file, num_sources=len(set(trimmed[source])))
-    if open_test is not None:
-        splits["test"] = open_test
-    splits.update(prepare_evaluation_files(args, validation=validation_file, test=test_file))
-    dataset = DatasetDict({name: to_translation_layout(split, args) for name, split in splits.items()})
-    stats.update({f"{name}_pairs": len(split) for name, split in dataset.items()})
-    print("Split: " + ", ".join(f"{name} {len(split)}" for name, split in dataset.items()))
-    return PreparedCorpus(dataset, tokenizer, stats)
+
+def train_subword_vocabularies(train: Dataset, args: PrepareArguments) -> GruSeq2SeqTokenizer:
+    """The source and target subword vocabularies (`args.vocabulary`, `args.vocab_size` tokens each), trained on
+    the training split `train` only (flat language columns), or one trained on both sides with
+    `args.joint_vocabulary`."""
+    source, target = args.source_lang, args.target_lang
+    size = args.vocab_size or DEFAULT_SUBWORD_VOCAB_SIZE
+
+    def batches(*langs):
+        return (train[i : i + 10_000][lang] for lang in langs for i in range(0, len(train), 10_000))
+
+    def train_one(*langs):
+        return train_subword(batches(*langs), args.vocabulary, size, args.normalization)
+
+    if args.joint_vocabulary:
+        joint = train_one(source, target)
+        vocabularies = (joint, joint)
+    else:
+        vocabularies = (train_one(source), train_one(target))
+    tokenizer = GruSeq2SeqTokenizer.from_vocabularies(*vocabularies, source, target, args.normalization)
+    sizes = _vocab_sizes(tokenizer)
+    sides = f"one on both sides, {sizes[source]}" if args.joint_vocabulary else f"{sizes[source]} {source}, "
+    sides += "" if args.joint_vocabulary else f"{sizes[target]} {target}"
+    print(f"Trained {args.vocabulary} vocabularies on the training split ({len(train)} pairs): {sides} tokens")
+    return tokenizer
+
+
+def _vocab_sizes(tokenizer: GruSeq2SeqTokenizer) -> dict[str, int]:
+    return {tokenizer.source_lang: tokenizer.source_vocab_size, tokenizer.target_lang: tokenizer.target_vocab_size}
 
 
 def tokenize_translation(
@@ -535,27 +650,68 @@ def tokenize_translation(
     pads to the maximum lengths (`model_max_length` where none is given), the labels with
     `label_pad_token_id` (-100: no loss there).
     """
+    settings = TokenizeSettings(
+        max_source_length, max_target_length, source_prefix, pad_to_max_length, label_pad_token_id
+    )
+    return dataset.map(
+        lambda batch: encode_pairs(batch["translation"], tokenizer, settings),
+        batched=True,
+        keep_in_memory=True,
+        num_proc=num_proc,
+        desc="Tokenizing",
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class TokenizeSettings:
+    """How pairs become model inputs (`tokenize_translation`'s arguments)."""
+
+    max_source_length: int | None = None
+    max_target_length: int | None = None
+    source_prefix: str = ""
+    pad_to_max_length: bool = False
+    label_pad_token_id: int = -100
+
+
+def encode_pairs(pairs: list[dict], tokenizer: GruSeq2SeqTokenizer, settings: TokenizeSettings) -> dict:
+    """`{"input_ids", "attention_mask", "labels"}` of `pairs` (translation-layout dicts)."""
     source, target = tokenizer.source_lang, tokenizer.target_lang
-    padding = "max_length" if pad_to_max_length else False
+    padding = "max_length" if settings.pad_to_max_length else False
+    sources = [settings.source_prefix + pair[source] for pair in pairs]
+    inputs = tokenizer(
+        sources,
+        max_length=settings.max_source_length,
+        padding=padding,
+        truncation=settings.max_source_length is not None,
+    )
+    labels = tokenizer(
+        text_target=[pair[target] for pair in pairs],
+        max_length=settings.max_target_length,
+        padding=padding,
+        truncation=settings.max_target_length is not None,
+    )["input_ids"]
+    if settings.pad_to_max_length and settings.label_pad_token_id != tokenizer.pad_token_id:
+        labels = [[settings.label_pad_token_id if i == tokenizer.pad_token_id else i for i in row] for row in labels]
+    return {**inputs, "labels": labels}
 
-    def encode(batch):
-        sources = [source_prefix + pair[source] for pair in batch["translation"]]
-        targets = [pair[target] for pair in batch["translation"]]
-        inputs = tokenizer(
-            sources, max_length=max_source_length, padding=padding, truncation=max_source_length is not None
-        )
-        labels = tokenizer(
-            text_target=targets,
-            max_length=max_target_length,
-            padding=padding,
-            truncation=max_target_length is not None,
-        )["input_ids"]
-        if pad_to_max_length and label_pad_token_id != tokenizer.pad_token_id:
-            labels = [[label_pad_token_id if i == tokenizer.pad_token_id else i for i in row] for row in labels]
-        inputs["labels"] = labels
-        return inputs
 
-    return dataset.map(encode, batched=True, keep_in_memory=True, num_proc=num_proc, desc="Tokenizing")
+MODEL_COLUMNS = ("input_ids", "attention_mask", "labels")
+
+
+class SubwordDropoutCollator:
+    """Training batches segmented anew each time they are built (BPE-dropout): each feature's `translation` is
+    tokenized by `tokenizer.with_subword_dropout(dropout)`, then `collator` pads the batch. The training
+    dataset keeps its `translation` column for it (and its fixed `input_ids` for grouping by length);
+    evaluation, generation and the pipeline never see a sampled segmentation."""
+
+    def __init__(self, tokenizer: GruSeq2SeqTokenizer, dropout: float, collator, settings: TokenizeSettings):
+        self.tokenizer = tokenizer.with_subword_dropout(dropout)
+        self.collator, self.settings = collator, settings
+
+    def __call__(self, features: list[dict]) -> dict:
+        encoded = encode_pairs([feature["translation"] for feature in features], self.tokenizer, self.settings)
+        rows = zip(*(encoded[column] for column in MODEL_COLUMNS), strict=True)
+        return self.collator([dict(zip(MODEL_COLUMNS, row, strict=True)) for row in rows])
 
 
 def export_pairs(dataset: DatasetDict, output_dir: str, file_format: str, args: PrepareArguments) -> list[str]:

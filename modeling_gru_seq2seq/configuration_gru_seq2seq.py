@@ -8,6 +8,8 @@ from transformers import PreTrainedConfig
 ATTENTION_SCORES = ("dot", "general", "concat")
 DECODER_TYPES = ("luong", "bahdanau")
 DECODER_INITS = ("tutorial", "seed", "sum")  # "seed": the earlier name of "tutorial", still read
+VOCABULARIES = ("word", "bpe", "unigram")  # as the tokenizer's (`tokenization_gru_seq2seq.VOCABULARIES`)
+UNK_TOKEN_ID = 3  # `<unk>` in both vocabularies (`tokenization_gru_seq2seq.SPECIAL_TOKENS`)
 # The model's own settings (not the vocabularies): each a `run_translation.py` flag, shown in a trained model's card
 MODEL_SETTINGS = (
     "attention",
@@ -37,6 +39,9 @@ FIELD_RANGES = {
     "num_layers": ("an integer >= 1", lambda v: _is_integer(v) and v >= 1),
     "dropout": ("a number in [0, 1)", lambda v: _is_number(v) and 0 <= v < 1),
     "teacher_forcing_ratio": ("a number in [0, 1]", lambda v: _is_number(v) and 0 <= v <= 1),
+    "output_length_ratio": ("a number >= 0", lambda v: _is_number(v) and v >= 0),
+    "output_length_offset": ("an integer >= 0", lambda v: _is_integer(v) and v >= 0),
+    "max_output_length": ("an integer >= 1", lambda v: _is_integer(v) and v >= 1),
 }
 
 
@@ -77,6 +82,18 @@ class GruSeq2SeqConfig(PreTrainedConfig):
             bidirectional final states layer by layer, forward then backward, so decoder layer `l` starts from
             the `l`-th entry of that list (for 2 layers: layer 0 forward and layer 0 backward). `"sum"` starts
             decoder layer `l` from the sum of encoder layer `l`'s forward and backward final states.
+        vocabulary (`str`, *optional*, defaults to `"word"`):
+            The kind of the tokenizer's vocabularies, set from it when a model is built: `"word"` (the tutorial's)
+            or subwords, `"bpe"` or `"unigram"`. With subwords `generate()` never writes `<unk>` (its id is
+            suppressed): every text has a spelling in pieces and bytes.
+        output_length_ratio (`float`, *optional*, defaults to 2.0):
+            Generation's default length limit, per sentence: `output_length_offset + output_length_ratio x` its
+            source tokens (`<eos>` included) new tokens, at most `max_output_length`, for every search. A
+            `max_new_tokens` or `max_length` given to `generate()` or set in the generation config replaces it.
+        output_length_offset (`int`, *optional*, defaults to 10):
+            The new tokens every sentence may have beyond `output_length_ratio x` its source tokens.
+        max_output_length (`int`, *optional*, defaults to 256):
+            The most new tokens of the default length limit, whatever the source's length.
         tie_word_embeddings (`bool`, *optional*, defaults to `False`):
             Share the target embedding matrix with the output projection. Luong decoder only (the
             Bahdanau output layer reads `2 * hidden_size` features).
@@ -115,6 +132,10 @@ class GruSeq2SeqConfig(PreTrainedConfig):
     decoder_type: str = "luong"
     teacher_forcing_ratio: float = 0.5
     decoder_init: str = "sum"
+    vocabulary: str = "word"
+    output_length_ratio: float = 2.0
+    output_length_offset: int = 10
+    max_output_length: int = 256
     tie_word_embeddings: bool = False
     use_cache: bool = True
     pad_token_id: int | None = 0
@@ -124,7 +145,7 @@ class GruSeq2SeqConfig(PreTrainedConfig):
     is_encoder_decoder: bool = True
 
     def __post_init__(self, **kwargs):
-        for field, choices in FIELD_CHOICES.items():
+        for field, choices in (*FIELD_CHOICES.items(), ("vocabulary", VOCABULARIES)):
             value = getattr(self, field)
             if value not in choices:
                 raise ValueError(f"{field}: got {value!r}, want one of {', '.join(choices)}")

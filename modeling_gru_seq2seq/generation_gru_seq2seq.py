@@ -11,6 +11,12 @@ output objects, logits processors, stopping criteria), and greedy search stops d
 `<eos>` instead of padding it until the batch ends. Anything else (scores, hidden states, other processors,
 sampling, streamers, more sequences returned) goes through `GenerationMixin`'s loops.
 
+Length: unless a `max_new_tokens` or `max_length` is given (to `generate()`, or in the generation config), each
+sentence gets `config.output_length_offset + config.output_length_ratio x` its source tokens, at most
+`config.max_output_length` (`output_length_limits`): the lean loops end each row at its own limit, and
+`GenerationMixin`'s loops through a stopping criterion (`SourceLengthCriteria`). With a subword vocabulary
+(`config.vocabulary`), `<unk>` is suppressed: every text has a spelling in pieces and bytes.
+
 Shapes use `batch`, `beams` (`num_beams`), `rows` (`batch * beams`, or the sentences still decoding),
 `max_length` (tokens of an output, the start token included) and `vocab` (the target vocabulary).
 """
@@ -24,10 +30,13 @@ from transformers.generation import (
     EosTokenCriteria,
     LogitsProcessorList,
     MaxLengthCriteria,
+    StoppingCriteria,
     StoppingCriteriaList,
     SuppressTokensLogitsProcessor,
 )
 from transformers.generation.utils import GenerationMode
+
+from .configuration_gru_seq2seq import UNK_TOKEN_ID
 
 # What a call may hold for the lean loops (everything else goes through GenerationMixin's loops)
 LEAN_KEYWORDS = frozenset(
@@ -75,17 +84,36 @@ class GruSeq2SeqCache(Cache):
 
 
 class TargetStopStringCriteria(StopStringCriteria):
-    """`StopStringCriteria` over the target vocabulary of a [`GruSeq2SeqTokenizer`]: generated ids are target
-    words, which `decode` joins with spaces, so each reads as `" word"`. (transformers' criterion reads the
-    tokenizer's own vocabulary, the source one here, and finds each token's text by decoding it behind the
-    word `"abcdef"`, which a word-level vocabulary reads as `<unk>`.)"""
+    """`StopStringCriteria` over the target vocabulary of a [`GruSeq2SeqTokenizer`]: each generated id reads as
+    its text in a decoded translation (`target_token_texts`: `" word"` for a word, which `decode` joins with
+    spaces; a subword piece with its `▁` as a space, matched as UTF-8 bytes with its byte tokens).
+    (transformers' criterion reads the tokenizer's own vocabulary, the source one here, and finds each token's
+    text by decoding it behind the word `"abcdef"`, which a word-level vocabulary reads as `<unk>`.)"""
 
     def clean_and_embed_tokens_with_cache(self, token_list, token_indices, tokenizer):
-        vocab = tokenizer.target_vocab()
-        words = sorted(vocab)
+        texts = tokenizer.target_token_texts()
+        ids = sorted(texts)
+        if self._stop_string_matching_mode is not None:  # byte fallback: stop strings are matched as UTF-8 bytes
+            texts = {i: text if isinstance(text, bytes) else text.encode("utf-8") for i, text in texts.items()}
         return self._stop_string_create_embedding_vec(
-            tuple(" " + word for word in words), tuple(vocab[word] for word in words), self._stop_strings_for_matching
+            tuple(texts[i] for i in ids), tuple(ids), self._stop_strings_for_matching
         )
+
+
+class SourceLengthCriteria(StoppingCriteria):
+    """Stops each sequence at its own length limit (`output_length_limits`), for `GenerationMixin`'s loops.
+
+    Args:
+        max_lengths (`torch.LongTensor` of shape `(batch,)`): each sentence's limit in tokens, the start token
+            included. Rows of a call come `rows // batch` per sentence (beams, candidates, returned sequences).
+    """
+
+    def __init__(self, max_lengths: torch.LongTensor):
+        self.max_lengths = max_lengths
+
+    def __call__(self, input_ids: torch.LongTensor, scores, **kwargs) -> torch.BoolTensor:
+        per_sentence = input_ids.shape[0] // self.max_lengths.shape[0]
+        return self.max_lengths.to(input_ids.device).repeat_interleave(per_sentence) <= input_ids.shape[-1]
 
 
 class GruSeq2SeqGenerationMixin(GenerationMixin):
@@ -94,16 +122,65 @@ class GruSeq2SeqGenerationMixin(GenerationMixin):
 
     def generate(self, *args, **kwargs):
         """`GenerationMixin.generate`; plain greedy and beam search run the lean loops (see the module's
-        docstring), with the same tokens."""
+        docstring), with the same tokens. Without a given length, each sentence's limit follows its source
+        (`output_length_limits`)."""
+        limits = self.output_length_limits(args, kwargs)
+        if limits is not None:
+            kwargs, args = self._with_max_length(args, kwargs, 1 + int(limits.max())), args[:1]
         lean = self._lean_generation(args, kwargs)
         if lean is None:
+            if limits is not None:  # each sentence ends at its own limit
+                criteria = StoppingCriteriaList(kwargs.get("stopping_criteria") or [])
+                criteria.append(SourceLengthCriteria(limits + 1))
+                kwargs["stopping_criteria"] = criteria
             return super().generate(*args, **kwargs)
         input_ids, attention_mask, generation_config, suppress_tokens = lean
+        row_max_lengths = None if limits is None else limits.to(input_ids.device) + 1  # the start token counts
         with torch.no_grad():
             hidden, source = self.decoder_start(self.encoder(input_ids, attention_mask), attention_mask)
             if generation_config.num_beams == 1:
-                return self._lean_greedy_search(hidden, source, generation_config, suppress_tokens)
-            return self._lean_beam_search(hidden, source, generation_config, suppress_tokens)
+                return self._lean_greedy_search(hidden, source, generation_config, suppress_tokens, row_max_lengths)
+            return self._lean_beam_search(hidden, source, generation_config, suppress_tokens, row_max_lengths)
+
+    def output_length_limits(self, args: tuple = (), kwargs: dict | None = None) -> torch.LongTensor | None:
+        """`(batch,)`: the new tokens each sentence of a `generate(*args, **kwargs)` call may have,
+        `config.output_length_offset + ceil(config.output_length_ratio x source tokens)` (at least 1, at most
+        `config.max_output_length`); `None` where the call or a generation config gives a length
+        (`max_new_tokens`, `max_length`), which then applies."""
+        kwargs = kwargs or {}
+        if kwargs.get("max_length") is not None or kwargs.get("max_new_tokens") is not None:
+            return None
+        given_config = kwargs.get("generation_config", args[1] if len(args) > 1 else None)
+        for config in (given_config, self.generation_config):
+            if config is not None and (config.max_length is not None or config.max_new_tokens is not None):
+                return None
+        attention_mask = kwargs.get("attention_mask")
+        input_ids = kwargs.get("input_ids", kwargs.get("inputs", args[0] if args else None))
+        if isinstance(attention_mask, torch.Tensor) and attention_mask.dim() == 2:
+            source_lengths = attention_mask.ne(0).sum(dim=1)
+        elif isinstance(input_ids, torch.Tensor) and input_ids.dim() == 2:
+            source_lengths = torch.full((input_ids.shape[0],), input_ids.shape[1], device=input_ids.device)
+        elif kwargs.get("encoder_outputs") is not None:
+            states = kwargs["encoder_outputs"].last_hidden_state
+            source_lengths = torch.full((states.shape[0],), states.shape[1], device=states.device)
+        else:
+            return None  # GenerationMixin says what is missing
+        config = self.config
+        limits = (source_lengths * config.output_length_ratio).ceil().long() + config.output_length_offset
+        return limits.clamp(min=1, max=config.max_output_length)
+
+    @staticmethod
+    def _with_max_length(args: tuple, kwargs: dict, max_length: int) -> dict:
+        """`kwargs` with `max_length` set, in a copy of the generation config given (as keyword or second
+        argument), else as a keyword."""
+        kwargs = dict(kwargs)
+        given_config = kwargs.pop("generation_config", args[1] if len(args) > 1 else None)
+        if given_config is None:
+            kwargs["max_length"] = max_length
+        else:
+            kwargs["generation_config"] = copy.deepcopy(given_config)
+            kwargs["generation_config"].max_length = max_length
+        return kwargs
 
     def _lean_generation(self, args: tuple, kwargs: dict):
         """`(input_ids, attention_mask, generation_config, suppress_tokens)` prepared as `GenerationMixin.generate`
@@ -126,6 +203,7 @@ class GruSeq2SeqGenerationMixin(GenerationMixin):
             copy.deepcopy(generation_kwargs),
             None if given_config is None else copy.deepcopy(vars(given_config)),
             copy.deepcopy(vars(self.generation_config)),
+            getattr(self.config, "vocabulary", "word"),  # subwords suppress <unk>
             attention_mask is not None,
             input_ids.device,
             self.device,
@@ -179,13 +257,18 @@ class GruSeq2SeqGenerationMixin(GenerationMixin):
         suppress_tokens = [processor.suppress_tokens for processor in processors]
         return generation_config, torch.cat(suppress_tokens).unique() if suppress_tokens else None
 
-    def _lean_greedy_search(self, hidden, source, generation_config, suppress_tokens) -> torch.LongTensor:
+    def _lean_greedy_search(
+        self, hidden, source, generation_config, suppress_tokens, row_max_lengths=None
+    ) -> torch.LongTensor:
         """`(batch, length)` greedy outputs, as `GenerationMixin`'s: the start token, then each step's best
-        token; rows that have reached `<eos>` are padded and leave the batch, the loop ends when none is left.
+        token; rows that have reached `<eos>` or their length limit are padded and leave the batch, the loop ends
+        when none is left.
 
         Args:
             hidden (`torch.Tensor` of shape `(num_layers, batch, hidden)`): the decoder state before the start token.
             source ([`GruSeq2SeqSource`]): what the attention reads.
+            row_max_lengths (`torch.LongTensor` of shape `(batch,)`, *optional*): each row's limit in tokens, the
+                start token included (`generation_config.max_length` is the longest).
         """
         batch, max_length = hidden.shape[1], generation_config.max_length
         eos, pad = generation_config._eos_token_tensor, generation_config._pad_token_tensor
@@ -202,21 +285,28 @@ class GruSeq2SeqGenerationMixin(GenerationMixin):
             sequences[:, length].index_copy_(0, rows, next_tokens)
             length += 1
             hidden = decoded.hidden
-            if eos is not None:
-                finished = torch.isin(next_tokens, eos)
-                if finished.any():
-                    running = (~finished).nonzero().squeeze(1)
-                    if running.numel() == 0:
-                        break
-                    rows, next_tokens = rows.index_select(0, running), next_tokens.index_select(0, running)
-                    hidden, source = hidden.index_select(1, running), source.select(running)
+            finished = None if eos is None else torch.isin(next_tokens, eos)
+            if row_max_lengths is not None:
+                at_limit = row_max_lengths <= length
+                finished = at_limit if finished is None else finished | at_limit
+            if finished is not None and finished.any():
+                running = (~finished).nonzero().squeeze(1)
+                if running.numel() == 0:
+                    break
+                rows, next_tokens = rows.index_select(0, running), next_tokens.index_select(0, running)
+                hidden, source = hidden.index_select(1, running), source.select(running)
+                if row_max_lengths is not None:
+                    row_max_lengths = row_max_lengths.index_select(0, running)
             tokens = next_tokens.unsqueeze(1)
         return sequences[:, :length]
 
-    def _lean_beam_search(self, hidden, source, generation_config, suppress_tokens) -> torch.LongTensor:
+    def _lean_beam_search(
+        self, hidden, source, generation_config, suppress_tokens, row_max_lengths=None
+    ) -> torch.LongTensor:
         """`(batch, length)` beam search outputs: `GenerationMixin._beam_search` (its state, its helpers for
         the top candidates, finished beams and early stopping, the same order of operations) around the
-        decoder's `step`. Arguments as [`_lean_greedy_search`], one row per sentence."""
+        decoder's `step`; a sentence's candidates reaching its length limit finish, as `SourceLengthCriteria`
+        finishes them there. Arguments as [`_lean_greedy_search`], one row per sentence."""
         num_beams, max_length = generation_config.num_beams, generation_config.max_length
         length_penalty, early_stopping = generation_config.length_penalty, generation_config.early_stopping
         eos, pad = generation_config._eos_token_tensor, generation_config._pad_token_tensor
@@ -248,9 +338,14 @@ class GruSeq2SeqGenerationMixin(GenerationMixin):
             topk_log_probs, topk_running_sequences, topk_running_beam_indices = self._get_top_k_continuations(
                 log_probs, running_sequences, running_beam_indices, cur_len, 1, False, beams_to_keep, num_beams, batch
             )
-            hits_stopping_criteria = torch.full_like(topk_log_probs, cur_len + 1 >= max_length, dtype=torch.bool)
+            if row_max_lengths is None:
+                hits_stopping_criteria = torch.full_like(topk_log_probs, cur_len + 1 >= max_length, dtype=torch.bool)
+            else:
+                hits_stopping_criteria = (row_max_lengths[:, None] <= cur_len + 1).expand_as(topk_log_probs)
             if eos is not None:
-                hits_stopping_criteria |= torch.isin(topk_running_sequences[:, :, cur_len], eos)
+                hits_stopping_criteria = hits_stopping_criteria | torch.isin(
+                    topk_running_sequences[:, :, cur_len], eos
+                )
             running_sequences, running_beam_scores, running_beam_indices = self._get_running_beams_for_next_iteration(
                 topk_log_probs, topk_running_sequences, topk_running_beam_indices, hits_stopping_criteria, num_beams
             )
@@ -295,6 +390,10 @@ class GruSeq2SeqGenerationMixin(GenerationMixin):
         """As `GenerationMixin`'s, then its counts checked: `num_beams=0` and the like fail in one line here
         instead of deep inside the search."""
         generation_config, model_kwargs = super()._prepare_generation_config(generation_config, **kwargs)
+        if getattr(self.config, "vocabulary", "word") != "word":  # subwords: every text has a spelling, no <unk>
+            suppressed = list(generation_config.suppress_tokens or [])
+            if UNK_TOKEN_ID not in suppressed:
+                generation_config.suppress_tokens = [*suppressed, UNK_TOKEN_ID]
         for key, minimum in (("num_beams", 1), ("num_return_sequences", 1), ("max_new_tokens", 1), ("max_length", 1)):
             value = getattr(generation_config, key)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < minimum):

@@ -6,8 +6,8 @@ import os
 from .configuration_gru_seq2seq import MODEL_SETTINGS
 from .metrics import sacrebleu_signatures
 
-SHOWN_METRICS = ("bleu", "chrf", "bleu_in_vocab", "chrf_in_vocab", "gen_len", "loss")
-SETTINGS = (*MODEL_SETTINGS, "source_vocab_size", "target_vocab_size")
+SHOWN_METRICS = ("bleu", "chrf", "bleu_normalized", "bleu_in_vocab", "chrf_in_vocab", "gen_len", "loss")
+SETTINGS = (*MODEL_SETTINGS, "vocabulary", "source_vocab_size", "target_vocab_size")
 ATTRIBUTION = (
     "Tatoeba sentence pairs from www.manythings.org/anki and tatoeba.org, licensed CC-BY 2.0 (France): "
     "https://creativecommons.org/licenses/by/2.0/"
@@ -57,6 +57,7 @@ def write_model_card(
     data_summary: str,
     repo_id: str | None = None,
     dataset: str = "tatoeba",
+    normalization: str = "ascii",
 ) -> str:
     """Write `output_dir/README.md` and return its path: metadata (languages, task, the code's MIT licence,
     dataset, metrics and a
@@ -73,6 +74,16 @@ def write_model_card(
     signatures = sacrebleu_signatures()
     model_id = repo_id or os.path.basename(os.path.normpath(output_dir))
     source, target = languages
+    example = "Je suis content." if normalization == "none" else "je suis froid ."  # raw text, or normalized
+    quoted = json.dumps(example, ensure_ascii=False)
+    vocabulary = getattr(config, "vocabulary", "word")
+    scores_note = (
+        "`*_in_vocab` scores only the pairs whose words are all in the vocabularies."
+        if vocabulary == "word"
+        else f"A {vocabulary} subword vocabulary with byte fallback: no word is out of the vocabulary."
+    )
+    settings = {key: getattr(config, key, None) for key in SETTINGS}
+    settings["normalization"] = normalization
     lines = [
         "---",
         CARD_MARKER,
@@ -105,7 +116,8 @@ def write_model_card(
         f"- BLEU signature (sacrebleu): `{signatures['bleu_signature']}`",
         f"- chrF signature (sacrebleu): `{signatures['chrf_signature']}`",
         "",
-        "`*_in_vocab` scores only the pairs whose words are all in the vocabularies.",
+        scores_note,
+        "`*_bleu_normalized`: BLEU after the tutorial's normalization of both sides (lowercase, no accents, digits).",
         "",
         "## Use",
         "",
@@ -113,18 +125,18 @@ def write_model_card(
         "from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, pipeline",
         "",
         f'translator = pipeline("translation", model="{model_id}", trust_remote_code=True)',
-        'translator("je suis froid .")',
+        f"translator({quoted})",
         "",
         f'tokenizer = AutoTokenizer.from_pretrained("{model_id}", trust_remote_code=True)',
         f'model = AutoModelForSeq2SeqLM.from_pretrained("{model_id}", trust_remote_code=True)',
-        'output_ids = model.generate(**tokenizer(["je suis froid ."], return_tensors="pt"), num_beams=5)',
+        f'output_ids = model.generate(**tokenizer([{quoted}], return_tensors="pt"), num_beams=5)',
         "print(tokenizer.batch_decode(output_ids, skip_special_tokens=True))",
         "```",
         "",
         "## Settings",
         "",
         "```json",
-        json.dumps({key: getattr(config, key) for key in SETTINGS}, indent=2),
+        json.dumps(settings, indent=2),
         "```",
         "",
         "## Data",

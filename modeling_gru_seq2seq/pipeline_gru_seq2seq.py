@@ -19,6 +19,10 @@ CUSTOM_PIPELINES = {
 }
 
 INPUTS = ("input_ids", "attention_mask")
+REPLACE_UNKNOWN_WORDS_ONLY = (
+    "replace_unknown writes <unk> as a source word, and this model's subword vocabulary has no <unk> to replace "
+    "(it never writes one)"
+)
 
 
 class TranslationPipeline(Pipeline):
@@ -80,6 +84,8 @@ class TranslationPipeline(Pipeline):
                 )
         preprocess_params = {} if truncation is None else {"truncation": truncation}
         postprocess_params = {}
+        if replace_unknown and getattr(self.tokenizer, "vocabulary", "word") != "word":
+            raise ValueError(REPLACE_UNKNOWN_WORDS_ONLY)
         if replace_unknown is not None:
             preprocess_params["replace_unknown"] = generate_kwargs["replace_unknown"] = replace_unknown
         if return_tensors is not None or return_text is not None:

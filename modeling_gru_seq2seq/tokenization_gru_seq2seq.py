@@ -7,9 +7,11 @@ append `<eos>` to every sequence. Ids: `<pad>`=0, `<sos>`=1, `<eos>`=2 as the tu
 unseen words map to a known id instead of crashing.
 """
 
+import json
+import re
 from collections.abc import Iterable, Iterator
 
-from tokenizers import Regex, Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import PreTrainedTokenizerFast
 from transformers.tokenization_utils_base import VERY_LARGE_INTEGER
 from transformers.utils import logging
@@ -52,18 +54,32 @@ UNICODE_NORMALIZER = normalizers.Sequence(
         normalizers.Replace(Regex(r"^ +| +$"), ""),
     ]
 )
-NORMALIZERS = {"ascii": NORMALIZER, "unicode": UNICODE_NORMALIZER}  # `ascii`: the tutorial's
+# The text as written (case, digits, accents, apostrophes, punctuation): NFKC, whitespace runs to one space, no
+# space at either end. For subword vocabularies only (a word vocabulary would hold every spelling of every word).
+NONE_NORMALIZER = normalizers.Sequence(
+    [normalizers.NFKC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Replace(Regex(r"^ +| +$"), "")]
+)
+NORMALIZERS = {"ascii": NORMALIZER, "unicode": UNICODE_NORMALIZER, "none": NONE_NORMALIZER}  # `ascii`: the tutorial's
+
+SUBWORD_VOCABULARIES = ("bpe", "unigram")
+VOCABULARIES = ("word", *SUBWORD_VOCABULARIES)  # `word`: the tutorial's
+MODEL_VOCABULARIES = {"WordLevel": "word", "BPE": "bpe", "Unigram": "unigram"}  # `tokenizers` model -> vocabulary
+BYTE_TOKENS = [f"<0x{byte:02X}>" for byte in range(256)]  # byte fallback's tokens, ids 4..259
+MIN_SUBWORD_VOCAB_SIZE = len(SPECIAL_TOKENS) + len(BYTE_TOKENS) + 1  # and at least one learned piece
+DEFAULT_SUBWORD_VOCAB_SIZE = 8000
+WORD_BOUNDARY = "\u2581"  # `▁`, the mark a subword piece carries where a space was before it (sentencepiece's)
 
 
 def normalize_string(text: str, normalization: str = "ascii") -> str:
     """The tutorial's `normalize_string` (`"ascii"`): `"Ça va, Marie-Ève ?"` -> `"ca va , marie eve ?"`; or
     `"unicode"`, for every script: `"Привет, мир!"` -> `"привет , мир !"`, `"私は学生です。"` ->
-    `"私 は 学 生 で す 。"`."""
+    `"私 は 学 生 で す 。"`; or `"none"`, the text as written: `" J'ai  3 chats. "` -> `"J'ai 3 chats."`."""
     return NORMALIZERS[normalization].normalize_str(text)
 
 
 def normalization_of(tokenizer: Tokenizer) -> str:
-    """The name of `tokenizer`'s normalizer in `NORMALIZERS` (`"ascii"` for any other)."""
+    """The name of `tokenizer`'s normalizer in `NORMALIZERS` (`"ascii"` for any other). For tokenizers saved before
+    the name was saved in `tokenizer_config.json` (see `GruSeq2SeqTokenizer.normalization`)."""
     state = tokenizer.normalizer.__getstate__() if tokenizer.normalizer is not None else None
     return next((name for name, normalizer in NORMALIZERS.items() if normalizer.__getstate__() == state), "ascii")
 
@@ -88,8 +104,86 @@ def train_word_level(
     return tokenizer
 
 
+def vocabulary_of(tokenizer: Tokenizer) -> str:
+    """`"word"`, `"bpe"` or `"unigram"`: the kind of `tokenizer`'s vocabulary."""
+    return MODEL_VOCABULARIES[type(tokenizer.model).__name__]
+
+
+def train_subword(
+    texts: Iterable[str] | Iterator[list[str]],
+    vocabulary: str = "bpe",
+    vocab_size: int = DEFAULT_SUBWORD_VOCAB_SIZE,
+    normalization: str = "none",
+) -> Tokenizer:
+    """Build a `bpe` or `unigram` `tokenizers.Tokenizer` of `vocab_size` tokens over `texts` (strings or batches),
+    with `tokenizers`' own trainer, then byte fallback: the 4 special tokens, the 256 byte tokens, then the learned
+    pieces (`vocab_size` counts all three). Pieces never cross a space; the space before a piece is its `▁`
+    (`Metaspace`), and decoding joins the pieces back into text, bytes included, so that
+    `decode(encode(text)) == normalize(text)` for any text."""
+    if vocabulary not in SUBWORD_VOCABULARIES:
+        raise ValueError(f"vocabulary: got {vocabulary!r}, want one of {', '.join(SUBWORD_VOCABULARIES)}")
+    if vocab_size < MIN_SUBWORD_VOCAB_SIZE:
+        raise ValueError(
+            f"--vocab_size: got {vocab_size}, want >= {MIN_SUBWORD_VOCAB_SIZE} (the {len(SPECIAL_TOKENS)} special "
+            f"tokens, the {len(BYTE_TOKENS)} byte tokens and at least one piece)"
+        )
+    learned = vocab_size - len(BYTE_TOKENS)  # the trainers' size counts the special tokens
+    if vocabulary == "bpe":
+        tokenizer = Tokenizer(models.BPE(unk_token=UNK_TOKEN))
+        trainer = trainers.BpeTrainer(
+            vocab_size=learned,
+            special_tokens=SPECIAL_TOKENS,
+            limit_alphabet=learned - len(SPECIAL_TOKENS),  # rarer characters are read as bytes
+            show_progress=False,
+        )
+    else:
+        tokenizer = Tokenizer(models.Unigram())
+        trainer = trainers.UnigramTrainer(
+            vocab_size=learned, special_tokens=SPECIAL_TOKENS, unk_token=UNK_TOKEN, show_progress=False
+        )
+    tokenizer.normalizer = NORMALIZERS[normalization]
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement=WORD_BOUNDARY, prepend_scheme="always")
+    tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"$A {EOS_TOKEN}", special_tokens=[(EOS_TOKEN, EOS_ID)]
+    )
+    tokenizer.decoder = decoders.Sequence(  # as Llama's: `▁` to a space, bytes to text, no space in front
+        [decoders.Replace(WORD_BOUNDARY, " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
+    )
+    tokenizer.train_from_iterator(texts, trainer=trainer)
+    return _with_byte_fallback(tokenizer)
+
+
+def _with_byte_fallback(tokenizer: Tokenizer) -> Tokenizer:
+    """`tokenizer` (a trained BPE or Unigram model) with the byte tokens after the special tokens and
+    `byte_fallback` on: a character no piece covers becomes its UTF-8 bytes instead of `<unk>`."""
+    state = json.loads(tokenizer.to_str())
+    model = state["model"]
+    model["byte_fallback"] = True
+    special = len(SPECIAL_TOKENS)
+    if model["type"] == "BPE":
+        pieces = sorted(model["vocab"], key=model["vocab"].get)
+        tokens = pieces[:special] + BYTE_TOKENS + [piece for piece in pieces[special:] if piece not in BYTE_TOKENS]
+        model["vocab"] = {token: index for index, token in enumerate(tokens)}
+    else:  # Unigram: byte tokens only ever stand in for an unknown character, so they score below every piece
+        lowest = min((score for _, score in model["vocab"]), default=0.0)
+        pieces = [entry for entry in model["vocab"][special:] if entry[0] not in BYTE_TOKENS]
+        model["vocab"] = model["vocab"][:special] + [[token, lowest - 10.0] for token in BYTE_TOKENS] + pieces
+        model["unk_id"] = SPECIAL_TOKENS.index(UNK_TOKEN)
+    return Tokenizer.from_str(json.dumps(state))
+
+
+def train_vocabulary(
+    texts, vocabulary: str = "word", min_count: int = 1, vocab_size: int | None = None, normalization: str = "ascii"
+) -> Tokenizer:
+    """One vocabulary of any kind over `texts`: `word` (`train_word_level`, words seen `min_count` times) or a
+    subword one (`train_subword`, `vocab_size` tokens, default 8000)."""
+    if vocabulary == "word":
+        return train_word_level(texts, min_count, normalization)
+    return train_subword(texts, vocabulary, vocab_size or DEFAULT_SUBWORD_VOCAB_SIZE, normalization)
+
+
 class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
-    """Tokenizer with a source and a target word-level vocabulary (files `tokenizer.json` and
+    """Tokenizer with a source and a target vocabulary, of words or subwords (files `tokenizer.json` and
     `target_tokenizer.json`).
 
     `tokenizer(src_texts, text_target=tgt_texts)` gives `input_ids` and `attention_mask` from the source
@@ -106,6 +200,8 @@ class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
         tokenizer_object, target_tokenizer_object (`tokenizers.Tokenizer`, *optional*): in-memory
             tokenizers, used instead of the files (see `from_vocabularies`).
         source_lang (`str`, defaults to `"fr"`), target_lang (`str`, defaults to `"en"`): language codes.
+        normalization (`str`, *optional*): the name of the vocabularies' normalizer, a key of `NORMALIZERS`, saved
+            in `tokenizer_config.json` (tokenizers saved before it was are recognised by their normalizer).
     """
 
     vocab_files_names = {"tokenizer_file": "tokenizer.json", "target_tokenizer_file": "target_tokenizer.json"}
@@ -119,6 +215,7 @@ class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
         target_tokenizer_object: Tokenizer | None = None,
         source_lang: str = "fr",
         target_lang: str = "en",
+        normalization: str | None = None,
         pad_token: str = PAD_TOKEN,
         bos_token: str = SOS_TOKEN,
         eos_token: str = EOS_TOKEN,
@@ -128,6 +225,11 @@ class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
         source = tokenizer_object or _load_tokenizer_file(tokenizer_file, "tokenizer_file")
         target = target_tokenizer_object or _load_tokenizer_file(target_tokenizer_file, "target_tokenizer_file")
         self.source_lang, self.target_lang = source_lang, target_lang
+        if normalization is None:
+            normalization = normalization_of(source)
+        elif normalization not in NORMALIZERS:
+            raise ValueError(f"normalization: got {normalization!r}, want one of {', '.join(NORMALIZERS)}")
+        self._normalization = normalization
         kwargs.setdefault("clean_up_tokenization_spaces", False)
         if kwargs.get("model_max_length", VERY_LARGE_INTEGER) >= VERY_LARGE_INTEGER:  # unset, or saved unset
             kwargs["model_max_length"] = DEFAULT_MAX_SOURCE_LENGTH
@@ -136,6 +238,7 @@ class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
             tokenizer_object=source,
             source_lang=source_lang,
             target_lang=target_lang,
+            normalization=normalization,
             pad_token=pad_token,
             bos_token=bos_token,
             eos_token=eos_token,
@@ -152,14 +255,42 @@ class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
 
     @classmethod
     def from_vocabularies(
-        cls, source: Tokenizer, target: Tokenizer, source_lang: str = "fr", target_lang: str = "en"
+        cls,
+        source: Tokenizer,
+        target: Tokenizer,
+        source_lang: str = "fr",
+        target_lang: str = "en",
+        normalization: str | None = None,
     ) -> "GruSeq2SeqTokenizer":
-        """Wrap two trained word-level tokenizers (see `train_word_level`)."""
+        """Wrap two trained tokenizers (see `train_vocabulary`); `normalization`: the name of their normalizer
+        (default: recognised from it)."""
         return cls(
             tokenizer_object=source,
             target_tokenizer_object=target,
             source_lang=source_lang,
             target_lang=target_lang,
+            normalization=normalization,
+        )
+
+    def with_subword_dropout(self, dropout: float) -> "GruSeq2SeqTokenizer":
+        """A copy whose BPE vocabularies sample a segmentation at each call (BPE-dropout, Provilkov et al. 2020:
+        each merge is skipped with probability `dropout`), for building training batches only. The `tokenizers`
+        Unigram model has no sampling: `unigram` is refused."""
+        if self.vocabulary != "bpe":
+            raise ValueError(
+                f"--subword_dropout samples BPE segmentations (BPE-dropout); a {self.vocabulary} vocabulary has no "
+                "sampling in `tokenizers`: use --vocabulary bpe, or leave --subword_dropout out"
+            )
+        sampled = [Tokenizer.from_str(side.to_str()) for side in (self._source_tokenizer, self._target_tokenizer)]
+        for side in sampled:
+            side.model.dropout = dropout
+        return type(self)(
+            tokenizer_object=sampled[0],
+            target_tokenizer_object=sampled[1],
+            source_lang=self.source_lang,
+            target_lang=self.target_lang,
+            normalization=self.normalization,
+            model_max_length=self.model_max_length,
         )
 
     @property
@@ -176,11 +307,31 @@ class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
     @property
     def normalization(self) -> str:
         """The normalizer the vocabularies were built with, a key of `NORMALIZERS` (`"ascii"`: the tutorial's)."""
-        return normalization_of(self._source_tokenizer)
+        return self._normalization
+
+    @property
+    def vocabulary(self) -> str:
+        """The kind of vocabulary: `"word"` (the tutorial's), `"bpe"` or `"unigram"` (subwords)."""
+        return vocabulary_of(self._source_tokenizer)
 
     def normalize(self, text: str) -> str:
-        """`text` as the tokenizer normalizes it before splitting it into words."""
+        """`text` as the tokenizer normalizes it before splitting it into words or pieces."""
         return self._source_tokenizer.normalizer.normalize_str(text)
+
+    def target_token_texts(self) -> dict[int, str | bytes]:
+        """Each target id's text as it shows in a decoded translation: `" word"` for a word (words are joined with
+        spaces), a piece with its `▁` as a space, a byte token as its byte (`bytes`), a special token as itself."""
+        texts = {}
+        for token, index in self._target_tokenizer.get_vocab().items():
+            if token in SPECIAL_TOKENS:
+                texts[index] = token
+            elif self.vocabulary == "word":
+                texts[index] = " " + token
+            elif token in BYTE_TOKENS:
+                texts[index] = bytes([BYTE_TOKENS.index(token)])
+            else:
+                texts[index] = token.replace(WORD_BOUNDARY, " ")
+        return texts
 
     def _switch_to_input_mode(self):
         self._tokenizer = self._source_tokenizer
@@ -224,6 +375,8 @@ class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
             hidden = self._skipped_ids()
             token_ids = [i for i in token_ids if i not in hidden]
         text = self._target_tokenizer.decode(token_ids, skip_special_tokens=False)
+        if self.vocabulary != "word":  # a lone `▁` piece generated at either end or twice: text as normalized
+            text = re.sub(" {2,}", " ", text).strip(" ")
         if clean_up_tokenization_spaces is None:
             clean_up_tokenization_spaces = self.clean_up_tokenization_spaces
         return self.clean_up_tokenization(text) if clean_up_tokenization_spaces else text

@@ -18,6 +18,7 @@ from .commands import CHECKPOINT_STAGING_DIR, MODEL_STAGING_DIR, RUN_ARGUMENTS_F
 from .metrics import corpus_scores
 from .model_card import write_model_card
 from .pipeline_gru_seq2seq import save_translation_pipeline
+from .tokenization_gru_seq2seq import normalize_string
 
 
 class TrainingDivergedError(RuntimeError):
@@ -68,9 +69,17 @@ class GruSeq2SeqTrainer(Seq2SeqTrainer):
     complete; a killed save leaves only the staging folder, which the next save clears.
     """
 
-    def __init__(self, *args, decoder_learning_ratio: float = 5.0, run_record: dict | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        decoder_learning_ratio: float = 5.0,
+        run_record: dict | None = None,
+        train_collator=None,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.decoder_learning_ratio = decoder_learning_ratio
+        self.train_collator = train_collator  # builds training batches (default: `data_collator`, as evaluation)
         self.run_record = run_record  # written as `run_arguments.json` into every checkpoint and the saved model
 
     def _write_run_record(self, directory: str) -> None:
@@ -92,6 +101,17 @@ class GruSeq2SeqTrainer(Seq2SeqTrainer):
                 + (f" (the last checkpoint, {last}, holds finite weights and resumes)" if last else "")
             )
         return grad_norm
+
+    def get_train_dataloader(self):
+        """The Trainer's, its batches built by `train_collator` when one is given (subword dropout samples a new
+        segmentation for each training batch; evaluation keeps `data_collator`)."""
+        if self.train_collator is None:
+            return super().get_train_dataloader()
+        data_collator, self.data_collator = self.data_collator, self.train_collator
+        try:
+            return super().get_train_dataloader()
+        finally:
+            self.data_collator = data_collator
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         generator = torch.Generator().manual_seed(self.args.seed * 1_000_003 + self.state.global_step)
@@ -129,6 +149,19 @@ class GruSeq2SeqTrainer(Seq2SeqTrainer):
         if self.args.push_to_hub and not _internal_call:
             self.push_to_hub(commit_message="Model save")
 
+    def prediction_step(self, *args, **kwargs):
+        """`Seq2SeqTrainer.prediction_step`, leaving the model's generation config as it was: the parent writes
+        `GenerationConfig`'s defaults into its unset fields (a `max_length` of 20 among them), which would then
+        replace the length limit that follows each source (`output_length_limits`) in the next batches and in the
+        saved `generation_config.json`."""
+        config = self.model.generation_config
+        unset = [key for key in config._get_default_generation_params() if getattr(config, key, None) is None]
+        try:
+            return super().prediction_step(*args, **kwargs)
+        finally:
+            for key in unset:
+                setattr(config, key, None)
+
     def evaluation_loop(self, *args, **kwargs):
         """Gather predictions across processes with plain `gather`: every row comes back, in dataset order,
         followed by the padding duplicates of the last batches, which `build_compute_metrics` and the script
@@ -150,6 +183,7 @@ class GruSeq2SeqTrainer(Seq2SeqTrainer):
                 dataset_args,
                 repo_id=self.hub_model_id,
                 dataset=dataset,
+                normalization=getattr(self.processing_class, "normalization", "ascii"),
             )
             if os.path.basename(path) != "README.md":
                 print(
@@ -274,16 +308,20 @@ def padded_predictions(token_ids: np.ndarray, pad_token_id: int) -> np.ndarray:
     return np.where(token_ids < 0, pad_token_id, token_ids)
 
 
-def build_compute_metrics(tokenizer, references: list[str], in_vocabulary: list[bool], decode=None):
-    """`compute_metrics` for one split: BLEU, chrF and generated length, plus `bleu_in_vocab` /
-    `chrf_in_vocab` over the examples whose words are all in the vocabularies.
+def build_compute_metrics(tokenizer, references: list[str], in_vocabulary: list[bool] | None, decode=None):
+    """`compute_metrics` for one split: BLEU, chrF and generated length; `bleu_normalized`, BLEU after the
+    tutorial's normalization of both predictions and references (so runs of any `--normalization` compare); and
+    with `in_vocabulary` (word vocabularies), `bleu_in_vocab` / `chrf_in_vocab` over the examples whose words are
+    all in the vocabularies.
 
-    References are the split's normalized target sentences (not decoded labels, which would turn unknown
-    words into `<unk>`). Predictions beyond `len(references)` (the padded duplicates distributed
-    evaluation returns) are dropped. `decode`: generated ids `(examples, length)` -> texts (default:
+    References are the split's target sentences as the tokenizer normalizes them (not decoded labels, which
+    would turn unknown words into `<unk>`): with `--normalization none`, the text as written, so BLEU and chrF
+    are sacreBLEU's usual cased, detokenized scores. Predictions beyond `len(references)` (the padded duplicates
+    distributed evaluation returns) are dropped. `decode`: generated ids `(examples, length)` -> texts (default:
     `batch_decode` without special tokens; `run_translation.py --replace_unknown` writes `<unk>` as source words).
     """
     decode = decode or (lambda token_ids: tokenizer.batch_decode(token_ids, skip_special_tokens=True))
+    normalized_references = [normalize_string(reference) for reference in references]
 
     def compute_metrics(eval_prediction) -> dict:
         token_ids = (
@@ -294,17 +332,16 @@ def build_compute_metrics(tokenizer, references: list[str], in_vocabulary: list[
         token_ids = padded_predictions(token_ids[: len(references)], tokenizer.pad_token_id)
         predictions = decode(token_ids)
         scores = corpus_scores(predictions, references)
-        kept = [i for i, known in enumerate(in_vocabulary) if known]
-        in_vocab_scores = corpus_scores([predictions[i] for i in kept], [references[i] for i in kept])
+        normalized = corpus_scores([normalize_string(text) for text in predictions], normalized_references)
         is_eos = token_ids == tokenizer.eos_token_id
         after_eos = (np.cumsum(is_eos, axis=1) - is_eos) > 0  # beam search fills finished rows with <eos>
         generated = ~after_eos & (token_ids != tokenizer.pad_token_id) & (token_ids != tokenizer.bos_token_id)
-        return {
-            "bleu": scores["bleu"],
-            "chrf": scores["chrf"],
-            "bleu_in_vocab": in_vocab_scores["bleu"],
-            "chrf_in_vocab": in_vocab_scores["chrf"],
-            "gen_len": float(generated.sum(axis=1).mean()) if len(token_ids) else 0.0,
-        }
+        metrics = {"bleu": scores["bleu"], "chrf": scores["chrf"], "bleu_normalized": normalized["bleu"]}
+        if in_vocabulary is not None:
+            kept = [i for i, known in enumerate(in_vocabulary) if known]
+            in_vocab_scores = corpus_scores([predictions[i] for i in kept], [references[i] for i in kept])
+            metrics.update(bleu_in_vocab=in_vocab_scores["bleu"], chrf_in_vocab=in_vocab_scores["chrf"])
+        metrics["gen_len"] = float(generated.sum(axis=1).mean()) if len(token_ids) else 0.0
+        return metrics
 
     return compute_metrics

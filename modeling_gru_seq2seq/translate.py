@@ -36,7 +36,12 @@ from data_scripts.prepare_tatoeba import DataFileError, PrepareArguments, read_p
 from .commands import UsageError
 from .loading import ModelLoadError, load_model_and_tokenizer
 from .metrics import corpus_scores
-from .pipeline_gru_seq2seq import cross_attention, most_attended_words, replace_unknown_words
+from .pipeline_gru_seq2seq import (
+    REPLACE_UNKNOWN_WORDS_ONLY,
+    cross_attention,
+    most_attended_words,
+    replace_unknown_words,
+)
 from .plotting import matplotlib_available, plot_attention
 from .tokenization_gru_seq2seq import DEFAULT_MAX_SOURCE_LENGTH
 
@@ -78,6 +83,8 @@ def translate(
     `replace_unknown` writes each output `<unk>` as the source word (as normalized) that received the most
     attention at that step, from the same pass.
     """
+    if replace_unknown and tokenizer.vocabulary != "word":
+        raise ValueError(REPLACE_UNKNOWN_WORDS_ONLY)
     if not sentences:
         return []
     model.eval()
@@ -241,8 +248,17 @@ def read_lines(path: str) -> list[str]:
 
 
 def input_notes(sentence: str, tokenizer, vocabulary: dict[str, int], max_source_length: int) -> list[str]:
-    """What the model will not see of `sentence`: its unknown words (read as `<unk>`), words past the cut.
-    (`vocabulary`: `tokenizer.get_vocab()`, taken once by the caller.)"""
+    """What the model will not see of `sentence`: its unknown words (read as `<unk>`), words past the cut; with
+    a subword vocabulary (no unknown words), the tokens past the cut. (`vocabulary`: `tokenizer.get_vocab()`,
+    taken once by the caller.)"""
+    if tokenizer.vocabulary != "word":
+        count = len(tokenizer(sentence)["input_ids"]) - 1  # without <eos>
+        if count < max_source_length:
+            return []
+        return [
+            f"warning: {count} subword tokens, cut to the first {max_source_length - 1} "
+            f"(--max_source_length {max_source_length})"
+        ]
     words = tokenizer.normalize(sentence).split()
     unknown = [word for word in words if word not in vocabulary]
     notes = []
@@ -370,15 +386,20 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.show_attention and not matplotlib_available():
             raise UsageError("--show_attention needs matplotlib (pip install gru-seq2seq[plot])")
-        if args.samples:
-            show_samples(*load_model(args.model), args)
-        elif args.sentences:
-            translate_lines(*load_model(args.model), args.sentences, args)
-        elif args.input_file or not sys.stdin.isatty():
+        sentences = None
+        if not args.samples and not args.sentences and (args.input_file or not sys.stdin.isatty()):
             sentences = read_lines(args.input_file or "-")
-            translate_lines(*load_model(args.model), sentences, args)
+        model, tokenizer = load_model(args.model)
+        if args.replace_unknown and tokenizer.vocabulary != "word":
+            raise UsageError(f"--replace_unknown: {REPLACE_UNKNOWN_WORDS_ONLY}")
+        if args.samples:
+            show_samples(model, tokenizer, args)
+        elif args.sentences:
+            translate_lines(model, tokenizer, args.sentences, args)
+        elif sentences is not None:
+            translate_lines(model, tokenizer, sentences, args)
         else:
-            interactive(*load_model(args.model), args)
+            interactive(model, tokenizer, args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
     except (UsageError, ModelLoadError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -377,6 +377,8 @@ BAD_VALUES = {  # one bad value per flag of run_translation.FLAG_RANGES and of P
     "min_count": "0",
     "min_length": "0",
     "max_length": "0",
+    "vocab_size": "260",
+    "subword_dropout": "1",
 }
 
 
