@@ -125,11 +125,15 @@ class GruSeq2SeqGenerationMixin(GenerationMixin):
         docstring), with the same tokens. Without a given length, each sentence's limit follows its source
         (`output_length_limits`)."""
         limits = self.output_length_limits(args, kwargs)
-        if limits is not None:
-            kwargs, args = self._with_max_length(args, kwargs, 1 + int(limits.max())), args[:1]
-        lean = self._lean_generation(args, kwargs)
+        if limits is None:
+            lean = self._lean_generation(args, kwargs)
+        else:  # set up for the longest limit there can be, so that the set-up is kept across calls
+            lean = self._lean_generation(
+                args[:1], self._with_max_length(args, kwargs, 1 + self.config.max_output_length)
+            )
         if lean is None:
             if limits is not None:  # each sentence ends at its own limit
+                kwargs, args = self._with_max_length(args, kwargs, 1 + int(limits.max())), args[:1]
                 criteria = StoppingCriteriaList(kwargs.get("stopping_criteria") or [])
                 criteria.append(SourceLengthCriteria(limits + 1))
                 kwargs["stopping_criteria"] = criteria
@@ -268,9 +272,11 @@ class GruSeq2SeqGenerationMixin(GenerationMixin):
             hidden (`torch.Tensor` of shape `(num_layers, batch, hidden)`): the decoder state before the start token.
             source ([`GruSeq2SeqSource`]): what the attention reads.
             row_max_lengths (`torch.LongTensor` of shape `(batch,)`, *optional*): each row's limit in tokens, the
-                start token included (`generation_config.max_length` is the longest).
+                start token included, which then replaces `generation_config.max_length`.
         """
         batch, max_length = hidden.shape[1], generation_config.max_length
+        if row_max_lengths is not None:
+            max_length = int(row_max_lengths.max())
         eos, pad = generation_config._eos_token_tensor, generation_config._pad_token_tensor
         sequences = hidden.new_full((batch, max_length), 0 if pad is None else int(pad), dtype=torch.long)
         sequences[:, 0] = generation_config._decoder_start_token_tensor
@@ -308,6 +314,8 @@ class GruSeq2SeqGenerationMixin(GenerationMixin):
         decoder's `step`; a sentence's candidates reaching its length limit finish, as `SourceLengthCriteria`
         finishes them there. Arguments as [`_lean_greedy_search`], one row per sentence."""
         num_beams, max_length = generation_config.num_beams, generation_config.max_length
+        if row_max_lengths is not None:  # the longest, as GenerationMixin's `max_length` with the same limits
+            max_length = int(row_max_lengths.max())
         length_penalty, early_stopping = generation_config.length_penalty, generation_config.early_stopping
         eos, pad = generation_config._eos_token_tensor, generation_config._pad_token_tensor
         batch, device = hidden.shape[1], hidden.device

@@ -356,7 +356,11 @@ def show_samples(model, tokenizer, args: argparse.Namespace) -> None:
         source, target = tokenizer.source_lang, tokenizer.target_lang
         columns = None if "en" in (source, target) else [source, target]  # (labels by role: in this order)
         languages = PrepareArguments(
-            source_lang=source, target_lang=target, file_languages=columns, normalization=tokenizer.normalization
+            source_lang=source,
+            target_lang=target,
+            file_languages=columns,
+            normalization=tokenizer.normalization,
+            vocabulary=tokenizer.vocabulary,
         )
         pairs = read_pairs(args.samples, languages)
     except DataFileError as error:

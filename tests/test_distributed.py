@@ -89,3 +89,24 @@ def test_two_process_training_evaluates_like_one_process(pairs_file, tmp_path):
     assert distributed["eval_chrf"] > 5  # the model says something, so equal scores mean equal outputs
     for key in ("eval_bleu", "eval_chrf", "eval_gen_len", "eval_bleu_in_vocab"):
         assert distributed[key] == single[key], key
+
+
+def test_two_processes_train_one_subword_vocabulary(pairs_file, tmp_path):
+    """Under DDP the first process trains the subword vocabulary and the other reads it: it is trained once."""
+    output_dir = tmp_path / "ddp"
+    at = TINY.index("--min_count")  # word vocabularies only
+    flags = ["--train_file", pairs_file, "--output_dir", str(output_dir), *TINY[:at], *TINY[at + 2 :]]
+    flags += ["--max_steps", "4"]
+    flags += ["--vocabulary", "bpe", "--vocab_size", "400", "--normalization", "none", "--eval_strategy", "no"]
+    flags += ["--num_attention_plots", "0", "--do_predict", "false", "--max_eval_samples", "20"]
+    flags += ["--ddp_backend", "gloo", "--ddp_find_unused_parameters", "false"]
+    trained = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", SCRIPT, *flags],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert trained.stdout.count("Trained bpe vocabularies on the training split") == 1, trained.stdout[-3000:]
+    assert (output_dir / "tokenizer.json").is_file() and not (output_dir / ".vocabulary").exists()

@@ -114,6 +114,18 @@ def test_memorized_subword_model_translates_text_through_gru_translate(memorized
     assert translate_command.main([str(tmp_path / "model"), "--replace_unknown", SOURCES[0]]) == 2
     error = capsys.readouterr().err.strip()
     assert len(error.splitlines()) == 1 and "--replace_unknown" in error and "subword" in error
+    # notes count subword tokens, never unknown words
+    assert translate_command.main([str(tmp_path / "model"), "--max_source_length", "3", "Où est Øystein ?"]) == 0
+    count = len(tokenizer("Où est Øystein ?")["input_ids"]) - 1
+    assert (
+        capsys.readouterr().err
+        == f"sentence 1: warning: {count} subword tokens, cut to the first 2 (--max_source_length 3)\n"
+    )
+    samples = tmp_path / "samples.txt"
+    samples.write_text("".join(f"{en}\t{fr}\n" for fr, en in PAIRS), encoding="utf-8")
+    assert translate_command.main([str(tmp_path / "model"), "--samples", str(samples), "-n", "2", "--seed", "0"]) == 0
+    output = capsys.readouterr()
+    assert "BLEU 100.00  chrF 100.00" in output.out and output.err == ""
 
 
 def test_attention_of_a_subword_translation_is_over_pieces(memorized):
@@ -226,6 +238,11 @@ def test_length_limit_follows_the_source_in_the_lean_loops(monkeypatch):
     assert len(ran) == 2
     sampled = model.generate(input_ids=SOURCE_IDS, attention_mask=mask, do_sample=True, num_return_sequences=2)
     assert output_lengths(sampled) == [7, 7, 14, 14]
+    set_ups = []
+    monkeypatch.setattr(model, "_lean_set_up", lambda *a, _o=model._lean_set_up, **k: set_ups.append(1) or _o(*a, **k))
+    for ids in (SOURCE_IDS[:1, :3], SOURCE_IDS[1:], SOURCE_IDS[:1, :3]):  # a new longest limit each call
+        model.generate(input_ids=ids)
+    assert len(set_ups) == 1  # the set-up is kept: it does not depend on the limits
     capped = never_ending_model(output_length_ratio=1.5, output_length_offset=2, max_output_length=9)
     assert output_lengths(capped.generate(input_ids=SOURCE_IDS, attention_mask=mask)) == [7, 9]
 
