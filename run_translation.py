@@ -425,7 +425,11 @@ def resume_checkpoint(training_args) -> str | None:
                 "checkpoint folder (with trainer_state.json)"
             )
         return training_args.resume_from_checkpoint
-    entries = [name for name in os.listdir(output_dir) if name != RUN_LOCK_FILE] if os.path.isdir(output_dir) else []
+    entries = (
+        [name for name in os.listdir(output_dir) if name not in (RUN_LOCK_FILE, SHARED_VOCABULARY_DIR)]
+        if os.path.isdir(output_dir)
+        else []
+    )
     if not entries or not training_args.do_train:
         return None
     if training_args.overwrite_output_dir:

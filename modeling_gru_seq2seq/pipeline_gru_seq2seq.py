@@ -42,7 +42,8 @@ class TranslationPipeline(Pipeline):
         clean_up_tokenization_spaces (`bool`, defaults to `False`): join punctuation to the word before it
             (`"i m happy ."` -> `"i m happy."`).
         replace_unknown (`bool`, defaults to `False`): write each output `<unk>` as the source word (as
-            normalized) that received the most attention at that step (see `replace_unknown_words`).
+            normalized) that received the most attention at that step (see `replace_unknown_words`). Word
+            vocabularies only: a subword model never writes `<unk>`, and is refused in one line.
     Every other keyword is a generation parameter (`num_beams`, `max_new_tokens`, `do_sample`,
     `num_return_sequences`, ...). Inputs are right-padded when batched.
     """

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch.utils.data import SequentialSampler
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint, rotate_checkpoints
+from transformers.trainer_utils import get_last_checkpoint, has_length, rotate_checkpoints
 
 from .commands import CHECKPOINT_STAGING_DIR, MODEL_STAGING_DIR, RUN_ARGUMENTS_FILE
 from .metrics import corpus_scores
@@ -148,6 +149,15 @@ class GruSeq2SeqTrainer(Seq2SeqTrainer):
         self.accelerator.wait_for_everyone()
         if self.args.push_to_hub and not _internal_call:
             self.push_to_hub(commit_message="Model save")
+
+    def _get_eval_sampler(self, eval_dataset):
+        """Evaluation in dataset order, whatever `train_sampling_strategy` says (transformers' `group_by_length`
+        also reorders evaluation batches, and predictions come back in that order): the metrics pair each
+        prediction with its split's reference by position, and `generated_predictions.txt` follows the test
+        file. Distributed: the Trainer's (None, each process a contiguous shard)."""
+        if eval_dataset is None or not has_length(eval_dataset):
+            return None
+        return SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
 
     def prediction_step(self, *args, **kwargs):
         """`Seq2SeqTrainer.prediction_step`, leaving the model's generation config as it was: the parent writes

@@ -8,10 +8,11 @@
     gru-translate runs/fr-en --samples pairs.tsv -n 10     # `> source`, `= reference`, `< output`, BLEU
     gru-translate runs/fr-en --replace_unknown "Je m'appelle Zorglub."  # <unk> -> the source word it attended
 
-MODEL is a directory written by `run_translation.py` (or `save_pretrained`) or a Hub id. Words outside the
-source vocabulary are read as `<unk>` and named on stderr. The GRU has no length limit of its own, but it
-was trained on short sentences (25 characters in the tutorial's setting): a source longer than
-`--max_source_length` tokens (100, `<eos>` included) is cut there, with a warning. A line with no words
+MODEL is a directory written by `run_translation.py` (or `save_pretrained`) or a Hub id. With a word vocabulary,
+words outside it are read as `<unk>` and named on stderr (a subword vocabulary has no unknown words). The GRU
+has no length limit of its own, but a model knows the lengths it was trained on (25 characters in the
+tutorial's setting): a source longer than `--max_source_length` tokens (100, `<eos>` included) is cut there,
+with a warning. A line with no words
 translates to an empty line, so output line `i` always answers input line `i`.
 """
 

@@ -104,6 +104,65 @@ def test_memorized_subword_model_translates_text_through_pipeline(memorized):
     assert translator(SOURCES[2], num_beams=3)[0]["translation_text"] == TARGETS[2]
     with pytest.raises(ValueError, match="replace_unknown .* subword vocabulary has no <unk>"):
         translator(SOURCES[0], replace_unknown=True)
+    long_source = " ".join(SOURCES * 20)  # more pieces than model_max_length (100)
+    assert len(tokenizer(long_source)["input_ids"]) > 100
+    assert len(tokenizer(long_source, truncation=True)["input_ids"]) == 100
+    assert translator(long_source, truncation=True)[0]["translation_text"]
+
+
+def test_transformers_example_script_calls_with_a_subword_model(memorized, tmp_path):
+    """What transformers' `examples/pytorch/translation/run_translation.py` does with a model: tokenize with
+    `text_target`, train and evaluate with the stock `Seq2SeqTrainer` and `DataCollatorForSeq2Seq`."""
+    from datasets import Dataset
+    from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Seq2SeqTrainingArguments
+
+    from modeling_gru_seq2seq.metrics import load_sacrebleu_chrf
+
+    model, tokenizer = memorized
+    save_translation_pipeline(model, tokenizer, str(tmp_path / "model"))
+    model = GruSeq2SeqForConditionalGeneration.from_pretrained(tmp_path / "model")
+    raw = Dataset.from_dict({"translation": [{"fr": fr, "en": en} for fr, en in PAIRS]})
+    dataset = raw.map(
+        lambda batch: tokenizer(
+            [pair["fr"] for pair in batch["translation"]],
+            text_target=[pair["en"] for pair in batch["translation"]],
+            max_length=64,
+            truncation=True,
+        ),
+        batched=True,
+        remove_columns=["translation"],
+    )
+    metric = load_sacrebleu_chrf()
+
+    def compute_metrics(eval_preds):
+        predictions, _ = eval_preds
+        predictions = [[i for i in row if i >= 0] for row in predictions]
+        decoded = tokenizer.batch_decode(predictions, skip_special_tokens=True)
+        return {"bleu": metric.compute(predictions=decoded, references=TARGETS)["bleu"]}
+
+    args = Seq2SeqTrainingArguments(
+        output_dir=str(tmp_path / "trained"),
+        max_steps=1,
+        per_device_train_batch_size=6,
+        learning_rate=1e-5,
+        report_to="none",
+        use_cpu=True,
+        disable_tqdm=True,
+        save_strategy="no",
+        predict_with_generate=True,
+        generation_max_length=32,
+    )
+    trainer = Seq2SeqTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        eval_dataset=dataset,
+        processing_class=tokenizer,
+        data_collator=DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100),
+        compute_metrics=compute_metrics,
+    )
+    trainer.train()
+    assert trainer.evaluate(num_beams=2)["eval_bleu"] == pytest.approx(100.0)
 
 
 def test_memorized_subword_model_translates_text_through_gru_translate(memorized, tmp_path, capsys):
@@ -408,13 +467,13 @@ def test_subword_dropout_samples_training_batches_only(tmp_path, monkeypatch):
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", SUBWORDS)
 def test_subword_run_writes_text_scores_and_card(tmp_path, capsys, pairs_file, kind):
-    """A whole run with a subword vocabulary: text out, cased BLEU and `bleu_normalized` without in-vocabulary
-    scores, a card naming the vocabulary and normalization, no fixed length in generation_config.json; a rerun
-    with another --vocabulary is refused."""
+    """A whole run with a subword vocabulary, batched by length: text out (in the test file's order, whatever the
+    sampler), cased BLEU and `bleu_normalized` without in-vocabulary scores, a card naming the vocabulary and
+    normalization, no fixed length in generation_config.json; a rerun with another --vocabulary is refused."""
     output_dir = tmp_path / "run"
     flags = ["--train_file", pairs_file, "--output_dir", str(output_dir), *SUBWORD_RUN, "--max_steps", "300"]
     flags += ["--vocabulary", kind, "--vocab_size", "500", "--normalization", "none", "--eval_strategy", "no"]
-    flags += ["--save_strategy", "no"]
+    flags += ["--save_strategy", "no", "--train_sampling_strategy", "group_by_length"]
     assert run_translation.main(flags) == 0
     with open(output_dir / "all_results.json", encoding="utf-8") as handle:
         results = json.load(handle)
