@@ -414,6 +414,16 @@ def trained_steps(directory: str) -> int:
         return json.load(handle)["global_step"]
 
 
+def trained_vocabularies(directory: str, data_args):
+    """A resumed (or rerun) subword run's tokenizer, as its checkpoint or saved model holds it: a `unigram`
+    vocabulary trained again on the same data can differ (its trainer is not deterministic), and the weights
+    belong to the one they were trained with. `None` for word vocabularies (built the same way every time)."""
+    if data_args.vocabulary == "word" or not os.path.isfile(os.path.join(directory, "tokenizer.json")):
+        return None
+    print(f"Vocabularies from {directory} (a subword vocabulary is not trained again on resume)")
+    return load_tokenizer(directory)
+
+
 def resume_checkpoint(training_args) -> str | None:
     """The checkpoint to resume from, after checking `output_dir` holds nothing but an earlier run (None: start,
     or a finished run's saved model, which `run` checks)."""
@@ -858,6 +868,7 @@ def run(model_args, data_args, training_args) -> int:
     record = run_record(model_args, data_args, model.config if model is not None else config)
     if training_args.do_train and (checkpoint or holds_saved_model(training_args.output_dir)):
         check_same_run(checkpoint or training_args.output_dir, record)
+        tokenizer = tokenizer or trained_vocabularies(checkpoint or training_args.output_dir, data_args)
     set_seed(training_args.seed)
 
     prepare_args = data_args  # a PrepareArguments

@@ -495,3 +495,25 @@ def test_subword_run_writes_text_scores_and_card(tmp_path, capsys, pairs_file, k
     rerun = [*flags[: flags.index("--vocabulary")], "--vocabulary", other, *flags[flags.index("--vocabulary") + 2 :]]
     error = run_and_error(capsys, *rerun)
     assert f"was trained with --vocabulary '{kind}', this run has '{other}'" in error
+
+
+def test_resume_reads_the_checkpoint_vocabularies(tmp_path, pairs_file, monkeypatch):
+    """A resumed subword run takes its vocabularies from the checkpoint (a unigram vocabulary trained again can
+    differ), and never trains them again."""
+    import data_scripts.prepare_tatoeba as prepare_module
+
+    output_dir = tmp_path / "run"
+    flags = ["--train_file", pairs_file, "--output_dir", str(output_dir), *SUBWORD_RUN, "--eval_strategy", "no"]
+    flags += ["--vocabulary", "unigram", "--vocab_size", "400", "--normalization", "none", "--do_predict", "false"]
+    flags += ["--num_attention_plots", "0", "--save_strategy", "steps", "--save_steps", "2"]
+    assert run_translation.main([*flags, "--max_steps", "2"]) == 0
+    vocabulary = (output_dir / "checkpoint-2" / "tokenizer.json").read_text(encoding="utf-8")
+
+    def never(*args, **kwargs):
+        raise AssertionError("the vocabularies were trained again")
+
+    monkeypatch.setattr(prepare_module, "train_subword_vocabularies", never)
+    assert run_translation.main([*flags, "--max_steps", "4"]) == 0
+    assert (output_dir / "tokenizer.json").read_text(encoding="utf-8") == vocabulary
+    state = json.loads((output_dir / "trainer_state.json").read_text(encoding="utf-8"))
+    assert state["global_step"] == 4
