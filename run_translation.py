@@ -50,6 +50,7 @@ from modeling_gru_seq2seq.commands import (
     RUN_ARGUMENTS_FILE,
     RUN_LOCK_FILE,
     SHARED_VOCABULARY_DIR,
+    WRITE_PROBE_PREFIX,
     UsageError,
 )
 from modeling_gru_seq2seq.configuration_gru_seq2seq import FIELD_CHOICES, MODEL_SETTINGS, field_help
@@ -374,7 +375,7 @@ def output_dir_lock(output_dir: str):
 def check_writable(directory: str) -> None:
     """Write (and remove) a small file in `directory`: a read-only or full file system shows now, not at the
     first save after hours of training."""
-    probe = os.path.join(directory, f"_write_probe.{os.getpid()}")
+    probe = os.path.join(directory, f"{WRITE_PROBE_PREFIX}{os.getpid()}")
     try:
         descriptor = os.open(probe, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o644)
         try:
@@ -435,8 +436,12 @@ def resume_checkpoint(training_args) -> str | None:
                 "checkpoint folder (with trainer_state.json)"
             )
         return training_args.resume_from_checkpoint
-    entries = (
-        [name for name in os.listdir(output_dir) if name not in (RUN_LOCK_FILE, SHARED_VOCABULARY_DIR)]
+    entries = (  # what the run's own first process writes as the others start is not an earlier run
+        [
+            name
+            for name in os.listdir(output_dir)
+            if name not in (RUN_LOCK_FILE, SHARED_VOCABULARY_DIR) and not name.startswith(WRITE_PROBE_PREFIX)
+        ]
         if os.path.isdir(output_dir)
         else []
     )

@@ -9,5 +9,6 @@ class UsageError(Exception):
 CHECKPOINT_STAGING_DIR = ".checkpoint-staging"  # a checkpoint being written, renamed into place when complete
 MODEL_STAGING_DIR = ".model-staging"  # the final model being written, moved into place when complete
 RUN_ARGUMENTS_FILE = "run_arguments.json"  # what a checkpoint or model was trained with (`run_translation`)
+WRITE_PROBE_PREFIX = "_write_probe."  # a small file written and removed at the start, to see the folder is writable
 SHARED_VOCABULARY_DIR = ".vocabulary"  # under DDP, the subword vocabulary the first process trained, for the others
 RUN_LOCK_FILE = "_gru_seq2seq_run.lock"  # held by the run using the folder (`_*`: the Trainer's push leaves it out)
