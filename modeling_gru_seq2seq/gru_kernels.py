@@ -39,6 +39,8 @@ CPP_SOURCE = r"""
 #include <cmath>
 #include <exception>
 #include <limits>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 namespace at::native {  // exported by libtorch_cpu (ATen/native/mkldnn/Matmul.h, not shipped): result = beta * result
@@ -79,6 +81,72 @@ void gemm(at::Tensor result, const at::Tensor& a, const at::Tensor& b, float bet
 
 template <typename T>
 inline T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
+
+// The checks every entry point makes before it trusts a size, an offset or a pointer: `torch.ops.<namespace>.*`
+// can be called with anything, and a wrong length would read or write outside a tensor. Each failure raises a
+// RuntimeError naming the argument.
+void check_cpu_float(const at::Tensor& tensor, const char* name, at::ScalarType dtype) {
+  TORCH_CHECK(tensor.defined(), name, ": missing");
+  TORCH_CHECK(tensor.device().is_cpu(), name, ": got a tensor on ", tensor.device(), ", want the CPU");
+  TORCH_CHECK(tensor.scalar_type() == dtype, name, ": got dtype ", tensor.scalar_type(), ", want ", dtype);
+}
+
+void check_shape(const at::Tensor& tensor, const char* name, at::IntArrayRef shape) {
+  TORCH_CHECK(tensor.sizes() == shape, name, ": got shape ", tensor.sizes(), ", want ", shape);
+}
+
+// Packed-sequence step sizes: each step's rows in 1..batch, non-increasing (rows longest first), adding up to
+// `tokens`: the offsets the loops compute from them stay inside every tensor.
+void check_batch_sizes(at::IntArrayRef batch_sizes, int64_t batch, int64_t tokens) {
+  int64_t total = 0, previous = batch;
+  for (const int64_t rows : batch_sizes) {
+    TORCH_CHECK(rows >= 1 && rows <= previous, "batch_sizes: got ", batch_sizes,
+                ", want non-increasing step sizes in 1..", batch, " (the initial state's rows)");
+    previous = rows;
+    total += rows;
+  }
+  TORCH_CHECK(total == tokens, "batch_sizes: got ", batch_sizes, " (", total, " tokens), want ", tokens,
+              " tokens (the packed inputs' rows)");
+}
+
+// The shapes, dtypes and devices of one GRU layer's weights, for inputs of `input_size` features: returns H.
+int64_t check_gru_weights(const at::Tensor& weight_ih, const at::Tensor& weight_hh, const at::Tensor* bias_ih,
+                          const at::Tensor* bias_hh, int64_t input_size, at::ScalarType dtype) {
+  check_cpu_float(weight_hh, "weight_hh", dtype);
+  check_cpu_float(weight_ih, "weight_ih", dtype);
+  TORCH_CHECK(weight_hh.dim() == 2 && weight_hh.size(1) >= 1, "weight_hh: got shape ", weight_hh.sizes(),
+              ", want (3 * hidden, hidden)");
+  const int64_t H = weight_hh.size(1);
+  check_shape(weight_hh, "weight_hh", {3 * H, H});
+  check_shape(weight_ih, "weight_ih", {3 * H, input_size});
+  if (bias_ih != nullptr) {
+    check_cpu_float(*bias_ih, "bias_ih", dtype);
+    check_cpu_float(*bias_hh, "bias_hh", dtype);
+    check_shape(*bias_ih, "bias_ih", {3 * H});
+    check_shape(*bias_hh, "bias_hh", {3 * H});
+  }
+  return H;
+}
+
+// Whether every element is 0 or 1: one pass over the mask, no temporary tensors (it runs at every decoding step).
+bool is_binary(const at::Tensor& mask) {
+  const auto values = mask.contiguous();
+  bool binary = true;
+  AT_DISPATCH_ALL_TYPES_AND3(at::kBool, at::kHalf, at::kBFloat16, values.scalar_type(), "is_binary", [&] {
+    const scalar_t* data = values.data_ptr<scalar_t>();
+    for (int64_t i = 0, n = values.numel(); i < n; ++i) {
+      binary &= data[i] == static_cast<scalar_t>(0) || data[i] == static_cast<scalar_t>(1);
+    }
+  });
+  return binary;
+}
+
+at::ScalarType float_dtype(const at::Tensor& tensor, const char* name) {
+  TORCH_CHECK(tensor.defined(), name, ": missing");
+  const auto dtype = tensor.scalar_type();
+  TORCH_CHECK(dtype == at::kFloat || dtype == at::kDouble, name, ": got dtype ", dtype, ", want float32 or float64");
+  return dtype;
+}
 
 std::vector<int64_t> step_starts(at::IntArrayRef batch_sizes) {
   std::vector<int64_t> starts(batch_sizes.size(), 0);
@@ -139,7 +207,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_forward(
     const at::Tensor& inputs, const at::Tensor& initial_state, const at::Tensor& weight_ih,
     const at::Tensor& weight_hh, const at::Tensor& bias_ih, const at::Tensor& bias_hh, at::IntArrayRef batch_sizes,
     bool reverse, bool onednn) {
-  const int64_t H = weight_hh.size(1), tokens = inputs.size(0), batch = initial_state.size(0);
+  const auto dtype = float_dtype(initial_state, "initial_state");
+  check_cpu_float(initial_state, "initial_state", dtype);
+  check_cpu_float(inputs, "inputs", dtype);
+  TORCH_CHECK(inputs.dim() == 2, "inputs: got shape ", inputs.sizes(), ", want (tokens, input_size)");
+  const int64_t H = check_gru_weights(weight_ih, weight_hh, &bias_ih, &bias_hh, inputs.size(1), dtype);
+  TORCH_CHECK(initial_state.dim() == 2 && initial_state.size(1) == H, "initial_state: got shape ",
+              initial_state.sizes(), ", want (batch, ", H, ")");
+  const int64_t tokens = inputs.size(0), batch = initial_state.size(0);
+  check_batch_sizes(batch_sizes, batch, tokens);
   const auto starts = step_starts(batch_sizes);
   const auto options = initial_state.options();
   auto input_gates = at::empty({tokens, 3 * H}, options);
@@ -166,18 +242,34 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
     const at::Tensor& output_grads, const at::Tensor& final_state_grad, const at::Tensor& inputs,
     const at::Tensor& weight_ih, const at::Tensor& weight_hh, const at::Tensor& previous_states,
     const at::Tensor& gates, at::IntArrayRef batch_sizes, bool reverse, bool onednn) {
-  const int64_t H = weight_hh.size(1), tokens = gates.size(0);
+  const auto dtype = float_dtype(gates, "gates");
+  check_cpu_float(inputs, "inputs", dtype);
+  TORCH_CHECK(inputs.dim() == 2, "inputs: got shape ", inputs.sizes(), ", want (tokens, input_size)");
+  const int64_t H = check_gru_weights(weight_ih, weight_hh, nullptr, nullptr, inputs.size(1), dtype);
+  const int64_t tokens = inputs.size(0);
+  for (const auto& [tensor, name, width] : {std::tuple{&output_grads, "output_grads", H},
+                                            std::tuple{&previous_states, "previous_states", H},
+                                            std::tuple{&gates, "gates", 4 * H}}) {
+    check_cpu_float(*tensor, name, dtype);
+    check_shape(*tensor, name, {tokens, width});
+  }
+  check_cpu_float(final_state_grad, "final_state_grad", dtype);
+  TORCH_CHECK(final_state_grad.dim() == 2 && final_state_grad.size(1) == H, "final_state_grad: got shape ",
+              final_state_grad.sizes(), ", want (batch, ", H, ")");
+  check_batch_sizes(batch_sizes, final_state_grad.size(0), tokens);
   const auto starts = step_starts(batch_sizes);
   const auto options = gates.options();
   const auto grads = output_grads.contiguous(), weight = weight_hh.contiguous();
+  const auto previous_states_data = previous_states.contiguous(), gates_data = gates.contiguous();
   auto input_gate_grads = at::empty({tokens, 3 * H}, options), hidden_gate_grads = at::empty({tokens, 3 * H}, options);
   auto state_grad = final_state_grad.contiguous().clone();
   const int64_t steps = batch_sizes.size();
   AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "gru_backward", [&] {
     for (int64_t i = 0; i < steps; ++i) {
       const int64_t step = reverse ? i : steps - 1 - i, rows = batch_sizes[step], start = starts[step];
-      backward_step(rows, H, grads.data_ptr<scalar_t>() + start * H, previous_states.data_ptr<scalar_t>() + start * H,
-                    gates.data_ptr<scalar_t>() + start * 4 * H, state_grad.data_ptr<scalar_t>(),
+      backward_step(rows, H, grads.data_ptr<scalar_t>() + start * H,
+                    previous_states_data.data_ptr<scalar_t>() + start * H,
+                    gates_data.data_ptr<scalar_t>() + start * 4 * H, state_grad.data_ptr<scalar_t>(),
                     input_gate_grads.data_ptr<scalar_t>() + start * 3 * H,
                     hidden_gate_grads.data_ptr<scalar_t>() + start * 3 * H);
       gemm(state_grad.narrow(0, 0, rows), hidden_gate_grads.narrow(0, start, rows), weight, 1.0f, onednn);
@@ -187,7 +279,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   auto weight_ih_grad = at::empty_like(weight_ih), weight_hh_grad = at::empty_like(weight_hh);
   gemm(input_grad, input_gate_grads, weight_ih, 0.0f, onednn);
   gemm(weight_ih_grad, input_gate_grads.t(), inputs.contiguous(), 0.0f, onednn);  // one product over all steps
-  gemm(weight_hh_grad, hidden_gate_grads.t(), previous_states, 0.0f, onednn);
+  gemm(weight_hh_grad, hidden_gate_grads.t(), previous_states_data, 0.0f, onednn);
   return {input_grad, state_grad, weight_ih_grad, weight_hh_grad, input_gate_grads.sum(0), hidden_gate_grads.sum(0)};
 }
 
@@ -202,7 +294,45 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> luong_ste
     const at::Tensor& mask, const at::Tensor& embedding, at::TensorList gru_weights, int64_t score,
     const at::Tensor& score_weight, const at::Tensor& v, const at::Tensor& concat_weight,
     const at::Tensor& concat_bias, const at::Tensor& out_weight, const at::Tensor& out_bias, bool onednn) {
-  const int64_t rows = input_ids.size(0), layers = hidden.size(0);
+  const auto dtype = float_dtype(embedding, "embedding");
+  check_cpu_float(embedding, "embedding", dtype);
+  TORCH_CHECK(embedding.dim() == 2, "embedding: got shape ", embedding.sizes(), ", want (vocab, hidden)");
+  TORCH_CHECK(input_ids.device().is_cpu(), "input_ids: got a tensor on ", input_ids.device(), ", want the CPU");
+  TORCH_CHECK(input_ids.scalar_type() == at::kLong || input_ids.scalar_type() == at::kInt, "input_ids: got dtype ",
+              input_ids.scalar_type(), ", want int64 token ids");
+  TORCH_CHECK(input_ids.dim() == 2 && input_ids.size(1) == 1 && input_ids.size(0) >= 1, "input_ids: got shape ",
+              input_ids.sizes(), ", want (rows >= 1, 1)");
+  const int64_t rows = input_ids.size(0), H = embedding.size(1);
+  check_cpu_float(hidden, "hidden", dtype);
+  TORCH_CHECK(hidden.dim() == 3 && hidden.size(0) >= 1, "hidden: got shape ", hidden.sizes(),
+              ", want (layers, rows, hidden)");
+  const int64_t layers = hidden.size(0);
+  check_shape(hidden, "hidden", {layers, rows, H});
+  TORCH_CHECK(static_cast<int64_t>(gru_weights.size()) == 4 * layers, "gru_weights: got ", gru_weights.size(),
+              " tensors, want 4 per layer (", 4 * layers, ")");
+  check_cpu_float(states, "states", dtype);
+  TORCH_CHECK(states.dim() == 3 && states.size(0) == rows && states.size(1) >= 1 && states.size(2) == H,
+              "states: got shape ", states.sizes(), ", want (", rows, ", src_len >= 1, ", H, ")");
+  const int64_t source_length = states.size(1);
+  check_cpu_float(keys, "keys", dtype);
+  TORCH_CHECK(keys.dim() == 3 && keys.size(0) == rows && keys.size(1) == source_length, "keys: got shape ",
+              keys.sizes(), ", want (", rows, ", ", source_length, ", ...)");
+  TORCH_CHECK(mask.device().is_cpu(), "mask: got a tensor on ", mask.device(), ", want the CPU");
+  check_shape(mask, "mask", {rows, source_length});
+  TORCH_CHECK(is_binary(mask), "mask: want only 0 (padding) and 1 (token)");
+  TORCH_CHECK(score >= 0 && score <= 2, "score: got ", score, ", want 0 (dot), 1 (general) or 2 (concat)");
+  check_cpu_float(score_weight, "score_weight", dtype);
+  check_cpu_float(v, "v", dtype);
+  check_cpu_float(concat_weight, "concat_weight", dtype);
+  check_cpu_float(concat_bias, "concat_bias", dtype);
+  check_cpu_float(out_weight, "out_weight", dtype);
+  check_cpu_float(out_bias, "out_bias", dtype);
+  for (int64_t layer = 0; layer < layers; ++layer) {  // each layer's shapes; its inputs: the embedding, then H
+    check_gru_weights(gru_weights[4 * layer], gru_weights[4 * layer + 1], &gru_weights[4 * layer + 2],
+                      &gru_weights[4 * layer + 3], H, dtype);
+    TORCH_CHECK(gru_weights[4 * layer + 1].size(1) == H, "gru_weights: layer ", layer, " has hidden size ",
+                gru_weights[4 * layer + 1].size(1), ", want ", H);
+  }
   const auto embedded = at::embedding(embedding, input_ids);  // (rows, 1, H)
   auto layer_input = embedded.view({rows, -1});
   std::vector<at::Tensor> final_states;
@@ -233,6 +363,14 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> luong_ste
 }
 
 void gemm_op(const at::Tensor& result, const at::Tensor& a, const at::Tensor& b, double beta, bool onednn) {
+  const auto dtype = float_dtype(result, "result");
+  check_cpu_float(result, "result", dtype);
+  check_cpu_float(a, "a", dtype);
+  check_cpu_float(b, "b", dtype);
+  TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0), "a, b: got shapes ", a.sizes(), " and ",
+              b.sizes(), ", want (m, k) and (k, n)");
+  check_shape(result, "result", {a.size(0), b.size(1)});
+  TORCH_CHECK(result.is_contiguous(), "result: want a contiguous tensor");
   gemm(result, a, b, static_cast<float>(beta), onednn);
 }
 

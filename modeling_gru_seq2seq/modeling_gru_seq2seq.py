@@ -104,17 +104,37 @@ class GruSeq2SeqEncoder(nn.Module):
         would fail deep inside (or silently mistranslate): an empty batch, ids outside the source vocabulary, a
         row of padding only, padding that is not on the right. One copy from the device carries both the
         checks and the lengths, so the checks add no wait for the device."""
+        if (
+            not isinstance(input_ids, torch.Tensor)
+            or input_ids.dtype.is_floating_point
+            or input_ids.dtype
+            in (
+                torch.bool,
+                torch.complex64,
+                torch.complex128,
+            )
+        ):
+            got = f"dtype {input_ids.dtype}" if isinstance(input_ids, torch.Tensor) else type(input_ids).__name__
+            raise ValueError(f"input_ids: got {got}, want a tensor of integer token ids (torch.long)")
         if input_ids.dim() != 2 or input_ids.shape[0] == 0 or input_ids.shape[1] == 0:
             raise ValueError(f"input_ids: got shape {tuple(input_ids.shape)}, want (batch >= 1, src_len >= 1)")
+        if not isinstance(attention_mask, torch.Tensor) or attention_mask.shape != input_ids.shape:
+            got = tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask)
+            raise ValueError(f"attention_mask: got shape {got}, want {tuple(input_ids.shape)}, the shape of input_ids")
         vocab_size = self.embedding.num_embeddings
         outside = (input_ids < 0) | (input_ids >= vocab_size)
-        lengths = attention_mask.sum(dim=1)
+        not_binary = (attention_mask != 0) & (attention_mask != 1)
+        lengths = (attention_mask != 0).sum(dim=1)
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
-        not_right_padded = attention_mask.bool() != (positions < lengths.unsqueeze(1))
-        problems = torch.stack([outside.any(), (lengths == 0).any(), not_right_padded.any()])
+        not_right_padded = (attention_mask != 0) != (positions < lengths.unsqueeze(1))
+        problems = torch.stack([outside.any(), not_binary.any(), (lengths == 0).any(), not_right_padded.any()])
         on_cpu = torch.cat([problems.long(), lengths.long()]).cpu()
-        lengths = on_cpu[3:]
-        any_outside, any_empty_row, any_left_padding = on_cpu[:3].tolist()
+        lengths = on_cpu[4:]
+        any_outside, any_not_binary, any_empty_row, any_left_padding = on_cpu[:4].tolist()
+        if any_not_binary:
+            raise ValueError(
+                f"attention_mask: got {attention_mask[not_binary][0].item()!r}, want only 0 (padding) and 1 (token)"
+            )
         if any_outside:
             raise ValueError(
                 f"input_ids: got {input_ids[outside][0].item()}, want ids in 0..{vocab_size - 1} (the source "

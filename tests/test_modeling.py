@@ -550,6 +550,43 @@ def test_left_padding_or_gaps_in_the_mask_raise(tmp_path, tiny_model):
             model.generate(input_ids=input_ids, attention_mask=torch.tensor(mask), max_new_tokens=3)
 
 
+@pytest.mark.parametrize(
+    "mask_of, message",
+    [
+        (lambda mask: mask * 2, "attention_mask: got 2, want only 0 (padding) and 1 (token)"),
+        (lambda mask: -mask, "attention_mask: got -1, want only 0 (padding) and 1 (token)"),
+        (lambda mask: mask.float() * 0.5, "attention_mask: got 0.5, want only 0 (padding) and 1 (token)"),
+        (lambda mask: mask[:, :2], "attention_mask: got shape (2, 2), want (2, 4), the shape of input_ids"),
+    ],
+)
+def test_a_mask_of_other_values_or_width_is_one_line_wherever_it_enters(tiny_model, mask_of, message):
+    """Masks that once crashed the process (a mask of 2 on unpadded sentences: SIGSEGV in generate, SIGBUS in a
+    forward with labels, a double free with beams) or gave deep tracebacks: one line, for every entry."""
+    model = tiny_model.eval()
+    input_ids = torch.tensor([[4, 5, 6, 2], [4, 5, 6, 2]])  # equal lengths: no padding
+    mask = mask_of(torch.ones_like(input_ids))
+    calls = [
+        lambda: model.generate(input_ids=input_ids, attention_mask=mask, max_new_tokens=3),
+        lambda: model(input_ids=input_ids, attention_mask=mask, labels=input_ids),
+        lambda: model.generate(input_ids=input_ids[:1], attention_mask=mask[:1], num_beams=3, max_new_tokens=3),
+        lambda: model.generate(input_ids=input_ids, attention_mask=mask, do_sample=True, max_new_tokens=3),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError) as error:
+            call()
+        assert (
+            str(error.value) == message.replace("(2, 2)", "(1, 2)").replace("(2, 4)", "(1, 4)")
+            or str(error.value) == message
+        )
+
+
+def test_float_input_ids_are_one_line(tiny_model):
+    with pytest.raises(ValueError, match=r"^input_ids: got dtype torch.float32, want a tensor of integer token ids"):
+        tiny_model.generate(input_ids=torch.tensor([[4.0, 5.0, 2.0]]), max_new_tokens=3)
+    with pytest.raises(ValueError, match=r"^input_ids: got dtype torch.float32"):
+        tiny_model(input_ids=torch.tensor([[4.0, 5.0, 2.0]]), labels=torch.tensor([[4, 2]]))
+
+
 def test_generate_and_the_pipeline_check_their_inputs(saved_model_dir):
     model = GruSeq2SeqForConditionalGeneration.from_pretrained(saved_model_dir)
     sentence = torch.tensor([[4, 5, 2]])
