@@ -57,9 +57,36 @@ class TranslationPipeline(Pipeline):
 
     def __call__(self, inputs, **kwargs):
         """Translate a string or a list of strings: a list of dicts per string, flattened to one dict per
-        string when each yields a single translation (as transformers 4's translation pipeline)."""
-        results = super().__call__(inputs, **kwargs)
-        if isinstance(inputs, list) and all(len(result) == 1 for result in results):
+        string when each yields a single translation (as transformers 4's translation pipeline). A string with
+        nothing to translate (empty, spaces, zero-width characters) translates to `""`, without running the
+        model; `[]` gives `[]`."""
+        batch_size = kwargs.get("batch_size")
+        if batch_size is not None and (
+            isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+        ):
+            raise ValueError(f"batch_size: got {batch_size!r}, want an integer >= 1")
+        single = isinstance(inputs, str)
+        if inputs is None or isinstance(inputs, (int, float, bytes)):
+            raise ValueError(f"inputs: got {inputs!r}, want a string or a list of strings")
+        if not single and not isinstance(inputs, (list, tuple)):  # a generator, a dataset: streamed as they are
+            return super().__call__(inputs, **kwargs)
+        for text in [] if single else inputs:
+            if not isinstance(text, str):
+                raise ValueError(f"inputs: got a list holding {text!r}, want a string or a list of strings")
+        texts = [inputs] if single else list(inputs)
+        kept = [index for index, text in enumerate(texts) if not self.tokenizer.is_blank(text)]
+        translated = super().__call__([texts[index] for index in kept], **kwargs) if kept else []
+        blank = (
+            [{"translation_token_ids": torch.empty(0, dtype=torch.long)}]
+            if kwargs.get("return_tensors") or kwargs.get("return_text") is False
+            else [{"translation_text": ""}]
+        )
+        results = [blank * kwargs.get("num_return_sequences", 1) for _ in texts]
+        for index, result in zip(kept, translated, strict=True):
+            results[index] = result
+        if single:
+            return results[0]
+        if all(len(result) == 1 for result in results):
             return [result[0] for result in results]
         return results
 

@@ -9,6 +9,7 @@ unseen words map to a known id instead of crashing.
 
 import json
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 
 from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -24,6 +25,7 @@ EOS_ID = SPECIAL_TOKENS.index(EOS_TOKEN)
 # `model_max_length`: what `truncation=True` cuts to (tokens, `<eos>` included). The GRU has no limit, but the
 # tutorial's sentences are short; `gru-translate --max_source_length` defaults to it as well.
 DEFAULT_MAX_SOURCE_LENGTH = 100
+BLANK_CATEGORIES = {"Zs", "Zl", "Zp", "Cc", "Cf"}  # spaces, separators, control and format (zero-width) characters
 
 # The tutorial's normalize_string: lowercase, strip, NFD and drop combining marks, split `,.!?` off
 # with a space on each side, every other run of non-letters to one space, no space at either end.
@@ -332,6 +334,25 @@ class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
             else:
                 texts[index] = token.replace(WORD_BOUNDARY, " ")
         return texts
+
+    def __call__(self, text=None, text_pair=None, text_target=None, *args, **kwargs):
+        """`PreTrainedTokenizerFast.__call__`; sources and targets given together must pair up one to one (a list
+        of 3 sources with 2 targets would otherwise pair the first two silently)."""
+        if (
+            isinstance(text, (list, tuple))
+            and isinstance(text_target, (list, tuple))
+            and len(text) != len(text_target)
+        ):
+            raise ValueError(
+                f"text and text_target: got {len(text)} sources and {len(text_target)} targets, want one target "
+                "per source"
+            )
+        return super().__call__(text, text_pair, text_target, *args, **kwargs)
+
+    def is_blank(self, text: str) -> bool:
+        """Whether `text` holds nothing to translate: no character after normalization but spaces and invisible
+        ones (zero-width spaces and joiners, other format and control characters)."""
+        return all(unicodedata.category(char) in BLANK_CATEGORIES for char in self.normalize(text))
 
     def _switch_to_input_mode(self):
         self._tokenizer = self._source_tokenizer

@@ -78,9 +78,10 @@ def translate(
     """Translate `sentences`, `batch_size` at a time, returned in input order.
 
     Batches hold sentences of similar length (less padding, and a batch stops decoding sooner). A sentence
-    with no words after normalization translates to `""`. `max_source_length` cuts longer sources (in
-    tokens, `<eos>` included); `None` keeps them whole. `output_attentions` adds the attention of each
-    output word, from a teacher-forced pass over the chosen words, so it works with beam search too.
+    with no words after normalization (or only invisible characters) translates to `""`. `max_source_length`
+    cuts longer sources (in tokens, `<eos>` included); `None` keeps them whole. `output_attentions` adds the
+    attention of each output word, from a teacher-forced pass over the chosen words, so it works with beam
+    search too.
     `replace_unknown` writes each output `<unk>` as the source word (as normalized) that received the most
     attention at that step, from the same pass.
     """
@@ -92,7 +93,8 @@ def translate(
     encodings = tokenizer(sentences, truncation=max_source_length is not None, max_length=max_source_length).encodings
     source_lengths = np.array([len(encoding.ids) for encoding in encodings])
     order = np.argsort(source_lengths, kind="stable")
-    order = order[source_lengths[order] > 1]  # only `<eos>`: nothing to translate
+    blank = np.array([tokenizer.is_blank(sentence) for sentence in sentences])
+    order = order[(source_lengths[order] > 1) & ~blank[order]]  # only `<eos>`, or invisible: nothing to translate
     translations = [_empty_translation(tokenizer, output_attentions) for _ in sentences]
     # max_new_tokens replaces the model's max_length (passing both would log a warning)
     length_limit = {} if max_new_tokens is None else {"max_new_tokens": max_new_tokens, "max_length": None}

@@ -517,3 +517,36 @@ def test_resume_reads_the_checkpoint_vocabularies(tmp_path, pairs_file, monkeypa
     assert (output_dir / "tokenizer.json").read_text(encoding="utf-8") == vocabulary
     state = json.loads((output_dir / "trainer_state.json").read_text(encoding="utf-8"))
     assert state["global_step"] == 4
+
+
+@pytest.mark.parametrize("kind", ["word", "bpe"])
+def test_without_generation_config_translations_run_to_the_source_limit(tmp_path, tiny_tokenizer, kind):
+    """A saved model without `generation_config.json` (deleted, or saved by other tools) translates to its
+    source-length limit, as it does with the file (transformers' default would cap it at 20 tokens)."""
+    from modeling_gru_seq2seq.loading import load_model_and_tokenizer
+
+    tokenizer = subword_tokenizer("bpe") if kind == "bpe" else tiny_tokenizer
+    torch.manual_seed(0)
+    config = GruSeq2SeqConfig(
+        source_vocab_size=tokenizer.source_vocab_size,
+        target_vocab_size=tokenizer.target_vocab_size,
+        hidden_size=8,
+        num_layers=1,
+        vocabulary=kind,
+        output_length_ratio=3.0,
+        output_length_offset=6,
+    )
+    model = GruSeq2SeqForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        model.decoder.out.bias[config.eos_token_id] = -1e4  # never ends: runs to the limit
+    sentence = "Nous avons 25 euros." if kind == "bpe" else "je suis content ."
+    limit = 6 + 3 * len(tokenizer(sentence)["input_ids"])
+    assert limit > 20
+    for keep_file in (True, False):
+        folder = tmp_path / f"model-{keep_file}"
+        save_translation_pipeline(model, tokenizer, str(folder))
+        if not keep_file:
+            os.remove(folder / "generation_config.json")
+        loaded, loaded_tokenizer = load_model_and_tokenizer(str(folder))
+        [result] = translate_command.translate(loaded, loaded_tokenizer, [sentence])
+        assert len(result.output_tokens) == limit, keep_file
