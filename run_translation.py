@@ -13,6 +13,7 @@ resumes from its last complete checkpoint; `--overwrite_output_dir` starts over.
 """
 
 import contextlib
+import fnmatch
 import json
 import logging
 import math
@@ -44,11 +45,13 @@ from data_scripts.prepare_tatoeba import (
     tokenize_translation,
     with_ranges_in_help,
 )
-from modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration
+from modeling_gru_seq2seq import MODEL_CODE_FILES, GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration
 from modeling_gru_seq2seq.commands import (
-    CHECKPOINT_STAGING_DIR,
     RUN_ARGUMENTS_FILE,
     RUN_LOCK_FILE,
+    RUN_OUTPUT_DIRS,
+    RUN_OUTPUT_FILES,
+    RUN_OUTPUT_PATTERNS,
     SHARED_VOCABULARY_DIR,
     WRITE_PROBE_PREFIX,
     UsageError,
@@ -56,6 +59,7 @@ from modeling_gru_seq2seq.commands import (
 from modeling_gru_seq2seq.configuration_gru_seq2seq import FIELD_CHOICES, MODEL_SETTINGS, field_help
 from modeling_gru_seq2seq.loading import ModelLoadError, load_config, load_model_and_tokenizer, load_tokenizer
 from modeling_gru_seq2seq.metrics import sacrebleu_signatures
+from modeling_gru_seq2seq.model_card import CARD_MARKER
 from modeling_gru_seq2seq.owner_lock import OwnerLock
 from modeling_gru_seq2seq.plotting import matplotlib_available, plot_attention, plot_loss
 from modeling_gru_seq2seq.training import (
@@ -326,6 +330,14 @@ def check_conflicts(model_args, data_args, training_args) -> None:
         raise UsageError("--open_test holds a test split out of the training pairs, --test_file gives one: pass one")
     if training_args.overwrite_output_dir and training_args.resume_from_checkpoint:
         raise UsageError("--overwrite_output_dir starts over, --resume_from_checkpoint resumes: pass one")
+    loads = model_args.model_name_or_path
+    if training_args.overwrite_output_dir and loads and os.path.realpath(loads) == os.path.realpath(
+        training_args.output_dir
+    ):
+        raise UsageError(
+            f"--overwrite_output_dir would delete the model --model_name_or_path {loads} loads: give another "
+            "--output_dir"
+        )
     if training_args.max_train_minutes is not None and training_args.max_train_minutes <= 0:
         raise UsageError(f"--max_train_minutes must be positive, got {training_args.max_train_minutes}")
     if data_args.vocabulary != "word":  # word-only options, before any file is opened
@@ -425,6 +437,31 @@ def trained_vocabularies(directory: str, data_args):
     return load_tokenizer(directory)
 
 
+def remove_run_outputs(output_dir: str, entries: list[str]) -> None:
+    """`--overwrite_output_dir`: remove what an earlier run wrote in `output_dir` (checkpoints, the model, its
+    code, vocabularies, results, plots, card, TensorBoard logs: `commands.RUN_OUTPUT_*`), so that the run starts
+    over; a user's own files and folders stay."""
+    ours = {*RUN_OUTPUT_FILES, *MODEL_CODE_FILES, "MODEL_CARD.md"}
+    for name in entries:
+        path = os.path.join(output_dir, name)
+        is_checkpoint = name.startswith("checkpoint-") and os.path.isfile(os.path.join(path, "trainer_state.json"))
+        if is_checkpoint or (name in RUN_OUTPUT_DIRS and os.path.isdir(path)):
+            shutil.rmtree(path, ignore_errors=True)
+        elif os.path.isfile(path) and (
+            name in ours or any(fnmatch.fnmatch(name, pattern) for pattern in RUN_OUTPUT_PATTERNS) or is_card(path)
+        ):
+            with contextlib.suppress(FileNotFoundError):  # another process of the run removed it first
+                os.remove(path)
+
+
+def is_card(path: str) -> bool:
+    """Whether `path` is a `README.md` model card a run wrote (a user's README stays)."""
+    if os.path.basename(path) != "README.md":
+        return False
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return CARD_MARKER in handle.read()
+
+
 def resume_checkpoint(training_args) -> str | None:
     """The checkpoint to resume from, after checking `output_dir` holds nothing but an earlier run (None: start,
     or a finished run's saved model, which `run` checks)."""
@@ -448,12 +485,7 @@ def resume_checkpoint(training_args) -> str | None:
     if not entries or not training_args.do_train:
         return None
     if training_args.overwrite_output_dir:
-        for name in entries:  # our stale checkpoints would be resumed by a later run; a user's folders stay
-            path = os.path.join(output_dir, name)
-            if name == CHECKPOINT_STAGING_DIR or (
-                name.startswith("checkpoint-") and os.path.isfile(os.path.join(path, "trainer_state.json"))
-            ):
-                shutil.rmtree(path)
+        remove_run_outputs(output_dir, entries)
         return None
     last_checkpoint = get_last_checkpoint(output_dir)
     if last_checkpoint is not None and not os.path.isfile(os.path.join(last_checkpoint, "trainer_state.json")):

@@ -14,7 +14,7 @@ import pytest
 import torch
 from datasets import Dataset
 from huggingface_hub import ModelCard
-from runs import one_line_error
+from runs import TINY, one_line_error
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import run_translation
@@ -517,3 +517,29 @@ def test_replace_unknown_in_evaluation_and_generated_predictions(names_run, name
     assert plain_metrics["predict_bleu_in_vocab"] == replaced_metrics["predict_bleu_in_vocab"]
     record = json.loads((names_run / "run_arguments.json").read_text())
     assert (record["--unknown_pairs"], record["--open_test"]) == ("keep", True)
+
+
+def test_overwrite_output_dir_starts_a_finished_run_over_and_keeps_the_users_files(pairs_file, tmp_path, capsys):
+    """A folder holding a finished run: `--overwrite_output_dir` trains again from step 0, with the same arguments
+    or another model shape, removing what a run writes and keeping the user's own files."""
+    output_dir = tmp_path / "run"
+    flags = ["--train_file", pairs_file, "--output_dir", str(output_dir), *TINY, "--max_steps", "3"]
+    flags += ["--eval_strategy", "no", "--save_strategy", "steps", "--save_steps", "2", "--num_attention_plots", "1"]
+    flags += ["--max_eval_samples", "8", "--max_predict_samples", "8"]
+    assert run_translation.main(flags) == 0
+    (output_dir / "notes.txt").write_text("mine", encoding="utf-8")
+    (output_dir / "mine").mkdir()
+    capsys.readouterr()
+    assert run_translation.main([*flags, "--overwrite_output_dir"]) == 0
+    out = capsys.readouterr().out
+    assert "already finished" not in out and "Resuming" not in out
+    state = json.loads((output_dir / "trainer_state.json").read_text(encoding="utf-8"))
+    assert state["global_step"] == 3 and state["log_history"][0]["step"] <= 3
+    hidden = [flag if flag != "32" else "16" for flag in flags]  # another --hidden_size
+    assert run_translation.main([*hidden, "--overwrite_output_dir"]) == 0
+    assert json.loads((output_dir / "config.json").read_text(encoding="utf-8"))["hidden_size"] == 16
+    assert (output_dir / "notes.txt").read_text(encoding="utf-8") == "mine" and (output_dir / "mine").is_dir()
+    assert sorted(path.name for path in output_dir.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-3"]
+    in_place = ["--overwrite_output_dir", "--model_name_or_path", str(output_dir), "--do_train"]
+    assert run_translation.main([*flags, *in_place]) == 2
+    assert "--overwrite_output_dir would delete the model --model_name_or_path" in capsys.readouterr().err
