@@ -331,8 +331,10 @@ def check_conflicts(model_args, data_args, training_args) -> None:
     if training_args.overwrite_output_dir and training_args.resume_from_checkpoint:
         raise UsageError("--overwrite_output_dir starts over, --resume_from_checkpoint resumes: pass one")
     loads = model_args.model_name_or_path
-    if training_args.overwrite_output_dir and loads and os.path.realpath(loads) == os.path.realpath(
-        training_args.output_dir
+    if (
+        training_args.overwrite_output_dir
+        and loads
+        and os.path.realpath(loads) == os.path.realpath(training_args.output_dir)
     ):
         raise UsageError(
             f"--overwrite_output_dir would delete the model --model_name_or_path {loads} loads: give another "

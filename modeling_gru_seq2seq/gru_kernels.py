@@ -23,6 +23,7 @@ import hashlib
 import os
 import platform
 import shutil
+import stat
 import time
 import warnings
 
@@ -407,16 +408,85 @@ CFLAGS = ["-O3", "-ffast-math"]
 STALE_LOCK_SECONDS = 600  # a build takes about 10 seconds
 BUILD_WAIT_SECONDS = 300  # how long to wait for another live process's build before running the torch loops
 SOURCE_FILE, OWNER_FILE, TORCH_LOCK_FILE = "gru_kernels.cpp", "build.owner", "lock"
+HASH_FILE = "library.sha256"  # the SHA-256 of the library this package built, written when the build ends
+
+# The trust rule. The package loads only a library it built: its build folder is created with mode 0700 and used
+# only while it belongs to this user and nobody else can write to it (else a per-user folder is used, after one
+# warning), and the library's SHA-256 is recorded when the build ends and checked before every load (a stale or
+# foreign library, or one without a record, is never loaded: one warning, then training builds it again and
+# inference runs the torch operations). Out of scope: a process of the same user, which could rewrite the
+# record as well as the library (it can change this package's files just as well).
 
 
 def build_directory() -> str:
     """Where the library is built: one folder per source, torch installation (its folder and version: two
     environments with the same torch version keep a library each instead of rebuilding each other's), machine
-    type and flags."""
+    type and flags, in `$TORCH_EXTENSIONS_DIR` (else torch's default root); where that folder is another user's
+    or writable by others, the same folder name under `~/.cache/gru_seq2seq/` instead (one warning)."""
     from torch.utils import cpp_extension
 
     root = os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root()
-    return os.path.join(root, f"gru_seq2seq_{build_key()}")
+    folder = os.path.join(root, f"gru_seq2seq_{build_key()}")
+    problem = untrusted(folder)
+    if problem is None:
+        return folder
+    fallback = os.path.join(os.path.expanduser("~"), ".cache", "gru_seq2seq", os.path.basename(folder))
+    _warn_once(f"gru-seq2seq: the build folder {folder} is {problem}, so it is not used: building in {fallback}")
+    return fallback
+
+
+def untrusted(folder: str) -> str | None:
+    """Why the package may not load a library from `folder` (another user's, writable by others, not a folder),
+    or `None` (it may, or the folder does not exist yet: the package creates it, mode 0700)."""
+    try:
+        info = os.lstat(folder)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISDIR(info.st_mode):
+        return "not a folder"
+    if info.st_uid != os.getuid():
+        return f"owned by another user (uid {info.st_uid})"
+    if info.st_mode & 0o022:
+        return f"writable by others (mode {info.st_mode & 0o777:o})"
+    return None
+
+
+@functools.cache
+def _warn_once(message: str) -> None:
+    warnings.warn(message, stacklevel=3)
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def library_is_ours(folder: str) -> bool:
+    """Whether `folder`'s library is the one this package built there: the SHA-256 recorded when the build ended
+    matches the file (no record, another file or a folder that fails the trust rule: no)."""
+    path, record = library_path(folder), os.path.join(folder, HASH_FILE)
+    if untrusted(folder) is not None or not os.path.isfile(path) or not os.path.isfile(record):
+        return False
+    with open(record, encoding="ascii", errors="replace") as handle:
+        return handle.read().strip() == file_sha256(path)
+
+
+def _record_library(folder: str) -> None:
+    """Write the just-built library's SHA-256 beside it (atomically)."""
+    temporary = os.path.join(folder, f"{HASH_FILE}.{os.getpid()}")
+    with open(temporary, "w", encoding="ascii") as handle:
+        handle.write(file_sha256(library_path(folder)) + "\n")
+    os.replace(temporary, os.path.join(folder, HASH_FILE))
+
+
+def _empty_folder(folder: str, keep: tuple[str, ...] = (OWNER_FILE,)) -> None:
+    for entry in os.listdir(folder):
+        if entry not in keep:
+            target = os.path.join(folder, entry)
+            shutil.rmtree(target) if os.path.isdir(target) and not os.path.islink(target) else _remove(target)
 
 
 @functools.cache
@@ -444,10 +514,7 @@ def _write_source(folder: str) -> None:
         with open(path, encoding="utf-8", errors="replace") as handle:
             if handle.read() == CPP_SOURCE:
                 return
-        for entry in os.listdir(folder):
-            if entry != OWNER_FILE:
-                target = os.path.join(folder, entry)
-                shutil.rmtree(target) if os.path.isdir(target) else _remove(target)
+        _empty_folder(folder)
     with open(f"{path}.{os.getpid()}", "w", encoding="utf-8") as handle:
         handle.write(CPP_SOURCE)
     os.replace(f"{path}.{os.getpid()}", path)
@@ -455,10 +522,20 @@ def _write_source(folder: str) -> None:
 
 def built_recurrence_ops():
     """[`recurrence_ops`] where the library is built already (or loaded in this process), else `None`: never
-    builds, so inference in a fresh environment answers at once (on `nn.GRU`) instead of waiting for a build."""
-    if recurrence_ops.cache_info().currsize or os.path.exists(library_path(build_directory())):
+    builds, so inference in a fresh environment answers at once (on `nn.GRU`) instead of waiting for a build.
+    A library there that this package did not build (see the trust rule) is not loaded: one warning, `None`."""
+    if recurrence_ops.cache_info().currsize:
         return recurrence_ops()
-    return None
+    folder = build_directory()
+    if not os.path.exists(library_path(folder)):
+        return None
+    if not library_is_ours(folder):
+        _warn_once(
+            f"gru-seq2seq: {library_path(folder)} is not the library this package built (no record of it, or its "
+            "SHA-256 differs), so it is not loaded: translation runs nn.GRU, and training builds the library again"
+        )
+        return None
+    return recurrence_ops()
 
 
 @functools.cache
@@ -474,7 +551,10 @@ def recurrence_ops():
     name = os.path.basename(folder)
     torch_lock = os.path.join(folder, TORCH_LOCK_FILE)
     try:
-        os.makedirs(folder, exist_ok=True)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        problem = untrusted(folder)
+        if problem is not None:  # the per-user folder as well
+            raise PermissionError(f"the build folder {folder} is {problem}")
         # torch's own lock holds no owner: a build killed midway leaves it, and torch then waits forever. Ours
         # records host and pid, so a dead builder's locks are removed and a live one is waited on, within bounds.
         with OwnerLock(
@@ -503,6 +583,7 @@ def recurrence_ops():
                     build_directory=folder,
                     is_python_module=False,
                 )
+                _record_library(folder)
     except Exception as error:  # no compiler, no ninja, a read-only home: run the torch-operation loops
         warnings.warn(
             "gru-seq2seq: the compiled GRU loop could not be built, so the CPU runs the slower torch-"
@@ -516,10 +597,19 @@ def recurrence_ops():
 
 def _load_built(folder: str) -> bool:
     """Load the library built in `folder` before (its source is this one, `_write_source` saw to that) without
-    asking ninja whether it is up to date (that check alone takes about a second); `False` where there is none
-    or it does not load (a build killed while linking), so it is built again."""
+    asking ninja whether it is up to date (that check alone takes about a second); `False` where there is none,
+    it is not the one this package built (the folder is then emptied, with one warning, so that nothing planted
+    there is linked into the new build) or it does not load (a build killed while linking), so it is built
+    again."""
     path = library_path(folder)
     if not os.path.exists(path):
+        return False
+    if not library_is_ours(folder):
+        _warn_once(
+            f"gru-seq2seq: {path} is not the library this package built (no record of it, or its SHA-256 differs), "
+            "so it is not loaded: building it again"
+        )
+        _empty_folder(folder, keep=(OWNER_FILE, SOURCE_FILE))
         return False
     try:
         torch.ops.load_library(path)

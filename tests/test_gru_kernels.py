@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from modeling_gru_seq2seq import gru_kernels
@@ -72,3 +73,68 @@ def test_a_build_folder_with_another_source_is_emptied_first(tmp_path):
     gru_kernels._write_source(str(folder))
     assert os.listdir(folder) == [gru_kernels.SOURCE_FILE]
     assert (folder / gru_kernels.SOURCE_FILE).read_text() == gru_kernels.CPP_SOURCE
+
+
+PLANTED_SOURCE = r"""
+#include <stdio.h>
+#include <stdlib.h>
+__attribute__((constructor)) static void planted(void) {
+  FILE* marker = fopen(getenv("PLANTED_MARKER"), "w");
+  if (marker) { fputs("ran", marker); fclose(marker); }
+}
+"""
+
+
+def test_a_planted_library_is_never_loaded_and_the_package_builds_its_own(tmp_path):
+    """A `.so` put in the build folder (with the right source beside it, as someone who knows the layout would)
+    never runs: inference does not load it (one warning, nn.GRU), training builds the package's own library, which
+    then loads, in training and inference alike."""
+    env = {**os.environ, "TORCH_EXTENSIONS_DIR": str(tmp_path / "ext"), "PLANTED_MARKER": str(tmp_path / "marker")}
+    script = "import os; from modeling_gru_seq2seq.gru_kernels import build_directory; print(build_directory())"
+    folder = Path(
+        subprocess.run(
+            [sys.executable, "-c", script], env=env, cwd=REPO_ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
+    folder.mkdir(parents=True, mode=0o700)
+    (folder / gru_kernels.SOURCE_FILE).write_text(gru_kernels.CPP_SOURCE)
+    (tmp_path / "planted.c").write_text(PLANTED_SOURCE)
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-o", str(gru_kernels.library_path(str(folder))), str(tmp_path / "planted.c")],
+        check=True,
+    )
+
+    def run(code):
+        result = subprocess.run(
+            [sys.executable, "-c", code], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+        )
+        assert result.returncode == 0, result.stderr
+        return result
+
+    inference = run("from modeling_gru_seq2seq.gru_kernels import built_recurrence_ops as b; assert b() is None")
+    assert "is not the library this package built" in inference.stderr
+    assert not (tmp_path / "marker").exists()
+    training = run("from modeling_gru_seq2seq.gru_kernels import recurrence_ops as r; assert r() is not None")
+    assert "building it again" in training.stderr and not (tmp_path / "marker").exists()
+    loaded = run("from modeling_gru_seq2seq.gru_kernels import built_recurrence_ops as b; assert b() is not None")
+    assert "not the library" not in loaded.stderr and "building" not in loaded.stderr
+    assert (folder / gru_kernels.HASH_FILE).is_file() and not (tmp_path / "marker").exists()
+    assert (folder.stat().st_mode & 0o777) == 0o700
+
+
+def test_a_build_folder_others_can_write_or_own_is_not_used(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    folder = Path(build_directory())
+    assert folder.parent == tmp_path / "ext"  # absent: the package will create it, 0700
+    folder.mkdir(parents=True)
+    folder.chmod(0o777)
+    with pytest.warns(UserWarning, match="writable by others"):
+        fallback = build_directory()
+    assert Path(fallback) == tmp_path / "home" / ".cache" / "gru_seq2seq" / folder.name
+    folder.chmod(0o700)
+    assert Path(build_directory()) == folder
+    if os.getuid() == 0:  # only root can give a folder to another user
+        os.chown(folder, 65534, 65534)
+        with pytest.warns(UserWarning, match="owned by another user"):
+            assert Path(build_directory()).parent == tmp_path / "home" / ".cache" / "gru_seq2seq"
