@@ -27,7 +27,13 @@ import datasets
 import torch
 import transformers
 from datasets import load_dataset
-from transformers import DataCollatorForSeq2Seq, HfArgumentParser, default_data_collator, set_seed
+from transformers import (
+    DataCollatorForSeq2Seq,
+    EarlyStoppingCallback,
+    HfArgumentParser,
+    default_data_collator,
+    set_seed,
+)
 from transformers.trainer_utils import get_last_checkpoint
 
 from data_scripts.prepare_tatoeba import (
@@ -287,6 +293,7 @@ FLAG_RANGES = {
     "learning_rate": ("training", "a finite number > 0", _finite_positive),
     "decoder_learning_ratio": ("training", "a finite number > 0", _finite_positive),
     "max_train_minutes": ("training", "> 0", _optional(_finite_positive)),
+    "early_stopping_patience": ("training", ">= 1", _optional(lambda v: v >= 1)),
     "num_beams": ("data", ">= 1", _optional(lambda v: v >= 1)),
     "max_train_samples": ("data", ">= 1 (leave it out for all)", _optional(lambda v: v >= 1)),
     "max_eval_samples": ("data", ">= 1 (leave it out for all)", _optional(lambda v: v >= 1)),
@@ -339,6 +346,13 @@ def check_conflicts(model_args, data_args, training_args) -> None:
         raise UsageError(
             f"--overwrite_output_dir would delete the model --model_name_or_path {loads} loads: give another "
             "--output_dir"
+        )
+    if training_args.early_stopping_patience is not None and (
+        training_args.metric_for_best_model is None or training_args.eval_strategy == "no"
+    ):
+        raise UsageError(
+            "--early_stopping_patience counts evaluations without a better --metric_for_best_model: give "
+            "--metric_for_best_model (e.g. bleu) and an --eval_strategy (steps or epoch)"
         )
     if training_args.max_train_minutes is not None and training_args.max_train_minutes <= 0:
         raise UsageError(f"--max_train_minutes must be positive, got {training_args.max_train_minutes}")
@@ -999,6 +1013,8 @@ def run(model_args, data_args, training_args) -> int:
     callbacks = [graceful_stop]
     if training_args.max_train_minutes:
         callbacks.append(TimeLimitCallback(training_args.max_train_minutes))
+    if training_args.early_stopping_patience is not None:
+        callbacks.append(EarlyStoppingCallback(training_args.early_stopping_patience))
 
     settings = TokenizeSettings(
         data_args.max_source_length,

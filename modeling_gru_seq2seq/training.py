@@ -40,6 +40,14 @@ class GruSeq2SeqTrainingArguments(Seq2SeqTrainingArguments):
         default=None, metadata={"help": "Stop training after this wall time, then evaluate and save."}
     )
     decoder_learning_ratio: float = field(default=5.0, metadata={"help": "Decoder learning rate multiplier."})
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={
+            "help": "Stop training after this many evaluations without a better --metric_for_best_model "
+            "(transformers' EarlyStoppingCallback); with --load_best_model_at_end the best checkpoint is the saved "
+            "model."
+        },
+    )
     learning_rate: float = field(default=1e-4)
     lr_scheduler_type: str = field(default="constant")
     max_grad_norm: float = field(default=50.0)
@@ -241,8 +249,21 @@ class GruSeq2SeqTrainer(Seq2SeqTrainer):
                 shutil.rmtree(final_dir)
             os.replace(os.path.join(staging_dir, name), final_dir)
             shutil.rmtree(staging_dir, ignore_errors=True)
+            self._point_at_best_checkpoint(run_dir, final_dir)
             rotate_checkpoints(run_dir, self.args.save_total_limit, self.state.best_model_checkpoint)
         self.accelerator.wait_for_everyone()
+
+    def _point_at_best_checkpoint(self, run_dir: str, final_dir: str) -> None:
+        """`state.best_model_checkpoint` as the checkpoint's folder in `run_dir`, where it is kept: the parent set
+        it while writing in the staging folder (a path that is gone once renamed, or an older one that was never
+        there), so the best checkpoint would neither be kept by the rotation nor found by
+        `--load_best_model_at_end`. The checkpoint just written records it too."""
+        if not self.state.best_global_step:
+            return
+        best = os.path.join(run_dir, f"checkpoint-{self.state.best_global_step}")
+        if os.path.isdir(best) and self.state.best_model_checkpoint != best:
+            self.state.best_model_checkpoint = best
+            self.state.save_to_json(os.path.join(final_dir, "trainer_state.json"))
 
 
 def any_process(flag: bool) -> bool:

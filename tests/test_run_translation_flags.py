@@ -362,6 +362,7 @@ BAD_VALUES = {  # one bad value per flag of run_translation.FLAG_RANGES and of P
     "learning_rate": "nan",
     "decoder_learning_ratio": "-5",
     "max_train_minutes": "-1",
+    "early_stopping_patience": "0",
     "num_beams": "0",
     "max_train_samples": "0",
     "max_eval_samples": "0",
