@@ -910,6 +910,8 @@ def run(model_args, data_args, training_args) -> int:
             f"{tokenizer.normalization}: pass --normalization {tokenizer.normalization}, so that the data is read "
             "as the model reads its inputs"
         )
+    if tokenizer is not None:  # the data is normalized by the rules the tokenizer was built with
+        data_args.normalization_version = tokenizer.normalization_version
     if getattr(tokenizer, "vocabulary", data_args.vocabulary) != data_args.vocabulary:
         raise UsageError(
             f"--vocabulary {data_args.vocabulary}, but the tokenizer given has a {tokenizer.vocabulary} vocabulary: "

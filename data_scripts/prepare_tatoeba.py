@@ -94,8 +94,9 @@ class PrepareArguments:
         default="ascii",
         metadata={
             "help": "How sentences are normalized: ascii, the tutorial's (a-z and ,.!? only); unicode, for any "
-            "script (NFKC, lowercase, letters and marks of every script kept, ,.!? and CJK full stops and commas "
-            "split off, Han and kana split into single characters); none, the text as written (NFKC only, "
+            "script (NFKC, lowercase, letters and marks of every script and the zero-width joiners inside words "
+            "kept, ,.!? and the CJK, Arabic, Spanish and Devanagari punctuation split off, Han and kana split "
+            "into single characters); none, the text as written (NFKC only, "
             "whitespace collapsed: case, digits, accents and punctuation kept; subword vocabularies only). Saved "
             "with the tokenizer.",
             "choices": list(NORMALIZATIONS),
@@ -172,6 +173,10 @@ class PrepareArguments:
             "whose words are all in the vocabularies (the tutorial's case)."
         },
     )
+
+    # The version of --normalization's rules (`NORMALIZATION_VERSIONS`): not a flag; None, the current one, for new
+    # vocabularies; a loaded tokenizer's own (`run_translation.py`, `gru-translate --samples` set it).
+    normalization_version: int | None = field(default=None, init=False)
 
     def __post_init__(self):
         if self.length_unit not in LENGTH_UNITS:
@@ -288,8 +293,8 @@ def read_pairs(path: str, args: PrepareArguments) -> Dataset:
                     f"{path}:{index + 1}: expected {num_columns} tab-separated columns like line {layout_line}, "
                     f"found {len(fields)}: {text[:80]!r} (pass --skip_bad_lines to skip such lines)"
                 )
-            columns[first_lang].append(normalize_string(fields[0], args.normalization))
-            columns[second_lang].append(normalize_string(fields[1], args.normalization))
+            columns[first_lang].append(normalize_string(fields[0], args.normalization, args.normalization_version))
+            columns[second_lang].append(normalize_string(fields[1], args.normalization, args.normalization_version))
             columns["line"].append(index + 1)
         return columns
 
@@ -344,7 +349,7 @@ def normalize_translation_records(records: Dataset, args: PrepareArguments, name
             if not pair or any(not isinstance(pair.get(lang), str) for lang in langs):
                 raise DataFileError(f"{name}:{index + 1}: `translation` lacks a {langs[0]!r} or {langs[1]!r} string")
             for lang in langs:
-                columns[lang].append(normalize_string(pair[lang], args.normalization))
+                columns[lang].append(normalize_string(pair[lang], args.normalization, args.normalization_version))
         columns["line"] = [index + 1 for index in indices]
         return columns
 

@@ -42,16 +42,34 @@ NORMALIZER = normalizers.Sequence(
         normalizers.Replace(Regex(r"^ +| +$"), ""),
     ]
 )
-# For any script: NFKC (which also turns full-width ，！？ into ,!?), lowercase, split off `,.!?` and the CJK
-# full stop and comma `。、`, and every Han, Hiragana and Katakana character (no spaces in those scripts: each
-# character is a word), keep letters and marks of every script, every other run to one space.
-UNICODE_SPLIT = r"[,.!?。、\p{Han}\p{Hiragana}\p{Katakana}]"
+# For any script: NFKC (which also turns full-width ，！？ into ,!?), lowercase, split off the punctuation of
+# `UNICODE_PUNCTUATION` (`,.!?`, the CJK full stop and comma `。、`, the Arabic question mark, comma and semicolon
+# `؟،؛`, the Spanish `¿¡`, the Devanagari danda `।`) and every Han, Hiragana and Katakana character (no spaces in
+# those scripts: each character is a word), keep letters and marks of every script and the zero-width (non-)joiners
+# inside words (ZWNJ sits inside ordinary Persian and Hindi words), every other run to one space.
+UNICODE_PUNCTUATION = ",.!?。、؟،؛¿¡।"
+UNICODE_SPLIT = f"[{UNICODE_PUNCTUATION}\\p{{Han}}\\p{{Hiragana}}\\p{{Katakana}}]"
+JOINERS = "\u200c\u200d"  # zero-width non-joiner, zero-width joiner
 UNICODE_NORMALIZER = normalizers.Sequence(
     [
         normalizers.NFKC(),
         normalizers.Lowercase(),
         normalizers.Replace(Regex(f"(?={UNICODE_SPLIT})"), " "),
         normalizers.Replace(Regex(f"(?<={UNICODE_SPLIT})"), " "),
+        normalizers.Replace(Regex(f"[^\\p{{L}}\\p{{M}}{JOINERS}{UNICODE_PUNCTUATION}]+"), " "),
+        normalizers.Replace(Regex(f"(?<![\\p{{L}}\\p{{M}}])[{JOINERS}]+|[{JOINERS}]+(?![\\p{{L}}\\p{{M}}])"), " "),
+        normalizers.Replace(Regex(r" {2,}"), " "),
+        normalizers.Replace(Regex(r"^ +| +$"), ""),
+    ]
+)
+# `unicode` before version 2: joiners split words, and `؟¿¡،؛।` were dropped. Models saved with it keep it.
+UNICODE_SPLIT_V1 = r"[,.!?。、\p{Han}\p{Hiragana}\p{Katakana}]"
+UNICODE_NORMALIZER_V1 = normalizers.Sequence(
+    [
+        normalizers.NFKC(),
+        normalizers.Lowercase(),
+        normalizers.Replace(Regex(f"(?={UNICODE_SPLIT_V1})"), " "),
+        normalizers.Replace(Regex(f"(?<={UNICODE_SPLIT_V1})"), " "),
         normalizers.Replace(Regex(r"[^\p{L}\p{M},.!?。、]+"), " "),
         normalizers.Replace(Regex(r"^ +| +$"), ""),
     ]
@@ -62,6 +80,8 @@ NONE_NORMALIZER = normalizers.Sequence(
     [normalizers.NFKC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Replace(Regex(r"^ +| +$"), "")]
 )
 NORMALIZERS = {"ascii": NORMALIZER, "unicode": UNICODE_NORMALIZER, "none": NONE_NORMALIZER}  # `ascii`: the tutorial's
+NORMALIZATION_VERSIONS = {"ascii": 1, "unicode": 2, "none": 1}  # of `NORMALIZERS`, saved with every tokenizer
+EARLIER_NORMALIZERS = {("unicode", 1): UNICODE_NORMALIZER_V1}  # (name, version): what older models were saved with
 
 SUBWORD_VOCABULARIES = ("bpe", "unigram")
 VOCABULARIES = ("word", *SUBWORD_VOCABULARIES)  # `word`: the tutorial's
@@ -72,18 +92,28 @@ DEFAULT_SUBWORD_VOCAB_SIZE = 8000
 WORD_BOUNDARY = "\u2581"  # `▁`, the mark a subword piece carries where a space was before it (sentencepiece's)
 
 
-def normalize_string(text: str, normalization: str = "ascii") -> str:
+def normalizer_of(normalization: str, version: int | None = None) -> normalizers.Normalizer:
+    """The normalizer `normalization` names, at `version` (default: the current one, `NORMALIZERS`)."""
+    if version is None or version == NORMALIZATION_VERSIONS[normalization]:
+        return NORMALIZERS[normalization]
+    return EARLIER_NORMALIZERS[(normalization, version)]
+
+
+def normalize_string(text: str, normalization: str = "ascii", version: int | None = None) -> str:
     """The tutorial's `normalize_string` (`"ascii"`): `"Ça va, Marie-Ève ?"` -> `"ca va , marie eve ?"`; or
     `"unicode"`, for every script: `"Привет, мир!"` -> `"привет , мир !"`, `"私は学生です。"` ->
-    `"私 は 学 生 で す 。"`; or `"none"`, the text as written: `" J'ai  3 chats. "` -> `"J'ai 3 chats."`."""
-    return NORMALIZERS[normalization].normalize_str(text)
+    `"私 は 学 生 で す 。"`; or `"none"`, the text as written: `" J'ai  3 chats. "` -> `"J'ai 3 chats."`. `version`:
+    the rules of an earlier version (`EARLIER_NORMALIZERS`), as a model saved with them reads its inputs."""
+    return normalizer_of(normalization, version).normalize_str(text)
 
 
-def normalization_of(tokenizer: Tokenizer) -> str:
-    """The name of `tokenizer`'s normalizer in `NORMALIZERS` (`"ascii"` for any other). For tokenizers saved before
-    the name was saved in `tokenizer_config.json` (see `GruSeq2SeqTokenizer.normalization`)."""
+def normalization_of(tokenizer: Tokenizer) -> tuple[str, int]:
+    """`(name, version)` of `tokenizer`'s normalizer among the current and earlier ones (`("ascii", 1)` for any
+    other). For tokenizers saved before the name and version were saved in `tokenizer_config.json`."""
     state = tokenizer.normalizer.__getstate__() if tokenizer.normalizer is not None else None
-    return next((name for name, normalizer in NORMALIZERS.items() if normalizer.__getstate__() == state), "ascii")
+    known = {(name, NORMALIZATION_VERSIONS[name]): normalizer for name, normalizer in NORMALIZERS.items()}
+    known.update(EARLIER_NORMALIZERS)
+    return next((key for key, normalizer in known.items() if normalizer.__getstate__() == state), ("ascii", 1))
 
 
 def train_word_level(
@@ -218,6 +248,7 @@ class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
         source_lang: str = "fr",
         target_lang: str = "en",
         normalization: str | None = None,
+        normalization_version: int | None = None,
         pad_token: str = PAD_TOKEN,
         bos_token: str = SOS_TOKEN,
         eos_token: str = EOS_TOKEN,
@@ -227,11 +258,17 @@ class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
         source = tokenizer_object or _load_tokenizer_file(tokenizer_file, "tokenizer_file")
         target = target_tokenizer_object or _load_tokenizer_file(target_tokenizer_file, "target_tokenizer_file")
         self.source_lang, self.target_lang = source_lang, target_lang
-        if normalization is None:
-            normalization = normalization_of(source)
-        elif normalization not in NORMALIZERS:
+        if normalization is not None and normalization not in NORMALIZERS:
             raise ValueError(f"normalization: got {normalization!r}, want one of {', '.join(NORMALIZERS)}")
-        self._normalization = normalization
+        if normalization is None or normalization_version is None:  # saved before they were: its normalizer says
+            found = normalization_of(source)
+            if normalization is None:
+                normalization, normalization_version = found
+            else:
+                normalization_version = (
+                    found[1] if found[0] == normalization else NORMALIZATION_VERSIONS[normalization]
+                )
+        self._normalization, self._normalization_version = normalization, normalization_version
         kwargs.setdefault("clean_up_tokenization_spaces", False)
         if kwargs.get("model_max_length", VERY_LARGE_INTEGER) >= VERY_LARGE_INTEGER:  # unset, or saved unset
             kwargs["model_max_length"] = DEFAULT_MAX_SOURCE_LENGTH
@@ -241,6 +278,7 @@ class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
             source_lang=source_lang,
             target_lang=target_lang,
             normalization=normalization,
+            normalization_version=normalization_version,
             pad_token=pad_token,
             bos_token=bos_token,
             eos_token=eos_token,
@@ -292,6 +330,7 @@ class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
             source_lang=self.source_lang,
             target_lang=self.target_lang,
             normalization=self.normalization,
+            normalization_version=self.normalization_version,
             model_max_length=self.model_max_length,
         )
 
@@ -310,6 +349,11 @@ class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
     def normalization(self) -> str:
         """The normalizer the vocabularies were built with, a key of `NORMALIZERS` (`"ascii"`: the tutorial's)."""
         return self._normalization
+
+    @property
+    def normalization_version(self) -> int:
+        """The version of `normalization`'s rules the vocabularies were built with (`NORMALIZATION_VERSIONS`)."""
+        return self._normalization_version
 
     @property
     def vocabulary(self) -> str:

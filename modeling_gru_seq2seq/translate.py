@@ -365,6 +365,7 @@ def show_samples(model, tokenizer, args: argparse.Namespace) -> None:
             normalization=tokenizer.normalization,
             vocabulary=tokenizer.vocabulary,
         )
+        languages.normalization_version = tokenizer.normalization_version
         pairs = read_pairs(args.samples, languages)
     except DataFileError as error:
         raise UsageError(str(error)) from None

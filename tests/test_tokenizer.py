@@ -164,3 +164,51 @@ def test_the_normalization_is_saved_with_the_tokenizer(tmp_path):
     assert loaded.convert_ids_to_tokens(loaded("Привет, мир!").input_ids) == ["привет", ",", "мир", "!", "<eos>"]
     ascii_words = train_word_level(["a b"])
     assert GruSeq2SeqTokenizer.from_vocabularies(ascii_words, ascii_words).normalization == "ascii"
+
+
+# `unicode`, version 2: joiners stay inside words, and the punctuation of other scripts is split off and kept
+
+UNICODE_CASES = [
+    ("ab\u200dcd", "ab\u200dcd", "ab cd"),  # a zero-width joiner inside a word
+    ("می\u200cخواهم", "می\u200cخواهم", "می خواهم"),  # Persian: ZWNJ inside an ordinary word
+    ("چطوری؟", "چطوری ؟", "چطوری"),  # the Arabic question mark
+    ("¿Qué? ¡Hola!", "¿ qué ? ¡ hola !", "qué ? hola !"),
+    ("नमस्ते।", "नमस्ते ।", "नमस्ते"),  # the Devanagari danda
+    ("a، b؛ c", "a ، b ؛ c", "a b c"),
+    ("\u200dab\u200c cd", "ab cd", "ab cd"),  # joiners at a word's edge are not words
+    ("Привет, мир!", "привет , мир !", "привет , мир !"),
+]
+
+
+@pytest.mark.parametrize("text, version_2, version_1", UNICODE_CASES)
+def test_unicode_normalization_keeps_joiners_in_words_and_splits_other_punctuation(text, version_2, version_1):
+    assert normalize_string(text, "unicode") == version_2
+    assert normalize_string(text, "unicode", 1) == version_1
+
+
+def test_a_model_saved_with_the_first_unicode_rules_keeps_them(tmp_path):
+    """A tokenizer saved before version 2 (its config holds no version, its normalizer the old rules) reads as
+    version 1, and data prepared for it is normalized by those rules; new ones get version 2."""
+    from data_scripts.prepare_tatoeba import PrepareArguments, read_pairs
+    from modeling_gru_seq2seq.tokenization_gru_seq2seq import UNICODE_NORMALIZER_V1
+
+    new = GruSeq2SeqTokenizer.from_vocabularies(
+        train_word_level(["ab\u200dcd"], normalization="unicode"), train_word_level(["x"], normalization="unicode")
+    )
+    assert (new.normalization, new.normalization_version) == ("unicode", 2)
+    old_source, old_target = (train_word_level([text], normalization="unicode") for text in ("ab cd", "x"))
+    old_source.normalizer = old_target.normalizer = UNICODE_NORMALIZER_V1
+    GruSeq2SeqTokenizer.from_vocabularies(old_source, old_target).save_pretrained(tmp_path)
+    settings = json.loads((tmp_path / "tokenizer_config.json").read_text(encoding="utf-8"))
+    for key in ("normalization", "normalization_version"):
+        settings.pop(key)
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(settings), encoding="utf-8")
+    old = GruSeq2SeqTokenizer.from_pretrained(tmp_path)
+    assert (old.normalization, old.normalization_version) == ("unicode", 1)
+    assert old.normalize("ab\u200dcd") == "ab cd" and old("ab\u200dcd")["input_ids"][:2] != [3, 3]
+    pairs = tmp_path / "pairs.txt"
+    pairs.write_text("x\tab\u200dcd\n", encoding="utf-8")
+    args = PrepareArguments(normalization="unicode")
+    assert read_pairs(str(pairs), args)["fr"] == ["ab\u200dcd"]
+    args.normalization_version = old.normalization_version
+    assert read_pairs(str(pairs), args)["fr"] == ["ab cd"]
