@@ -13,6 +13,7 @@ resumes from its last complete checkpoint; `--overwrite_output_dir` starts over.
 """
 
 import contextlib
+import dataclasses
 import fnmatch
 import json
 import logging
@@ -520,43 +521,50 @@ def resume_checkpoint(training_args) -> str | None:
     return last_checkpoint
 
 
-RECORDED_DATA_ARGS = (
-    "train_file",
-    "dataset_name",
-    "dataset_config_name",
-    "validation_file",
-    "test_file",
-    "source_lang",
-    "target_lang",
-    "min_count",
-    "min_length",
-    "max_length",
-    "length_unit",
-    "split_seed",
-    "validation_fraction",
-    "test_fraction",
-    "skip_bad_lines",
-    "max_train_samples",
-    "max_source_length",
-    "max_target_length",
-    "source_prefix",
-    "pad_to_max_length",
-    "ignore_pad_token_for_loss",
-    "file_languages",
-    "normalization",
-    "autoencode",
-    "unknown_pairs",
-    "open_test",
-    "vocabulary",
-    "vocab_size",
-    "joint_vocabulary",
-    "subword_dropout",
+# The resume rule, in one place. A resumed run (or a rerun of a finished one) may change these flags: how long it
+# trains, the learning rate (the divergence message advises lowering it and resuming), the number format (master
+# weights are fp32), where it writes, what it evaluates and how, saving, logging, and how processes and data
+# loaders run. Every other flag of the three argument groups must be what the checkpoint was trained with
+# (recorded in `run_arguments.json`), else one line names the first that differs.
+RESUME_MAY_CHANGE = frozenset(
+    {
+        # how long, how fast, which arithmetic
+        *("max_steps", "num_train_epochs", "max_train_minutes", "learning_rate"),
+        *("bf16", "fp16", "bf16_full_eval", "fp16_full_eval", "tf32"),
+        # where it writes, what it does
+        *("output_dir", "overwrite_output_dir", "resume_from_checkpoint", "do_train", "do_eval", "do_predict"),
+        # evaluation
+        *("eval_strategy", "eval_steps", "eval_delay", "per_device_eval_batch_size", "prediction_loss_only"),
+        *("eval_on_start", "eval_do_concat_batches", "eval_use_gather_object", "eval_accumulation_steps"),
+        *("include_for_metrics", "batch_eval_metrics", "predict_with_generate", "generation_max_length"),
+        *("generation_num_beams", "generation_config", "load_best_model_at_end", "metric_for_best_model"),
+        *("greater_is_better", "early_stopping_patience", "max_eval_samples", "max_predict_samples", "num_beams"),
+        *("val_max_target_length", "replace_unknown", "num_attention_plots", "sortish_sampler"),
+        # saving and the Hub
+        *("save_strategy", "save_steps", "save_total_limit", "save_only_model", "save_on_each_node"),
+        *("enable_jit_checkpoint", "push_to_hub", "hub_token", "hub_private_repo", "hub_model_id"),
+        *("hub_strategy", "hub_always_push", "hub_revision", "token", "cache_dir"),
+        # logging
+        *("logging_strategy", "logging_steps", "logging_first_step", "log_on_each_node", "logging_nan_inf_filter"),
+        *("include_num_input_tokens_seen", "log_level", "log_level_replica", "disable_tqdm", "report_to"),
+        *("run_name", "project", "trackio_space_id", "trackio_bucket_id", "trackio_static_space_id"),
+        *("skip_memory_metrics", "debug"),
+        # processes, devices, loaders and execution (not what is trained)
+        *("local_rank", "use_cpu", "ddp_find_unused_parameters", "ddp_bucket_cap_mb", "ddp_broadcast_buffers"),
+        *("ddp_static_graph", "ddp_backend", "ddp_timeout", "dataloader_num_workers", "dataloader_pin_memory"),
+        *("dataloader_persistent_workers", "dataloader_prefetch_factor", "dataloader_multiprocessing_context"),
+        *("torch_compile", "torch_compile_backend", "torch_compile_mode", "torch_empty_cache_steps"),
+        *("preprocessing_num_workers", "overwrite_cache", "use_fast_tokenizer", "trust_remote_code"),
+        *("remove_unused_columns",),  # set by the script (the subword dropout's collator reads the pairs)
+        *("ignore_data_skip", "restore_callback_states_from_checkpoint"),
+    }
 )
 
 
-def run_record(model_args, data_args, config) -> dict:
+def run_record(model_args, data_args, config, training_args=None) -> dict:
     """What a run trains with, saved as `run_arguments.json` in each checkpoint and with the model: the model's
-    settings, the arguments that shape the training data and the training file's content (SHA-256)."""
+    settings, every flag a resume may not change (see `RESUME_MAY_CHANGE`), and the training file's content
+    (SHA-256)."""
     record = {"--model_name_or_path": model_args.model_name_or_path}
     record.update(
         {
@@ -565,11 +573,16 @@ def run_record(model_args, data_args, config) -> dict:
             if name not in TOKENIZER_FIELDS
         }
     )
-    record.update({f"--{name}": getattr(data_args, name) for name in RECORDED_DATA_ARGS})
+    for arguments in (model_args, data_args, training_args):
+        if arguments is None:
+            continue
+        for field_ in dataclasses.fields(arguments):
+            if field_.init and field_.name not in RESUME_MAY_CHANGE and f"--{field_.name}" not in record:
+                record[f"--{field_.name}"] = getattr(arguments, field_.name)
     train_file = None if data_args.dataset_name else find_train_file(data_args)
     if train_file is not None and os.path.isfile(train_file):
         record["the training file's content (SHA-256)"] = file_digest(train_file)
-    return json.loads(json.dumps(record))  # as read back from the file
+    return json.loads(json.dumps(record, default=str))  # as read back from the file
 
 
 def check_same_run(directory: str, record: dict) -> None:
@@ -920,7 +933,7 @@ def run(model_args, data_args, training_args) -> int:
     if data_args.forced_bos_token is not None:
         logger.warning("--forced_bos_token has no effect: this model has one target language and no language tokens")
     checkpoint = resume_checkpoint(training_args)
-    record = run_record(model_args, data_args, model.config if model is not None else config)
+    record = run_record(model_args, data_args, model.config if model is not None else config, training_args)
     if training_args.do_train and (checkpoint or holds_saved_model(training_args.output_dir)):
         check_same_run(checkpoint or training_args.output_dir, record)
         tokenizer = tokenizer or trained_vocabularies(checkpoint or training_args.output_dir, data_args)
