@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import os
+import pickle
 import shlex
 import shutil
 import sys
@@ -35,6 +36,7 @@ from transformers import (
     default_data_collator,
     set_seed,
 )
+from transformers.trainer_pt_utils import safe_globals
 from transformers.trainer_utils import get_last_checkpoint
 
 from data_scripts.prepare_tatoeba import (
@@ -388,7 +390,7 @@ def output_dir_lock(output_dir: str):
             f"--output_dir: got {output_dir!r}, want a directory (or a path to create one): {error.strerror}"
         ) from None
     try:
-        with OwnerLock(os.path.join(output_dir, RUN_LOCK_FILE)) as lock:
+        with lock_or_usage_error(os.path.join(output_dir, RUN_LOCK_FILE), output_dir) as lock:
             if not lock.acquired:
                 raise UsageError(
                     f"--output_dir {output_dir} is in use by {lock.describe_owner()} (another run): "
@@ -399,6 +401,19 @@ def output_dir_lock(output_dir: str):
     finally:
         if created and os.path.isdir(output_dir) and not os.listdir(output_dir):
             os.rmdir(output_dir)
+
+
+@contextlib.contextmanager
+def lock_or_usage_error(path: str, output_dir: str):
+    """`OwnerLock(path)`, or one line where the lock cannot be written (a read-only or full file system)."""
+    try:
+        lock = OwnerLock(path).__enter__()
+    except OSError as error:
+        raise UsageError(f"--output_dir {output_dir}: cannot write there ({error.strerror or error})") from None
+    try:
+        yield lock
+    finally:
+        lock.__exit__(None, None, None)
 
 
 def check_writable(directory: str) -> None:
@@ -477,6 +492,28 @@ def is_card(path: str) -> bool:
         return False
     with open(path, encoding="utf-8", errors="replace") as handle:
         return CARD_MARKER in handle.read()
+
+
+def check_plain_pickles(checkpoint: str) -> None:
+    """The checkpoint's pickled files (optimizer, scheduler, RNG states) hold only tensors and plain data, as the
+    Trainer's saves do: each is read as torch reads it on resume (`weights_only=True`, which refuses to unpickle
+    anything else, the numpy types of RNG states aside), so that a file that is not gives one line naming it now,
+    not a traceback after preparation."""
+    for name in sorted(os.listdir(checkpoint)):
+        path = os.path.join(checkpoint, name)
+        if not name.endswith((".pt", ".pth")) or not os.path.isfile(path):
+            continue
+        try:
+            with safe_globals():  # the numpy types the Trainer's RNG states hold, as its own load allows them
+                torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            raise UsageError(
+                f"{path}: holds pickled objects that are not plain data, which are not unpickled (a checkpoint "
+                "written by this script holds tensors and plain data only): resume from another checkpoint, or "
+                "pass --overwrite_output_dir to start over"
+            ) from None
+        except (OSError, RuntimeError, EOFError) as error:
+            raise UsageError(f"{path}: cannot be read ({str(error).splitlines()[0]}): it is damaged") from None
 
 
 def resume_checkpoint(training_args) -> str | None:
@@ -581,7 +618,7 @@ def run_record(model_args, data_args, config, training_args=None) -> dict:
                 record[f"--{field_.name}"] = getattr(arguments, field_.name)
     train_file = None if data_args.dataset_name else find_train_file(data_args)
     if train_file is not None and os.path.isfile(train_file):
-        record["the training file's content (SHA-256)"] = file_digest(train_file)
+        record[TRAIN_FILE_DIGEST] = file_digest(train_file)
     return json.loads(json.dumps(record, default=str))  # as read back from the file
 
 
@@ -594,11 +631,26 @@ def check_same_run(directory: str, record: dict) -> None:
     with open(path, encoding="utf-8") as handle:
         saved = json.load(handle)
     for key, value in record.items():
-        if key in saved and saved[key] != value:
+        if key in saved and saved[key] != value and not same_file(key, saved, record):
             raise UsageError(
                 f"{directory} was trained with {key} {saved[key]!r}, this run has {value!r}: pass the "
                 "same to resume, or --overwrite_output_dir to start over"
             )
+
+
+PATH_FLAGS = ("--train_file", "--validation_file", "--test_file", "--dataset_name", "--model_name_or_path")
+TRAIN_FILE_DIGEST = "the training file's content (SHA-256)"
+
+
+def same_file(key: str, saved: dict, record: dict) -> bool:
+    """Whether flag `key` names the same data by another path (relative against absolute, through a link): the
+    same resolved path, or for `--train_file` the same content (its recorded SHA-256)."""
+    if key not in PATH_FLAGS or not isinstance(saved[key], str) or not isinstance(record[key], str):
+        return False
+    if os.path.realpath(saved[key]) == os.path.realpath(record[key]):
+        return True
+    digest = saved.get(TRAIN_FILE_DIGEST)
+    return key == "--train_file" and digest is not None and digest == record.get(TRAIN_FILE_DIGEST)
 
 
 def find_train_file(data_args) -> str:
@@ -887,6 +939,16 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, DataFileError, ModelLoadError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C outside training (training stops at a step and saves, see GracefulStop)
+        output_dir = training_args.output_dir
+        saved = (
+            f"the trained model is saved in {output_dir}; rerun the command to evaluate again (training is not "
+            "repeated)"
+            if holds_saved_model(output_dir)
+            else "nothing new was saved"
+        )
+        print(f"\ninterrupted (Ctrl-C): {saved}", file=sys.stderr)
+        return 130
 
 
 def run(model_args, data_args, training_args) -> int:
@@ -933,6 +995,8 @@ def run(model_args, data_args, training_args) -> int:
     if data_args.forced_bos_token is not None:
         logger.warning("--forced_bos_token has no effect: this model has one target language and no language tokens")
     checkpoint = resume_checkpoint(training_args)
+    if checkpoint is not None and training_args.do_train:
+        check_plain_pickles(checkpoint)
     record = run_record(model_args, data_args, model.config if model is not None else config, training_args)
     if training_args.do_train and (checkpoint or holds_saved_model(training_args.output_dir)):
         check_same_run(checkpoint or training_args.output_dir, record)

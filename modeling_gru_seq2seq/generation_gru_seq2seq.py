@@ -124,6 +124,11 @@ class GruSeq2SeqGenerationMixin(GenerationMixin):
         """`GenerationMixin.generate`; plain greedy and beam search run the lean loops (see the module's
         docstring), with the same tokens. Without a given length, each sentence's limit follows its source
         (`output_length_limits`)."""
+        if kwargs.get("inputs_embeds") is not None:
+            raise ValueError(
+                "generate(inputs_embeds=...): this model reads token ids; pass input_ids (and attention_mask): its "
+                "encoder packs each sentence by the length of its ids"
+            )
         limits = self.output_length_limits(args, kwargs)
         if limits is None:
             lean = self._lean_generation(args, kwargs)

@@ -1,0 +1,99 @@
+"""Cases that once ended in a traceback from deep inside: one line and a non-zero exit, nothing lost."""
+
+import datetime
+import errno
+import json
+import os
+import shutil
+
+import pytest
+import torch
+from runs import TINY
+
+import run_translation
+from modeling_gru_seq2seq import owner_lock
+
+
+def tiny_run(pairs_file, output_dir, *more):
+    flags = ["--train_file", pairs_file, "--output_dir", str(output_dir), *TINY, "--max_steps", "2"]
+    return [*flags, "--eval_strategy", "no", "--num_attention_plots", "1", "--max_eval_samples", "8", *more]
+
+
+def one_line(capsys) -> str:
+    """The error a command ended with: its last line on stderr (progress bars come before it), no traceback."""
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err and "Traceback" not in captured.out
+    return [line for line in captured.err.splitlines() if line.strip()][-1]
+
+
+def test_generate_with_inputs_embeds_is_refused_in_one_line(tiny_model):
+    with pytest.raises(ValueError) as error:
+        tiny_model.generate(inputs_embeds=torch.zeros(1, 3, 8), max_new_tokens=2)
+    assert str(error.value).startswith("generate(inputs_embeds=...): this model reads token ids; pass input_ids")
+    assert error.value.__cause__ is None and "\n" not in str(error.value)
+
+
+def test_a_read_only_output_folder_is_one_line(pairs_file, tmp_path, capsys, monkeypatch):
+    """The run's lock file cannot be written (a read-only file system: root ignores file modes, so the writer
+    is patched to answer as one does)."""
+    output_dir = tmp_path / "out"
+    output_dir.mkdir()
+    real_open = os.open
+
+    def read_only(path, *args, **kwargs):
+        if str(path).startswith(str(output_dir)):
+            raise OSError(errno.EROFS, "Read-only file system", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(owner_lock.os, "open", read_only)
+    assert run_translation.main(tiny_run(pairs_file, output_dir)) == 2
+    assert one_line(capsys) == f"error: --output_dir {output_dir}: cannot write there (Read-only file system)"
+
+
+def test_ctrl_c_after_training_says_what_was_saved(pairs_file, tmp_path, capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_translation, "save_plots", interrupted)  # Ctrl-C while the heatmaps are drawn
+    output_dir = tmp_path / "out"
+    assert run_translation.main(tiny_run(pairs_file, output_dir)) == 130
+    error = one_line(capsys)
+    assert error == (
+        f"interrupted (Ctrl-C): the trained model is saved in {output_dir}; rerun the command to evaluate again "
+        "(training is not repeated)"
+    )
+    assert (output_dir / "model.safetensors").is_file()
+
+
+def test_a_checkpoint_holding_other_pickles_is_refused_naming_the_file(pairs_file, tmp_path, capsys):
+    output_dir = tmp_path / "out"
+    flags = tiny_run(pairs_file, output_dir, "--save_strategy", "steps", "--save_steps", "2")
+    assert run_translation.main(flags) == 0
+    checkpoint = output_dir / "checkpoint-2"
+    torch.save({"made": datetime.datetime(2026, 1, 1)}, checkpoint / "rng_state.pth")  # not plain data
+    capsys.readouterr()
+    assert run_translation.main([*flags, "--max_steps", "4"]) == 2
+    error = one_line(capsys)
+    assert error.startswith(f"error: {checkpoint / 'rng_state.pth'}: holds pickled objects that are not plain data")
+
+
+def test_resume_by_another_path_to_the_same_training_file(pairs_file, tmp_path, monkeypatch, capsys):
+    """Trained with a relative path, resumed with the absolute one (or through a link, or a copy with the same
+    content): the same data, so the resume goes on."""
+    shutil.copy(pairs_file, tmp_path / "pairs.txt")
+    monkeypatch.chdir(tmp_path)
+    flags = tiny_run("pairs.txt", tmp_path / "out", "--save_strategy", "steps", "--save_steps", "2")
+    assert run_translation.main(flags) == 0
+    for path in (str(tmp_path / "pairs.txt"), str(tmp_path / "copy.txt")):
+        shutil.copy(tmp_path / "pairs.txt", tmp_path / "copy.txt")
+        steps = {str(tmp_path / "pairs.txt"): "4", str(tmp_path / "copy.txt"): "6"}[path]
+        rerun = [path if flag == "pairs.txt" else flag for flag in flags]
+        assert run_translation.main([*rerun, "--max_steps", steps]) == 0, capsys.readouterr().err
+        state = json.loads((tmp_path / "out" / "trainer_state.json").read_text(encoding="utf-8"))
+        assert state["global_step"] == int(steps)
+    (tmp_path / "other.txt").write_text((tmp_path / "pairs.txt").read_text(encoding="utf-8")[:-200], encoding="utf-8")
+    other = [str(tmp_path / "other.txt") if flag == "pairs.txt" else flag for flag in flags]
+    capsys.readouterr()
+    assert run_translation.main([*other, "--max_steps", "8"]) == 2
+    error = one_line(capsys)
+    assert "was trained with --train_file" in error and f"this run has '{tmp_path / 'other.txt'}'" in error
