@@ -663,6 +663,24 @@ def find_train_file(data_args) -> str:
     return TUTORIAL_DATA_URL
 
 
+def load_dataset_named(name: str, config_name: str | None, token: str | None):
+    """`--dataset_name`: a Hub id or a local folder, as `load_dataset` reads them, with one line for a local path
+    that holds no dataset (missing, a file, an empty folder, files that do not parse)."""
+    local = os.path.exists(name) or os.path.isabs(name) or name.startswith((".", "~"))
+    if local and not os.path.exists(name):
+        raise UsageError(f"--dataset_name {name}: no such folder")
+    if local and not os.path.isdir(name):
+        raise UsageError(f"--dataset_name {name}: a file, want a folder of split files (a single file: --train_file)")
+    try:
+        return load_dataset(name, config_name, token=token)
+    except (datasets.exceptions.DatasetGenerationError, datasets.data_files.EmptyDatasetError) as error:
+        cause = error.__cause__ or error
+        raise UsageError(
+            f"--dataset_name {name}: cannot be read as a dataset ({type(cause).__name__}: "
+            f"{str(cause).strip().splitlines()[0] if str(cause).strip() else 'no data files'})"
+        ) from None
+
+
 def load_corpus(data_args, prepare_args, tokenizer, need_train: bool, token: str | None = None):
     """The prepared DatasetDict (translation layout) and the tokenizer (built here when not given).
 
@@ -672,7 +690,7 @@ def load_corpus(data_args, prepare_args, tokenizer, need_train: bool, token: str
     given = {"validation": data_args.validation_file, "test": data_args.test_file}
     train = None
     if data_args.dataset_name:
-        records = load_dataset(data_args.dataset_name, data_args.dataset_config_name, token=token)
+        records = load_dataset_named(data_args.dataset_name, data_args.dataset_config_name, token)
         if data_args.open_test and "test" in records:
             raise UsageError(
                 f"--open_test holds a test split out of the training pairs, but --dataset_name "

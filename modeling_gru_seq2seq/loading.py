@@ -13,7 +13,8 @@ and caches it; only the vocabulary sizes are checked after loading.
 import json
 import os
 
-from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer
+import torch
+from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer, LogitsProcessorList
 
 from .commands import MODEL_STAGING_DIR
 
@@ -43,7 +44,30 @@ def load_model_and_tokenizer(
     tokenizer = load_tokenizer(tokenizer_name or path, **from_pretrained_kwargs)
     check_vocabulary_sizes(tokenizer_name or path, config, tokenizer)
     model = _load(AutoModelForSeq2SeqLM, path, WEIGHTS_FILE, dict(from_pretrained_kwargs, config=config))
+    check_generation_settings(path, model)
     return model, tokenizer
+
+
+def check_generation_settings(path: str, model) -> None:
+    """The saved generation settings make a search `generate()` can run (e.g. not `do_sample` with a
+    `temperature` of 0), else a `ModelLoadError` naming the file and the field, instead of an error at the first
+    sentence, deep inside `generate()`."""
+    try:
+        generation_config, _ = model._prepare_generation_config(None)
+        model._get_logits_processor(
+            generation_config,
+            1,
+            torch.zeros((1, 1), dtype=torch.long),
+            None,
+            LogitsProcessorList(),
+            device="cpu",
+            model_kwargs={},
+        )
+    except ValueError as error:
+        where = (
+            os.path.join(path, GENERATION_CONFIG_FILE) if os.path.isdir(path) else f"{path} ({GENERATION_CONFIG_FILE})"
+        )
+        raise ModelLoadError(f"{where}: {str(error).splitlines()[0]}") from None
 
 
 def load_config(path: str, **from_pretrained_kwargs):

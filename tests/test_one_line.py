@@ -97,3 +97,40 @@ def test_resume_by_another_path_to_the_same_training_file(pairs_file, tmp_path, 
     assert run_translation.main([*other, "--max_steps", "8"]) == 2
     error = one_line(capsys)
     assert "was trained with --train_file" in error and f"this run has '{tmp_path / 'other.txt'}'" in error
+
+
+def test_generation_settings_that_cannot_run_are_one_line(tmp_path, capsys):
+    from tiny import PAIRS, learn_by_heart
+
+    from modeling_gru_seq2seq import translate
+    from modeling_gru_seq2seq.pipeline_gru_seq2seq import save_translation_pipeline
+
+    model, tokenizer = learn_by_heart(PAIRS)
+    save_translation_pipeline(model.eval(), tokenizer, str(tmp_path / "model"))
+    path = tmp_path / "model" / "generation_config.json"
+    settings = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps({**settings, "do_sample": True, "temperature": 0}), encoding="utf-8")
+    assert translate.main([str(tmp_path / "model"), "je suis content ."]) == 2
+    error = one_line(capsys)
+    assert error.startswith(f"error: {path}: `temperature` (=0) has to be a strictly positive float")
+
+
+@pytest.mark.parametrize("kind", ["missing", "file", "empty", "broken"])
+def test_a_dataset_name_that_holds_no_dataset_is_one_line(tmp_path, capsys, kind):
+    folder = tmp_path / "data"
+    if kind == "file":
+        folder.write_text('{"translation": {"fr": "a", "en": "b"}}\n', encoding="utf-8")
+    elif kind in ("empty", "broken"):
+        folder.mkdir()
+    if kind == "broken":
+        (folder / "train.jsonl").write_text('{"translation": {"fr": "a", "en": \n', encoding="utf-8")
+    flags = ["--dataset_name", str(folder), "--output_dir", str(tmp_path / "out"), *TINY]
+    assert run_translation.main(flags) == 2
+    error = one_line(capsys)
+    expected = {
+        "missing": f"error: --dataset_name {folder}: no such folder",
+        "file": f"error: --dataset_name {folder}: a file, want a folder of split files",
+        "empty": f"error: --dataset_name {folder}: cannot be read as a dataset",
+        "broken": f"error: --dataset_name {folder}: cannot be read as a dataset",
+    }[kind]
+    assert error.startswith(expected), error
