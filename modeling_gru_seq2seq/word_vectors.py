@@ -10,6 +10,7 @@ words first). Rows of words the file does not hold keep their initialisation.
 
 import gzip
 import io
+import zlib
 
 import torch
 from transformers.utils import logging
@@ -40,10 +41,30 @@ def vector_width(path: str, flag: str) -> int:
     raise UsageError(f"{flag} {path}: no word vectors in it (want lines of a word and its numbers)")
 
 
+def check_gzip(path: str, flag: str) -> None:
+    """A `.gz` file is gzip data that decompresses to its end (one pass, in blocks): a one-line error for plain
+    text named `.gz` or a truncated or damaged file, before any long work rather than after data preparation."""
+    if not path.endswith(".gz"):
+        return
+    try:
+        with open(path, "rb") as raw:
+            if raw.read(2) != b"\x1f\x8b":
+                raise UsageError(f"{flag} {path}: named .gz, but not gzip data (plain text? name it .vec or .txt)")
+        with gzip.open(path, "rb") as handle:
+            while handle.read(1 << 22):
+                pass
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise UsageError(f"{flag} {path}: the gzip data is truncated or damaged ({error})") from None
+    except OSError as error:
+        raise UsageError(f"{flag} {path}: {error.strerror or error}") from None
+
+
 def check_widths(source: str | None, target: str | None, hidden_size: int) -> None:
-    """A one-line error, before any long work, where `--source_embeddings`/`--target_embeddings` hold vectors of
-    another width than the model's embeddings."""
+    """A one-line error, before any long work, where `--source_embeddings`/`--target_embeddings` are damaged gzip
+    files or hold vectors of another width than the model's embeddings."""
     for flag, path in (("--source_embeddings", source), ("--target_embeddings", target)):
+        if path is not None:
+            check_gzip(path, flag)
         width = None if path is None else vector_width(path, flag)
         if width is not None and width != hidden_size:
             raise UsageError(
@@ -74,9 +95,12 @@ def load_word_vectors(
             if index is None or found[index]:
                 continue
             try:
-                embedding.weight[index] = torch.tensor([float(value) for value in numbers])
+                vector = torch.tensor([float(value) for value in numbers])
             except ValueError:
                 raise UsageError(f"{flag} {path}, line {number}: not a word and {width} numbers") from None
+            if not torch.isfinite(vector).all():
+                raise UsageError(f"{flag} {path}, line {number}: the vector of {word!r} holds non-finite values")
+            embedding.weight[index] = vector
             found[index] = True
     return int(found.sum()), len(vocabulary) - len(SPECIAL_TOKENS)
 

@@ -134,3 +134,29 @@ def test_a_dataset_name_that_holds_no_dataset_is_one_line(tmp_path, capsys, kind
         "broken": f"error: --dataset_name {folder}: cannot be read as a dataset",
     }[kind]
     assert error.startswith(expected), error
+
+
+@pytest.mark.parametrize("kind", ["truncated", "plain text", "non-finite"])
+def test_damaged_or_non_finite_word_vectors_are_one_line(pairs_file, tmp_path, capsys, kind):
+    """A truncated `.gz` or plain text named `.gz`: one line before the data is read (the training file here does
+    not even exist); a vector holding nan or inf: one line naming it, not a diverged training."""
+    import gzip
+
+    lines = "".join(f"{word} {' '.join(['0.1'] * 32)}\n" for word in ("je", "suis", "content"))
+    path = tmp_path / ("vectors.vec" if kind == "non-finite" else "vectors.vec.gz")
+    if kind == "truncated":
+        path.write_bytes(gzip.compress(lines.encode() * 200)[:-40])
+    elif kind == "plain text":
+        path.write_text(lines, encoding="utf-8")
+    else:
+        path.write_text(lines.replace("0.1", "nan", 1), encoding="utf-8")
+    train_file = pairs_file if kind == "non-finite" else str(tmp_path / "never-read.txt")
+    flags = tiny_run(train_file, tmp_path / "out", "--source_embeddings", str(path))
+    assert run_translation.main(flags) == 2
+    error = one_line(capsys)
+    expected = {
+        "truncated": f"error: --source_embeddings {path}: the gzip data is truncated or damaged",
+        "plain text": f"error: --source_embeddings {path}: named .gz, but not gzip data",
+        "non-finite": f"error: --source_embeddings {path}, line 1: the vector of 'je' holds non-finite values",
+    }[kind]
+    assert error.startswith(expected), error
