@@ -14,6 +14,7 @@ resumes from its last complete checkpoint; `--overwrite_output_dir` starts over.
 
 import contextlib
 import dataclasses
+import errno
 import fnmatch
 import json
 import logging
@@ -29,6 +30,7 @@ import datasets
 import torch
 import transformers
 from datasets import load_dataset
+from safetensors import SafetensorError
 from transformers import (
     DataCollatorForSeq2Seq,
     EarlyStoppingCallback,
@@ -432,6 +434,23 @@ def check_writable(directory: str) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(probe)
+
+
+DISK_FULL_SIGNS = ("No space left on device", "StorageFull", "unexpected pos")  # safetensors', torch.save's
+
+
+def save_failure(error: BaseException) -> str | None:
+    """What went wrong when a save failed, on one line (`None`: not a failed save, to be raised as it is). A full
+    disk shows as `OSError` ENOSPC, as safetensors' `SafetensorError` ("No space left on device") or as torch.save's
+    `RuntimeError` ("unexpected pos ..."): all say that the disk is full."""
+    message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    if getattr(error, "errno", None) == errno.ENOSPC or any(sign in str(error) for sign in DISK_FULL_SIGNS):
+        return f"the disk is full (saving failed: {message})"
+    if isinstance(error, OSError):
+        return message if error.strerror is None else f"{error.strerror}: {error.filename or ''}".rstrip(": ")
+    if isinstance(error, SafetensorError):
+        return f"saving failed: {message}"
+    return None
 
 
 def check_room_for_checkpoint(directory: str, model) -> None:
@@ -1179,10 +1198,13 @@ def run(model_args, data_args, training_args) -> int:
         except TrainingDivergedError as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
-        except OSError as error:  # a full or read-only disk at a save
+        except (OSError, SafetensorError, RuntimeError) as error:  # a full or read-only disk at a save
+            problem = save_failure(error)
+            if problem is None:
+                raise
             last = get_last_checkpoint(training_args.output_dir)
             print(
-                f"error: {error}; "
+                f"error: {problem}; "
                 + (
                     f"the last complete checkpoint is {last}: make room, then rerun the same command to resume"
                     if last

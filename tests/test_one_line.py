@@ -160,3 +160,39 @@ def test_damaged_or_non_finite_word_vectors_are_one_line(pairs_file, tmp_path, c
         "non-finite": f"error: --source_embeddings {path}, line 1: the vector of 'je' holds non-finite values",
     }[kind]
     assert error.startswith(expected), error
+
+
+def test_a_full_disk_at_a_checkpoint_names_the_last_complete_one_and_the_rerun_resumes(
+    pairs_file, tmp_path, capsys, monkeypatch
+):
+    """safetensors' own error for a full disk while a checkpoint is written (a patched writer: the second save
+    fails as safetensors does at 0 bytes free): one line saying the disk is full and naming the last complete
+    checkpoint; the rerun resumes from it."""
+    from safetensors import SafetensorError
+    from transformers import modeling_utils
+
+    saves, real_save = [], modeling_utils.safe_save_file
+
+    def full_disk_at_the_second_save(*args, **kwargs):
+        saves.append(1)
+        if len(saves) == 2:
+            raise SafetensorError(
+                'Error while serializing: IoError(Os { code: 28, kind: StorageFull, message: "No space left on '
+                'device" })'
+            )
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(modeling_utils, "safe_save_file", full_disk_at_the_second_save)
+    output_dir = tmp_path / "out"
+    flags = tiny_run(pairs_file, output_dir, "--save_strategy", "steps", "--save_steps", "2", "--max_steps", "4")
+    assert run_translation.main(flags) == 1
+    error = one_line(capsys)
+    assert error.startswith("error: the disk is full (saving failed: Error while serializing")
+    assert error.endswith(
+        f"the last complete checkpoint is {output_dir / 'checkpoint-2'}: make room, then rerun the "
+        "same command to resume"
+    )
+    monkeypatch.setattr(modeling_utils, "safe_save_file", real_save)
+    assert run_translation.main(flags) == 0
+    assert "Resuming from" in capsys.readouterr().out
+    assert json.loads((output_dir / "trainer_state.json").read_text(encoding="utf-8"))["global_step"] == 4

@@ -580,5 +580,5 @@ def test_a_failed_save_names_the_last_complete_checkpoint(pairs_file, tmp_path, 
     args = ["--train_file", pairs_file, "--output_dir", str(tmp_path / "out"), "--max_steps", "3", *RUN]
     assert run_translation.main(args) == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]  # after the data preparation's progress bars
-    assert error.startswith("error: [Errno 28] No space left on device")
+    assert error.startswith("error: the disk is full (saving failed: [Errno 28] No space left on device")
     assert f"the last complete checkpoint is {tmp_path / 'out' / 'checkpoint-3'}: make room" in error
