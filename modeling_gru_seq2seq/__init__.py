@@ -21,6 +21,7 @@ MODEL_CODE_FILES = (
     "owner_lock.py",
     "tokenization_gru_seq2seq.py",
     "pipeline_gru_seq2seq.py",
+    "saved_files.py",
 )
 
 AutoConfig.register(GruSeq2SeqConfig.model_type, GruSeq2SeqConfig)

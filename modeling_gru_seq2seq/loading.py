@@ -10,12 +10,12 @@ config and the tokenizer, then the vocabulary sizes against the model's. Every p
 and caches it; only the vocabulary sizes are checked after loading.
 """
 
-import json
 import os
 
 import torch
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, AutoTokenizer, LogitsProcessorList
 
+from . import saved_files
 from .commands import MODEL_STAGING_DIR
 
 CONFIG_FILE = "config.json"
@@ -157,39 +157,19 @@ def check_model_type(config_path: str, model_type: str | None) -> None:
 
 
 def check_safetensors_file(path: str) -> None:
-    """The file is exactly as long as its header says: 8 bytes of header length, the JSON header, then
-    the tensors up to the largest end offset. A save killed mid-write leaves it shorter."""
-    if not os.path.isfile(path):
-        raise ModelLoadError(f"{path}: not a file (a weights file is expected there)")
-    size = os.path.getsize(path)
-    with open(path, "rb") as handle:
-        header_length = int.from_bytes(handle.read(8), "little") if size >= 8 else None
-        header_bytes = handle.read(header_length) if header_length is not None and 8 + header_length <= size else None
-    if header_bytes is None:
-        raise ModelLoadError(f"{path}: truncated ({size} bytes, shorter than its own header; an interrupted save?)")
+    """The file is exactly as long as its header says (`saved_files.check_safetensors_file`)."""
     try:
-        header = json.loads(header_bytes)
-        data_length = max(
-            (entry["data_offsets"][1] for name, entry in header.items() if name != "__metadata__"), default=0
-        )
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-        raise ModelLoadError(f"{path}: not a safetensors file (its header is unreadable)") from None
-    expected = 8 + header_length + data_length
-    if size != expected:
-        state = "truncated" if size < expected else "longer than its header says"
-        raise ModelLoadError(f"{path}: {state} ({size} bytes, its header describes {expected}; an interrupted save?)")
+        saved_files.check_safetensors_file(path)
+    except saved_files.SavedFileError as error:
+        raise ModelLoadError(str(error)) from None
 
 
 def read_json(path: str) -> dict:
     """The JSON object in `path`; `ModelLoadError` for anything else (a truncated file, an empty one)."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            content = json.load(handle)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ModelLoadError(f"{path}: not valid JSON ({error}; truncated by an interrupted save?)") from None
-    if not isinstance(content, dict):
-        raise ModelLoadError(f"{path}: not a JSON object")
-    return content
+        return saved_files.read_json(path)
+    except saved_files.SavedFileError as error:
+        raise ModelLoadError(str(error)) from None
 
 
 def check_vocabulary_sizes(path: str, config, tokenizer) -> None:

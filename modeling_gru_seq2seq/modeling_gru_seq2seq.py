@@ -24,6 +24,7 @@ from .configuration_gru_seq2seq import ATTENTION_SCORES, GruSeq2SeqConfig
 from .generation_gru_seq2seq import GruSeq2SeqCache, GruSeq2SeqGenerationMixin
 from .gru_choice import Loops, choice
 from .packed_gru import PackedGRU
+from .saved_files import check_model_files
 
 
 def flat_positions(mask: torch.Tensor) -> torch.LongTensor:
@@ -500,7 +501,9 @@ class GruSeq2SeqPreTrainedModel(PreTrainedModel):
         another shape than the config says (a `config.json` with other `num_layers` or `attention`, another
         model's weights) raise one line naming them, instead of loading with layers dropped or newly
         initialised; `ignore_mismatched_sizes=True` allows them, as in transformers. Weights that are not
-        finite (NaN, inf) raise too."""
+        finite (NaN, inf) raise too. A local folder's weights and generation settings are checked first
+        (`saved_files`): a missing or damaged file is one `SavedFileError` line naming it."""
+        check_model_files(args[0] if args else kwargs.get("pretrained_model_name_or_path"))
         output_loading_info = kwargs.pop("output_loading_info", False)
         strict = not kwargs.pop("ignore_mismatched_sizes", False)
         report_logger = logging.getLogger("transformers.modeling_utils")

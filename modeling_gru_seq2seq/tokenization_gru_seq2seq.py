@@ -8,6 +8,7 @@ unseen words map to a known id instead of crashing.
 """
 
 import json
+import os
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
@@ -16,6 +17,8 @@ from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_toke
 from transformers import PreTrainedTokenizerFast
 from transformers.tokenization_utils_base import VERY_LARGE_INTEGER
 from transformers.utils import logging
+
+from .saved_files import SavedFileError, read_json
 
 logger = logging.get_logger(__name__)
 
@@ -289,6 +292,19 @@ class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
         self._target_tokenizer = target
 
     @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """`PreTrainedTokenizerFast.from_pretrained`, a local folder's vocabulary files checked first (one
+        `SavedFileError` line for a damaged one: transformers reads `tokenizer.json` itself before `__init__`)."""
+        if isinstance(pretrained_model_name_or_path, (str, os.PathLike)) and os.path.isdir(
+            pretrained_model_name_or_path
+        ):
+            for name in cls.vocab_files_names.values():
+                path = os.path.join(pretrained_model_name_or_path, name)
+                if os.path.isfile(path):
+                    read_json(path)
+        return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+
+    @classmethod
     def convert_to_native_format(cls, trust_remote_code=False, **kwargs):
         # Both vocabularies are read in `__init__`; the default would rebuild the source one as BPE.
         return kwargs
@@ -460,9 +476,14 @@ class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
 
 
 def _load_tokenizer_file(path: str | None, argument: str) -> Tokenizer:
+    """The `tokenizers` file at `path`, after `saved_files.read_json` (one line for a missing or damaged file)."""
     if path is None:
         raise ValueError(f"GruSeq2SeqTokenizer needs `{argument}` (a tokenizers JSON file) or the matching object.")
-    return Tokenizer.from_file(path)
+    read_json(path)
+    try:
+        return Tokenizer.from_file(path)
+    except Exception as error:  # tokenizers raises its own Exception type for a file it cannot read
+        raise SavedFileError(f"{path}: not a tokenizers file ({str(error).strip().splitlines()[0]})") from None
 
 
 GruSeq2SeqTokenizer.register_for_auto_class("AutoTokenizer")

@@ -196,3 +196,68 @@ def test_a_full_disk_at_a_checkpoint_names_the_last_complete_one_and_the_rerun_r
     assert run_translation.main(flags) == 0
     assert "Resuming from" in capsys.readouterr().out
     assert json.loads((output_dir / "trainer_state.json").read_text(encoding="utf-8"))["global_step"] == 4
+
+
+AUTO_SCRIPT = """
+import json, sys
+sys.modules["modeling_gru_seq2seq"] = None  # only the code saved with the model
+from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
+try:
+    (AutoTokenizer if sys.argv[2] == "tokenizer" else AutoModelForSeq2SeqLM).from_pretrained(
+        sys.argv[1], trust_remote_code=True
+    )
+    print(json.dumps(None))
+except Exception as error:
+    print(json.dumps([type(error).__name__, [base.__name__ for base in type(error).__mro__], str(error),
+                      error.__cause__ is None and (error.__context__ is None or error.__suppress_context__)]))
+"""
+
+
+@pytest.mark.parametrize(
+    "damage, expected",
+    [
+        ("truncated weights", "model.safetensors: truncated"),
+        ("header too large", "model.safetensors: truncated"),
+        ("no weights", "model.safetensors: missing (the directory holds no weights)"),
+        ("broken generation config", "generation_config.json: not valid JSON"),
+        ("broken tokenizer", "tokenizer.json: not valid JSON"),
+    ],
+)
+def test_a_damaged_model_folder_is_one_line_through_the_auto_classes(tmp_path, damage, expected):
+    """transformers' Auto classes with `trust_remote_code`, in a process that cannot import the package: the code
+    saved with the model checks its files as gru-translate does (raw SafetensorError, OSError and
+    JSONDecodeError tracebacks before)."""
+    import subprocess
+    import sys
+
+    from tiny import PAIRS, learn_by_heart
+
+    from modeling_gru_seq2seq.pipeline_gru_seq2seq import save_translation_pipeline
+
+    model, tokenizer = learn_by_heart(PAIRS)
+    folder = tmp_path / "model"
+    save_translation_pipeline(model.eval(), tokenizer, str(folder))
+    weights = folder / "model.safetensors"
+    if damage == "truncated weights":
+        weights.write_bytes(weights.read_bytes()[:-100])
+    elif damage == "header too large":
+        weights.write_bytes((10**12).to_bytes(8, "little") + weights.read_bytes()[8:])
+    elif damage == "no weights":
+        weights.unlink()
+    elif damage == "broken generation config":
+        (folder / "generation_config.json").write_text('{"max_length": 5', encoding="utf-8")
+    else:
+        (folder / "tokenizer.json").write_text('{"version": ', encoding="utf-8")
+    which = "tokenizer" if damage == "broken tokenizer" else "model"
+    result = subprocess.run(
+        [sys.executable, "-c", AUTO_SCRIPT, str(folder), which],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")},
+    )
+    assert result.returncode == 0, result.stderr
+    name, bases, message, unchained = json.loads(result.stdout.strip().splitlines()[-1])
+    assert name == "SavedFileError" and "OSError" in bases and unchained
+    assert message.startswith(str(folder / expected.split(":")[0]) + ":") and expected in message, message
+    assert "\n" not in message
