@@ -43,7 +43,7 @@ from modeling_gru_seq2seq.tokenization_gru_seq2seq import (
     VOCABULARIES,
     GruSeq2SeqTokenizer,
     normalize_string,
-    train_subword,
+    train_vocabulary,
     train_word_level,
 )
 
@@ -585,7 +585,10 @@ def _word_vocabularies(pairs: Dataset, args: PrepareArguments, tokenizer, stats:
             lang: train_word_level(batches[lang](), normalization=normalization).get_vocab_size() - 1
             for lang in (source, target)
         }
-        kept = {lang: train_word_level(batches[lang](), args.min_count, normalization) for lang in (source, target)}
+        kept = {
+            lang: train_vocabulary(batches[lang](), "word", args.min_count, normalization=normalization)
+            for lang in (source, target)
+        }
         tokenizer = GruSeq2SeqTokenizer.from_vocabularies(kept[source], kept[target], source, target, normalization)
         print(
             f"Indexed {indexed[source]} words in input language ({source}), "
@@ -620,7 +623,7 @@ def train_subword_vocabularies(train: Dataset, args: PrepareArguments) -> GruSeq
         return (train[i : i + 10_000][lang] for lang in langs for i in range(0, len(train), 10_000))
 
     def train_one(*langs):
-        return train_subword(batches(*langs), args.vocabulary, size, args.normalization)
+        return train_vocabulary(batches(*langs), args.vocabulary, vocab_size=size, normalization=args.normalization)
 
     if args.joint_vocabulary:
         joint = train_one(source, target)

@@ -178,17 +178,23 @@ class GruSeq2SeqGenerationMixin(GenerationMixin):
         limits = (source_lengths * config.output_length_ratio).ceil().long() + config.output_length_offset
         return limits.clamp(min=1, max=config.max_output_length)
 
-    @staticmethod
-    def _with_max_length(args: tuple, kwargs: dict, max_length: int) -> dict:
+    def _with_max_length(self, args: tuple, kwargs: dict, max_length: int) -> dict:
         """`kwargs` with `max_length` set, in a copy of the generation config given (as keyword or second
-        argument), else as a keyword."""
+        argument), else as a keyword. The copy is kept while the given config is the same object with the same
+        settings, so that the lean loops' set-up, kept for an unchanged config, is not made again at each call."""
         kwargs = dict(kwargs)
         given_config = kwargs.pop("generation_config", args[1] if len(args) > 1 else None)
         if given_config is None:
             kwargs["max_length"] = max_length
-        else:
-            kwargs["generation_config"] = copy.deepcopy(given_config)
-            kwargs["generation_config"].max_length = max_length
+            return kwargs
+        kept = self.__dict__.get("_kept_length_config")
+        same = kept is not None and kept[0] is given_config and kept[1] == max_length
+        if not same or not equal(kept[2], vars(given_config)):
+            limited = copy.deepcopy(given_config)
+            limited.max_length = max_length
+            kept = (given_config, max_length, copy.deepcopy(vars(given_config)), limited)
+            self.__dict__["_kept_length_config"] = kept
+        kwargs["generation_config"] = kept[3]
         return kwargs
 
     def _lean_generation(self, args: tuple, kwargs: dict):

@@ -390,7 +390,7 @@ class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
             elif self.vocabulary == "word":
                 texts[index] = " " + token
             elif token in BYTE_TOKENS:
-                texts[index] = bytes([BYTE_TOKENS.index(token)])
+                texts[index] = bytes([int(token[3:5], 16)])  # `<0xNN>`
             else:
                 texts[index] = token.replace(WORD_BOUNDARY, " ")
         return texts

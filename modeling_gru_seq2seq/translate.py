@@ -17,6 +17,7 @@ translates to an empty line, so output line `i` always answers input line `i`.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import errno
 import itertools
@@ -224,11 +225,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def load_model(name: str):
-    """Model and tokenizer from a directory or a Hub id (checked, see `loading`), on the GPU when there is one.
-    The tokenizer's own truncation warnings are silenced: the command notes each cut sentence itself."""
+    """Model and tokenizer from a directory or a Hub id (checked, see `loading`), on the GPU when there is one."""
     model, tokenizer = load_model_and_tokenizer(name)
-    logging.getLogger(type(tokenizer).__module__).setLevel(logging.ERROR)
     return model.to("cuda" if torch.cuda.is_available() else "cpu"), tokenizer
+
+
+@contextlib.contextmanager
+def quiet_tokenizer(tokenizer):
+    """The tokenizer's own truncation warnings silenced while the command runs (it notes each cut sentence
+    itself), and its logger's level restored afterwards (`main` may run inside a longer process)."""
+    log = logging.getLogger(type(tokenizer).__module__)
+    previous = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(previous)
 
 
 def read_lines(path: str) -> list[str]:
@@ -400,14 +412,15 @@ def main(argv: list[str] | None = None) -> int:
         model, tokenizer = load_model(args.model)
         if args.replace_unknown and tokenizer.vocabulary != "word":
             raise UsageError(f"--replace_unknown: {REPLACE_UNKNOWN_WORDS_ONLY}")
-        if args.samples:
-            show_samples(model, tokenizer, args)
-        elif args.sentences:
-            translate_lines(model, tokenizer, args.sentences, args)
-        elif sentences is not None:
-            translate_lines(model, tokenizer, sentences, args)
-        else:
-            interactive(model, tokenizer, args)
+        with quiet_tokenizer(tokenizer):
+            if args.samples:
+                show_samples(model, tokenizer, args)
+            elif args.sentences:
+                translate_lines(model, tokenizer, args.sentences, args)
+            elif sentences is not None:
+                translate_lines(model, tokenizer, sentences, args)
+            else:
+                interactive(model, tokenizer, args)
         sys.stdout.flush()  # a closed pipe shows here, not at exit
     except (UsageError, ModelLoadError) as error:
         print(f"error: {error}", file=sys.stderr)
