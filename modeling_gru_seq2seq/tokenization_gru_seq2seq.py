@@ -222,10 +222,12 @@ class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
     `target_tokenizer.json`).
 
     `tokenizer(src_texts, text_target=tgt_texts)` gives `input_ids` and `attention_mask` from the source
-    vocabulary and `labels` from the target vocabulary, each ending in `<eos>`. `decode` reads target ids.
+    vocabulary and `labels` from the target vocabulary, each ending in `<eos>`. `decode`, `batch_decode` and
+    `convert_ids_to_tokens` read target ids (generated ones, `labels`); with `use_source_tokenizer=True` (as
+    Marian's tokenizer) source ids (`input_ids`). An id outside the vocabulary read raises `ValueError`.
     `decode(..., skip_special_tokens=True)` drops `<pad>`, `<sos>` and `<eos>` but keeps `<unk>`, so a
     translation never silently loses a word it could not name. Target-side ids (for `generate`'s
-    `bad_words_ids`, `force_words_ids`, ...) come from `tokenizer(text_target=...)`; `tokenizer(...)` gives
+    `bad_words_ids`, `suppress_tokens`, ...) come from `tokenizer(text_target=...)`; `tokenizer(...)` gives
     source ids. `model_max_length` is 100 (`DEFAULT_MAX_SOURCE_LENGTH`), so `truncation=True` without
     `max_length` cuts there; every cut is logged as a warning naming the sequences and their lengths.
 
@@ -440,27 +442,52 @@ class GruSeq2SeqTokenizer(PreTrainedTokenizerFast):
             )
         return encoding
 
-    def convert_ids_to_tokens(self, ids, skip_special_tokens: bool = False):
-        """Target-vocabulary tokens of `ids` (an int or a list of ints)."""
+    def convert_ids_to_tokens(self, ids, skip_special_tokens: bool = False, use_source_tokenizer: bool = False):
+        """Tokens of `ids` (an int or a list of ints): target-vocabulary ones, or with `use_source_tokenizer=True`
+        source-vocabulary ones (as Marian's tokenizer). An id outside that vocabulary raises `ValueError`."""
+        vocabulary = self._vocabulary_of(use_source_tokenizer)
         if isinstance(ids, int):
-            return self._target_tokenizer.id_to_token(ids)
+            return vocabulary.id_to_token(self._checked_ids([ids], use_source_tokenizer)[0])
+        ids = self._checked_ids(ids, use_source_tokenizer)
         hidden = self._skipped_ids() if skip_special_tokens else set()
-        return [self._target_tokenizer.id_to_token(int(i)) for i in ids if int(i) not in hidden]
+        return [vocabulary.id_to_token(i) for i in ids if i not in hidden]
 
     def _decode(
-        self, token_ids, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool | None = None, **kwargs
+        self,
+        token_ids,
+        skip_special_tokens: bool = False,
+        clean_up_tokenization_spaces: bool | None = None,
+        use_source_tokenizer: bool = False,
+        **kwargs,
     ) -> str:
+        """Text of target ids, or with `use_source_tokenizer=True` of source ids (`decode`, `batch_decode`)."""
         if isinstance(token_ids, int):
             token_ids = [token_ids]
+        token_ids = self._checked_ids(token_ids, use_source_tokenizer)
         if skip_special_tokens:
             hidden = self._skipped_ids()
             token_ids = [i for i in token_ids if i not in hidden]
-        text = self._target_tokenizer.decode(token_ids, skip_special_tokens=False)
+        text = self._vocabulary_of(use_source_tokenizer).decode(token_ids, skip_special_tokens=False)
         if self.vocabulary != "word":  # a lone `▁` piece generated at either end or twice: text as normalized
             text = re.sub(" {2,}", " ", text).strip(" ")
         if clean_up_tokenization_spaces is None:
             clean_up_tokenization_spaces = self.clean_up_tokenization_spaces
         return self.clean_up_tokenization(text) if clean_up_tokenization_spaces else text
+
+    def _vocabulary_of(self, use_source_tokenizer: bool) -> Tokenizer:
+        return self._source_tokenizer if use_source_tokenizer else self._target_tokenizer
+
+    def _checked_ids(self, ids, use_source_tokenizer: bool) -> list[int]:
+        """`ids` as ints, each in the chosen vocabulary, else one `ValueError` line (the `tokenizers` library
+        decodes an unknown id to nothing, and a source id read as a target one gives some other word)."""
+        ids = [int(i) for i in ids]
+        size = self._vocabulary_of(use_source_tokenizer).get_vocab_size(with_added_tokens=True)
+        if ids and (min(ids) < 0 or max(ids) >= size):
+            bad = next(i for i in ids if not 0 <= i < size)
+            side = "source" if use_source_tokenizer else "target"
+            hint = "" if use_source_tokenizer else " (source ids, as tokenizer(...) gives: use_source_tokenizer=True)"
+            raise ValueError(f"token id {bad} is outside the {side} vocabulary (ids 0..{size - 1}){hint}")
+        return ids
 
     def _skipped_ids(self) -> set[int]:
         """Ids that `skip_special_tokens` drops: `<pad>`, `<sos>`, `<eos>` (not `<unk>`)."""

@@ -102,6 +102,42 @@ def test_decode_uses_target_vocabulary_and_keeps_unk(tokenizer):
     assert tokenizer.decode(labels[0]) == "i am cold . <eos>"
 
 
+def test_source_ids_decode_with_use_source_tokenizer_as_marian(tokenizer):
+    ids = tokenizer(["Je suis froid!", "Il est là"])["input_ids"]
+    assert tokenizer.decode(ids[0], use_source_tokenizer=True) == "je suis froid ! <eos>"
+    assert tokenizer.decode(ids[0], skip_special_tokens=True, use_source_tokenizer=True) == "je suis froid !"
+    assert tokenizer.batch_decode(ids, skip_special_tokens=True, use_source_tokenizer=True) == [
+        "je suis froid !",
+        "il est la",
+    ]
+    assert tokenizer.convert_ids_to_tokens(ids[1], use_source_tokenizer=True) == ["il", "est", "la", "<eos>"]
+    assert tokenizer.convert_ids_to_tokens(ids[1][0], use_source_tokenizer=True) == "il"
+    assert tokenizer.convert_ids_to_tokens(ids[1], skip_special_tokens=True, use_source_tokenizer=True) == [
+        "il",
+        "est",
+        "la",
+    ]
+
+
+def test_ids_outside_the_vocabulary_raise_instead_of_decoding_to_nothing():
+    source = train_word_level(["Je suis très froid ici."] * 2, min_count=2)
+    target = train_word_level(["I am cold."] * 2, min_count=2)
+    tokenizer = GruSeq2SeqTokenizer.from_vocabularies(source, target, "fr", "en")
+    assert tokenizer.source_vocab_size > tokenizer.target_vocab_size  # so the last source id is no target id
+    source_id = tokenizer.source_vocab_size - 1
+    for call in (
+        lambda: tokenizer.decode([4, source_id]),
+        lambda: tokenizer.batch_decode([[4], [source_id]]),
+        lambda: tokenizer.convert_ids_to_tokens([source_id]),
+        lambda: tokenizer.convert_ids_to_tokens(source_id),
+        lambda: tokenizer.decode([-100, 4]),
+    ):
+        with pytest.raises(ValueError, match="outside the target vocabulary .*use_source_tokenizer=True"):
+            call()
+    with pytest.raises(ValueError, match=f"token id {tokenizer.source_vocab_size} is outside the source vocabulary"):
+        tokenizer.decode([tokenizer.source_vocab_size], use_source_tokenizer=True)
+
+
 def test_save_and_load_round_trip(tokenizer, tmp_path):
     tokenizer.save_pretrained(tmp_path)
     assert {"tokenizer.json", "target_tokenizer.json", "tokenizer_config.json"} <= {p.name for p in tmp_path.iterdir()}
