@@ -71,6 +71,7 @@ from modeling_gru_seq2seq.configuration_gru_seq2seq import FIELD_CHOICES, MODEL_
 from modeling_gru_seq2seq.loading import ModelLoadError, load_config, load_model_and_tokenizer, load_tokenizer
 from modeling_gru_seq2seq.metrics import sacrebleu_signatures
 from modeling_gru_seq2seq.model_card import CARD_MARKER
+from modeling_gru_seq2seq.modeling_gru_seq2seq import GRADIENT_CHECKPOINTING_REFUSED
 from modeling_gru_seq2seq.owner_lock import OwnerLock
 from modeling_gru_seq2seq.plotting import matplotlib_available, plot_attention, plot_loss
 from modeling_gru_seq2seq.training import (
@@ -359,6 +360,8 @@ def check_conflicts(model_args, data_args, training_args) -> None:
             "--early_stopping_patience counts evaluations without a better --metric_for_best_model: give "
             "--metric_for_best_model (e.g. bleu) and an --eval_strategy (steps or epoch)"
         )
+    if training_args.gradient_checkpointing:
+        raise UsageError(f"--gradient_checkpointing: {GRADIENT_CHECKPOINTING_REFUSED}")
     if training_args.max_train_minutes is not None and training_args.max_train_minutes <= 0:
         raise UsageError(f"--max_train_minutes must be positive, got {training_args.max_train_minutes}")
     if data_args.vocabulary != "word":  # word-only options, before any file is opened

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence, pad_sequence
 from transformers import PreTrainedModel
-from transformers.modeling_outputs import Seq2SeqLMOutput
+from transformers.modeling_outputs import Seq2SeqLMOutput, Seq2SeqModelOutput
 from transformers.utils import ModelOutput
 
 from .configuration_gru_seq2seq import ATTENTION_SCORES, GruSeq2SeqConfig
@@ -25,6 +25,15 @@ from .generation_gru_seq2seq import GruSeq2SeqCache, GruSeq2SeqGenerationMixin
 from .gru_choice import Loops, choice
 from .packed_gru import PackedGRU
 from .saved_files import check_model_files
+
+logger = logging.getLogger(__name__)
+
+# Why `gradient_checkpointing_enable()` (and `--gradient_checkpointing`) is refused.
+GRADIENT_CHECKPOINTING_REFUSED = (
+    "gradient checkpointing is not supported: a GRU layer keeps only a few hidden-size vectors per token for its "
+    "backward pass, so recomputing layers would save little (most training memory is the output layer's logits); "
+    "to use less memory, lower --per_device_train_batch_size and raise --gradient_accumulation_steps"
+)
 
 
 def flat_positions(mask: torch.Tensor) -> torch.LongTensor:
@@ -350,7 +359,7 @@ class GruSeq2SeqLuongDecoder(GruSeq2SeqDecoder):
     feeds back each argmax, a `step` at a time.
     """
 
-    def __init__(self, config: GruSeq2SeqConfig):
+    def __init__(self, config: GruSeq2SeqConfig, output_layer: bool = True):
         super().__init__()
         hidden_size = config.hidden_size
         self.embedding = nn.Embedding(config.target_vocab_size, hidden_size)
@@ -364,7 +373,8 @@ class GruSeq2SeqLuongDecoder(GruSeq2SeqDecoder):
         )
         self.attention = GruSeq2SeqAttention(config.attention, hidden_size)
         self.concat = nn.Linear(2 * hidden_size, hidden_size)
-        self.out = nn.Linear(hidden_size, config.target_vocab_size)
+        # without it (the base model), "logits" are what it would read: the attentional state
+        self.out = nn.Linear(hidden_size, config.target_vocab_size) if output_layer else nn.Identity()
 
     def step(self, input_ids, hidden, source) -> GruSeq2SeqDecoderOutput:
         """`decode_in_parallel` of one token; in eval mode without gradients, where the compiled GRU loops run
@@ -400,8 +410,8 @@ class GruSeq2SeqLuongDecoder(GruSeq2SeqDecoder):
 
     def compiled_step_loops(self, input_ids: torch.LongTensor, hidden: torch.Tensor) -> Loops | None:
         """The compiled loops `step` runs in one call, or `None`: in training mode, with gradients, off the CPU,
-        in other dtypes, under autocast or tracing, with hooks on the decoder's layers (they would not run), or
-        where `nn.GRU` is the faster for decoding here."""
+        in other dtypes, under autocast or tracing, with hooks on the decoder's layers (they would not run), without
+        an output layer (the base model), or where `nn.GRU` is the faster for decoding here."""
         if (
             self.training
             or torch.is_grad_enabled()
@@ -411,6 +421,7 @@ class GruSeq2SeqLuongDecoder(GruSeq2SeqDecoder):
             or torch.jit.is_tracing()
             or torch.compiler.is_compiling()
             or any(module._forward_hooks or module._forward_pre_hooks for module in self.modules())
+            or not isinstance(self.out, nn.Linear)
         ):
             return None
         loops = choice(self.gru.hidden_size, input_ids.shape[0], training=False)
@@ -449,7 +460,7 @@ class GruSeq2SeqLuongDecoder(GruSeq2SeqDecoder):
         decoded = torch.arange(input_ids.shape[1], device=input_ids.device) < target_lengths.unsqueeze(1)
         positions = flat_positions(decoded)
         decoded_logits = self.out(torch.tanh(self.concat(states.flatten(0, 1).index_select(0, positions))))
-        logits = decoded_logits.new_zeros(decoded.numel(), self.out.out_features)
+        logits = decoded_logits.new_zeros(decoded.numel(), decoded_logits.shape[-1])
         logits = logits.index_copy(0, positions, decoded_logits).unflatten(0, decoded.shape)
         is_decoded = decoded.unsqueeze(-1)
         hidden_states = (embedded * is_decoded, gru_outputs)  # the GRU outputs are 0 there already (packed)
@@ -467,7 +478,7 @@ class GruSeq2SeqBahdanauDecoder(GruSeq2SeqDecoder):
     query is the previous state, so steps run one after the other even when teacher-forced.
     """
 
-    def __init__(self, config: GruSeq2SeqConfig):
+    def __init__(self, config: GruSeq2SeqConfig, output_layer: bool = True):
         super().__init__()
         hidden_size = config.hidden_size
         self.embedding = nn.Embedding(config.target_vocab_size, hidden_size)
@@ -480,7 +491,8 @@ class GruSeq2SeqBahdanauDecoder(GruSeq2SeqDecoder):
             dropout=config.dropout if config.num_layers > 1 else 0.0,
             batch_first=True,
         )
-        self.out = nn.Linear(2 * hidden_size, config.target_vocab_size)
+        # without it (the base model), "logits" are what it would read: [s_i; c_i]
+        self.out = nn.Linear(2 * hidden_size, config.target_vocab_size) if output_layer else nn.Identity()
 
     def step(self, input_ids, hidden, source) -> GruSeq2SeqDecoderOutput:
         embedded = self.embedding_dropout(self.embedding(input_ids))
@@ -491,9 +503,16 @@ class GruSeq2SeqBahdanauDecoder(GruSeq2SeqDecoder):
 
 
 class GruSeq2SeqPreTrainedModel(PreTrainedModel):
+    """What both models share: loading, the encoder and decoder's accessors, saving, the decoder's start and the
+    run from source to decoder outputs (`encode_and_decode`)."""
+
     config_class = GruSeq2SeqConfig
-    base_model_prefix = ""  # no base model: the encoder and decoder sit on the head model itself
+    # the encoder and decoder sit on each model itself, under the same names (`encoder.*`, `decoder.*`), so a
+    # checkpoint of either model loads into the other (the base model drops the output layer's weights)
+    base_model_prefix = ""
     main_input_name = "input_ids"
+    # checkpoint weights this model has no place for, dropped on load with a note (not an error)
+    _dropped_checkpoint_prefixes: tuple[str, ...] = ()
 
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
@@ -516,6 +535,11 @@ class GruSeq2SeqPreTrainedModel(PreTrainedModel):
             )
         finally:
             report_logger.removeFilter(drop_report)
+        dropped = [key for key in info["unexpected_keys"] if key.startswith(cls._dropped_checkpoint_prefixes)]
+        if dropped:
+            info["unexpected_keys"] = [key for key in info["unexpected_keys"] if key not in dropped]
+            unused = ", ".join(sorted(dropped))
+            logger.warning(f"{cls.__name__} has no output layer: the checkpoint's {unused} are unused")
         if strict:
             problems = [
                 f"{kind} {', '.join(sorted(names)[:4])}{' ...' if len(names) > 4 else ''}"
@@ -549,39 +573,6 @@ class GruSeq2SeqPreTrainedModel(PreTrainedModel):
         # `forward` an empty attention cache (EncoderDecoderCache) to fill.
         return False
 
-    def _init_weights(self, module: nn.Module):
-        """PyTorch's default initialisation, as in the tutorial. (transformers' default draws Linear and Embedding
-        weights from N(0, 0.02) and does not know `v_a`.) `from_pretrained` skips loaded weights."""
-        if isinstance(module, (nn.Embedding, nn.Linear, nn.GRU)):
-            module.reset_parameters()
-        elif isinstance(module, GruSeq2SeqAttention) and module.score == "concat":
-            bound = 1 / math.sqrt(module.hidden_size)
-            nn.init.uniform_(module.v, -bound, bound)
-
-
-class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GruSeq2SeqGenerationMixin):
-    """The encoder, a Luong or Bahdanau decoder (`config.decoder_type`) and the masked cross-entropy loss.
-
-    Teacher forcing: in training, one draw per batch from torch's global RNG (`torch.rand(())`) against
-    `config.teacher_forcing_ratio` decides whether the decoder reads the reference tokens or its own
-    argmax, as the tutorial's coin flip. Processes seeded alike (e.g. DDP ranks after `set_seed`) draw alike as
-    long as they use that RNG alike. In eval mode the decoder is always teacher-forced.
-    """
-
-    # Used only when `config.tie_word_embeddings` is True (Luong decoder).
-    _tied_weights_keys = {"decoder.out.weight": "decoder.embedding.weight"}
-
-    def __init__(self, config: GruSeq2SeqConfig):
-        super().__init__(config)
-        self.encoder = GruSeq2SeqEncoder(config)
-        if config.decoder_type == "luong":
-            self.decoder = GruSeq2SeqLuongDecoder(config)
-        else:
-            self.decoder = GruSeq2SeqBahdanauDecoder(config)
-        self.post_init()
-        # <pad> and <sos> are never a next word; without this an untrained (or unlucky) model emits them
-        self.generation_config.suppress_tokens = [config.pad_token_id, config.bos_token_id]
-
     def get_encoder(self) -> GruSeq2SeqEncoder:
         return self.encoder
 
@@ -594,13 +585,6 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GruSeq2SeqGe
 
     def set_input_embeddings(self, value: nn.Embedding):
         self.encoder.embedding = value
-
-    def get_output_embeddings(self) -> nn.Linear:
-        """The output projection, `hidden` (Luong) or `2 * hidden` (Bahdanau) -> `target_vocab_size`."""
-        return self.decoder.out
-
-    def set_output_embeddings(self, value: nn.Linear):
-        self.decoder.out = value
 
     def resize_token_embeddings(
         self, new_num_tokens: int | None = None, pad_to_multiple_of: int | None = None, mean_resizing: bool = True
@@ -627,11 +611,23 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GruSeq2SeqGe
         `custom_pipelines`, and its code, `pipeline_gru_seq2seq.py`, is written beside the model's. (That file is
         a relative import of this one, so it travels with it: `save_pretrained` copies both, and
         `trust_remote_code` fetches both.) With the tokenizer saved there too,
-        `pipeline("translation", model=save_directory, trust_remote_code=True)` loads all three."""
+        `pipeline("translation", model=save_directory, trust_remote_code=True)` loads all three.
+        `config.json`'s `auto_map` names both models, whichever is saved: `AutoModelForSeq2SeqLM` opens the
+        translation model, `AutoModel` the base model ([`GruSeq2SeqModel`])."""
         from .pipeline_gru_seq2seq import CUSTOM_PIPELINES
 
         self.config.custom_pipelines = {**CUSTOM_PIPELINES, **(getattr(self.config, "custom_pipelines", None) or {})}
+        module = __name__.rsplit(".", 1)[-1]
+        self.config.auto_map = {
+            **(getattr(self.config, "auto_map", None) or {}),
+            "AutoModel": f"{module}.GruSeq2SeqModel",
+            "AutoModelForSeq2SeqLM": f"{module}.GruSeq2SeqForConditionalGeneration",
+        }
         return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def gradient_checkpointing_enable(self, *args, **kwargs):
+        """Refused in one line (`GRADIENT_CHECKPOINTING_REFUSED` says why)."""
+        raise ValueError(GRADIENT_CHECKPOINTING_REFUSED)
 
     def initial_decoder_state(self, final_hidden_state: torch.Tensor) -> torch.Tensor:
         """Decoder GRU state before the first token, from the encoder's final states.
@@ -676,6 +672,91 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GruSeq2SeqGe
         start = labels.new_full((labels.shape[0], 1), self.config.decoder_start_token_id)
         decoder_input_ids = torch.cat([start, labels[:, :-1]], dim=1)
         return decoder_input_ids.masked_fill(decoder_input_ids == -100, self.config.pad_token_id)
+
+    def encode_and_decode(
+        self,
+        input_ids: torch.LongTensor | None,
+        attention_mask: torch.Tensor | None,
+        decoder_input_ids: torch.LongTensor | None,
+        labels: torch.LongTensor | None,
+        encoder_outputs: GruSeq2SeqEncoderOutput | None,
+        cache: GruSeq2SeqCache | None,
+        output_hidden_states: bool,
+        teacher_forcing: bool | None,
+    ) -> tuple[GruSeq2SeqEncoderOutput, GruSeq2SeqDecoderOutput, GruSeq2SeqSource]:
+        """The encoder (unless `encoder_outputs` are given), the decoder's start and the decoder over
+        `decoder_input_ids` (default: `labels` shifted right), as `forward` documents its arguments. Returns the
+        encoder's outputs, the decoder's, and what the attention read."""
+        if labels is None and decoder_input_ids is None:
+            raise ValueError(
+                f"{type(self).__name__} needs `labels` or `decoder_input_ids`. (With label smoothing the Trainer "
+                "keeps the labels for its own loss: a collator must add `decoder_input_ids`, as "
+                "`DataCollatorForSeq2Seq(tokenizer, model=model)` does; `default_data_collator` does not.)"
+            )
+        if encoder_outputs is None:
+            encoder_outputs = self.encoder(input_ids, attention_mask, output_hidden_states=output_hidden_states)
+        if decoder_input_ids is None:
+            decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
+        hidden, source = self.decoder_start(encoder_outputs, attention_mask, cache)
+        if teacher_forcing is None:
+            teacher_forcing = not self.training or torch.rand(()).item() < self.config.teacher_forcing_ratio
+        target_lengths = None if labels is None else self.labelled_lengths(labels, decoder_input_ids)
+        decoder_outputs = self.decoder(
+            decoder_input_ids, hidden, source, target_lengths, teacher_forcing, output_hidden_states
+        )
+        return encoder_outputs, decoder_outputs, source
+
+    @staticmethod
+    def labelled_lengths(labels: torch.LongTensor, decoder_input_ids: torch.LongTensor) -> torch.LongTensor:
+        """`(batch,)`: how many tokens of each row to decode, up to and including its last label that is not
+        -100 (at least 1). The padding after it is never computed."""
+        if labels.shape != decoder_input_ids.shape:
+            raise ValueError(
+                f"labels have shape {tuple(labels.shape)} but decoder_input_ids {tuple(decoder_input_ids.shape)}: "
+                "they must be the same, one label per decoder input"
+            )
+        positions = torch.arange(1, labels.shape[1] + 1, device=labels.device)
+        return ((labels != -100) * positions).amax(dim=1).clamp(min=1)
+
+    def _init_weights(self, module: nn.Module):
+        """PyTorch's default initialisation, as in the tutorial. (transformers' default draws Linear and Embedding
+        weights from N(0, 0.02) and does not know `v_a`.) `from_pretrained` skips loaded weights."""
+        if isinstance(module, (nn.Embedding, nn.Linear, nn.GRU)):
+            module.reset_parameters()
+        elif isinstance(module, GruSeq2SeqAttention) and module.score == "concat":
+            bound = 1 / math.sqrt(module.hidden_size)
+            nn.init.uniform_(module.v, -bound, bound)
+
+
+class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GruSeq2SeqGenerationMixin):
+    """The encoder, a Luong or Bahdanau decoder (`config.decoder_type`) and the masked cross-entropy loss.
+
+    Teacher forcing: in training, one draw per batch from torch's global RNG (`torch.rand(())`) against
+    `config.teacher_forcing_ratio` decides whether the decoder reads the reference tokens or its own
+    argmax, as the tutorial's coin flip. Processes seeded alike (e.g. DDP ranks after `set_seed`) draw alike as
+    long as they use that RNG alike. In eval mode the decoder is always teacher-forced.
+    """
+
+    # Used only when `config.tie_word_embeddings` is True (Luong decoder).
+    _tied_weights_keys = {"decoder.out.weight": "decoder.embedding.weight"}
+
+    def __init__(self, config: GruSeq2SeqConfig):
+        super().__init__(config)
+        self.encoder = GruSeq2SeqEncoder(config)
+        if config.decoder_type == "luong":
+            self.decoder = GruSeq2SeqLuongDecoder(config)
+        else:
+            self.decoder = GruSeq2SeqBahdanauDecoder(config)
+        self.post_init()
+        # <pad> and <sos> are never a next word; without this an untrained (or unlucky) model emits them
+        self.generation_config.suppress_tokens = [config.pad_token_id, config.bos_token_id]
+
+    def get_output_embeddings(self) -> nn.Linear:
+        """The output projection, `hidden` (Luong) or `2 * hidden` (Bahdanau) -> `target_vocab_size`."""
+        return self.decoder.out
+
+    def set_output_embeddings(self, value: nn.Linear):
+        self.decoder.out = value
 
     def forward(
         self,
@@ -735,31 +816,22 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GruSeq2SeqGe
         The loss is the tutorial's `masked_cross_entropy`: the negative log-likelihood summed over the tokens
         whose label is not -100, divided by their number.
         """
-        if labels is None and decoder_input_ids is None:
-            raise ValueError(
-                f"{type(self).__name__} needs `labels` or `decoder_input_ids`. (With label smoothing the Trainer "
-                "keeps the labels for its own loss: a collator must add `decoder_input_ids`, as "
-                "`DataCollatorForSeq2Seq(tokenizer, model=model)` does; `default_data_collator` does not.)"
-            )
         use_cache = self.config.use_cache if use_cache is None else use_cache
         return_dict = self.config.return_dict if return_dict is None else return_dict
         if output_hidden_states is None:
             output_hidden_states = self.config.output_hidden_states
-        if encoder_outputs is None:
-            encoder_outputs = self.encoder(input_ids, attention_mask, output_hidden_states=output_hidden_states)
-        if decoder_input_ids is None:
-            decoder_input_ids = self.prepare_decoder_input_ids_from_labels(labels)
-
-        hidden, source = self.decoder_start(encoder_outputs, attention_mask, cache)
-        past_length = 0 if cache is None else cache.get_seq_length()
-
-        if teacher_forcing is None:
-            teacher_forcing = not self.training or torch.rand(()).item() < self.config.teacher_forcing_ratio
-        target_lengths = None if labels is None else self.labelled_lengths(labels, decoder_input_ids)
-        decoder_outputs = self.decoder(
-            decoder_input_ids, hidden, source, target_lengths, teacher_forcing, output_hidden_states
+        encoder_outputs, decoder_outputs, source = self.encode_and_decode(
+            input_ids,
+            attention_mask,
+            decoder_input_ids,
+            labels,
+            encoder_outputs,
+            cache,
+            output_hidden_states,
+            teacher_forcing,
         )
         logits, hidden = decoder_outputs.logits, decoder_outputs.hidden
+        past_length = 0 if cache is None else cache.get_seq_length()
         output = Seq2SeqLMOutput(
             loss=None if labels is None else self.masked_loss(logits, labels, num_items_in_batch),
             logits=logits,
@@ -787,17 +859,72 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GruSeq2SeqGe
         )
         return summed_loss / (positions.numel() if num_items_in_batch is None else num_items_in_batch)
 
-    @staticmethod
-    def labelled_lengths(labels: torch.LongTensor, decoder_input_ids: torch.LongTensor) -> torch.LongTensor:
-        """`(batch,)`: how many tokens of each row to decode, up to and including its last label that is not
-        -100 (at least 1). The padding after it is never computed."""
-        if labels.shape != decoder_input_ids.shape:
-            raise ValueError(
-                f"labels have shape {tuple(labels.shape)} but decoder_input_ids {tuple(decoder_input_ids.shape)}: "
-                "they must be the same, one label per decoder input"
-            )
-        positions = torch.arange(1, labels.shape[1] + 1, device=labels.device)
-        return ((labels != -100) * positions).amax(dim=1).clamp(min=1)
+
+class GruSeq2SeqModel(GruSeq2SeqPreTrainedModel):
+    """The bare encoder-decoder, without the output layer (as `MarianModel` and `BartModel` under `AutoModel`): its
+    `last_hidden_state` is what the translation model's output layer reads at each target position. Luong
+    decoders: the attentional state tanh(W_c [h_t; c_t]), `(batch, tgt_len, hidden)`; Bahdanau: [s_i; c_i], the
+    top GRU layer's output and the context, `(batch, tgt_len, 2 * hidden)`. `encoder_last_hidden_state` holds the
+    encoder's outputs, directions summed, `(batch, src_len, hidden)`.
+
+    Its weights are named as the translation model's (`encoder.*`, `decoder.*`): `from_pretrained` of a saved
+    translation model drops the output layer's weights (`decoder.out.*`) with a note. The decoder always reads
+    the given target tokens (teacher forcing): there is no output layer to pick its own.
+    """
+
+    _dropped_checkpoint_prefixes = ("decoder.out.",)
+
+    def __init__(self, config: GruSeq2SeqConfig):
+        super().__init__(config)
+        self.encoder = GruSeq2SeqEncoder(config)
+        decoder_class = GruSeq2SeqLuongDecoder if config.decoder_type == "luong" else GruSeq2SeqBahdanauDecoder
+        self.decoder = decoder_class(config, output_layer=False)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        labels: torch.LongTensor | None = None,
+        encoder_outputs: GruSeq2SeqEncoderOutput | None = None,
+        cache: GruSeq2SeqCache | None = None,
+        use_cache: bool | None = None,
+        output_attentions: bool | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,
+    ) -> Seq2SeqModelOutput | tuple:
+        r"""
+        Arguments as [`GruSeq2SeqForConditionalGeneration.forward`] (`labels` only set the target tokens and
+        lengths: there is no loss). Returns a [`Seq2SeqModelOutput`]: `last_hidden_state`
+        `(batch, tgt_len, hidden)` (Luong) or `(batch, tgt_len, 2 * hidden)` (Bahdanau), 0 after each row's last
+        label when `labels` are given; `encoder_last_hidden_state`; `cache`, `cross_attentions` and the hidden
+        states as the translation model returns them.
+        """
+        if kwargs.get("teacher_forcing") is False:
+            raise ValueError(f"{type(self).__name__} always reads the given target tokens: it has no output layer")
+        use_cache = self.config.use_cache if use_cache is None else use_cache
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        if output_hidden_states is None:
+            output_hidden_states = self.config.output_hidden_states
+        encoder_outputs, decoder_outputs, source = self.encode_and_decode(
+            input_ids, attention_mask, decoder_input_ids, labels, encoder_outputs, cache, output_hidden_states, True
+        )
+        states, hidden = decoder_outputs.logits, decoder_outputs.hidden  # "logits" without the output layer
+        past_length = 0 if cache is None else cache.get_seq_length()
+        output = Seq2SeqModelOutput(
+            last_hidden_state=states,
+            cache=GruSeq2SeqCache(hidden.transpose(0, 1), past_length + states.shape[1], source.keys)
+            if use_cache
+            else None,
+            decoder_hidden_states=decoder_outputs.hidden_states if output_hidden_states else None,
+            cross_attentions=(decoder_outputs.attention_weights.unsqueeze(1),) if output_attentions else None,
+            encoder_last_hidden_state=source.states,
+            encoder_hidden_states=encoder_outputs.hidden_states if output_hidden_states else None,
+        )
+        return output if return_dict else output.to_tuple()
 
 
 GruSeq2SeqForConditionalGeneration.register_for_auto_class("AutoModelForSeq2SeqLM")
+GruSeq2SeqModel.register_for_auto_class("AutoModel")

@@ -17,6 +17,7 @@ from evaluate import TranslationEvaluator
 from tiny import PAIRS, SOURCES, TARGETS, learn_by_heart
 from transformers import (
     AutoConfig,
+    AutoModel,
     AutoModelForSeq2SeqLM,
     AutoTokenizer,
     DataCollatorForSeq2Seq,
@@ -29,6 +30,7 @@ from transformers import (
 from modeling_gru_seq2seq import (
     GruSeq2SeqConfig,
     GruSeq2SeqForConditionalGeneration,
+    GruSeq2SeqModel,
     TranslationPipeline,
 )
 from modeling_gru_seq2seq.metrics import load_sacrebleu_chrf
@@ -134,6 +136,74 @@ def test_missing_decoder_inputs_is_one_clear_error(model_and_tokenizer):
     model, tokenizer = model_and_tokenizer
     with pytest.raises(ValueError, match="needs `labels` or `decoder_input_ids`.*DataCollatorForSeq2Seq") as error:
         model(**source_batch(tokenizer))
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("decoder_type, width", [("luong", 1), ("bahdanau", 2)])
+def test_base_model_under_automodel_gives_what_the_output_layer_reads(tmp_path, decoder_type, width, caplog):
+    """`AutoModel` opens a saved translation model as `GruSeq2SeqModel` (as `MarianModel`): its
+    `last_hidden_state` through the translation model's output layer gives the translation model's logits;
+    the output layer's weights are dropped with a note; `encoder_last_hidden_state` is the encoder's."""
+    model, tokenizer = trained(decoder_type)
+    model.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["auto_map"]["AutoModel"] == (
+        "modeling_gru_seq2seq.GruSeq2SeqModel"
+    )
+    with caplog.at_level(logging.WARNING):
+        base = AutoModel.from_pretrained(tmp_path).eval()
+    assert type(base) is GruSeq2SeqModel
+    assert "has no output layer: the checkpoint's decoder.out.bias, decoder.out.weight are unused" in caplog.text
+    assert not hasattr(base, "generate") or base.get_output_embeddings() is None
+    batch = tokenizer(SOURCES[:3], text_target=TARGETS[:3], padding=True, return_tensors="pt")
+    labels = batch["labels"].masked_fill(batch["labels"] == tokenizer.pad_token_id, -100)
+    with torch.no_grad():
+        head = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels)
+        outputs = base(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"], labels=labels)
+    assert outputs.last_hidden_state.shape == (*labels.shape, width * model.config.hidden_size)
+    torch.testing.assert_close(
+        model.get_output_embeddings()(outputs.last_hidden_state) * (labels != -100)[..., None], head.logits
+    )
+    torch.testing.assert_close(outputs.encoder_last_hidden_state, head.encoder_last_hidden_state)
+    with pytest.raises(ValueError, match="always reads the given target tokens"):
+        base(input_ids=batch["input_ids"], labels=labels, teacher_forcing=False)
+    with pytest.raises(ValueError, match="missing: decoder.out.bias, decoder.out.weight"):
+        base.save_pretrained(tmp_path / "base")
+        GruSeq2SeqForConditionalGeneration.from_pretrained(tmp_path / "base")
+
+
+def test_base_model_from_the_saved_code_alone_and_older_folders(tmp_path, model_dir):
+    """`AutoModel` with `trust_remote_code` where the package cannot be imported; a folder saved before the base
+    model existed (no `AutoModel` in `auto_map`) still opens through `AutoModelForSeq2SeqLM`."""
+    script = (
+        "import sys; sys.modules['modeling_gru_seq2seq'] = None\n"
+        "from transformers import AutoModel\n"
+        f"model = AutoModel.from_pretrained({str(model_dir)!r}, trust_remote_code=True)\n"
+        "print(type(model).__name__, model.config.architectures)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules")},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split()[0] == "GruSeq2SeqModel"
+    assert "has no output layer" in result.stderr
+    older = tmp_path / "older"
+    older.mkdir()
+    for path in model_dir.iterdir():
+        (older / path.name).write_bytes(path.read_bytes())
+    config = json.loads((older / "config.json").read_text())
+    del config["auto_map"]["AutoModel"]
+    (older / "config.json").write_text(json.dumps(config))
+    loaded = AutoModelForSeq2SeqLM.from_pretrained(older, trust_remote_code=True)
+    assert type(loaded).__name__ == "GruSeq2SeqForConditionalGeneration"
+
+
+def test_gradient_checkpointing_is_refused_in_one_line_saying_why(model_and_tokenizer):
+    with pytest.raises(ValueError, match="gradient checkpointing is not supported: a GRU layer keeps only") as error:
+        model_and_tokenizer[0].gradient_checkpointing_enable()
     assert "\n" not in str(error.value)
 
 

@@ -438,6 +438,10 @@ def test_the_table_shows_in_help():
             ["--open_test", "--test_file", "test.txt"],
             "error: --open_test holds a test split out of the training pairs,",
         ),
+        (
+            ["--gradient_checkpointing"],
+            "error: --gradient_checkpointing: gradient checkpointing is not supported: a GRU layer keeps only",
+        ),
     ],
 )
 def test_model_fields_and_combinations_are_one_line(tmp_path, capsys, flags, message):
