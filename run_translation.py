@@ -38,6 +38,7 @@ from transformers import (
     default_data_collator,
     set_seed,
 )
+from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_pt_utils import safe_globals
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -78,9 +79,11 @@ from modeling_gru_seq2seq.training import (
     GracefulStopCallback,
     GruSeq2SeqTrainer,
     GruSeq2SeqTrainingArguments,
+    TimeBudgetProgressCallback,
     TimeLimitCallback,
     TrainingDivergedError,
     build_compute_metrics,
+    build_gru_loops,
     padded_predictions,
 )
 from modeling_gru_seq2seq.translate import translate, unknown_replaced
@@ -940,7 +943,7 @@ def save_plots(trainer, tokenizer, validation, count: int) -> None:
     """`loss.png` from the log history and `attention_<i>.png` for the first `count` validation sources."""
     output_dir = trainer.args.output_dir
     if not matplotlib_available():
-        print("matplotlib is not installed: skipping loss.png and attention plots (pip install gru-seq2seq[plot])")
+        print("matplotlib is not installed: skipping loss.png and attention plots (pip install matplotlib)")
         return
     if trainer.state.log_history:
         plot_loss(trainer.state.log_history, os.path.join(output_dir, "loss.png"))
@@ -992,6 +995,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(model_args, data_args, training_args) -> int:
+    if training_args.dataloader_pin_memory and training_args.device.type == "cpu":
+        training_args.dataloader_pin_memory = False  # nothing to pin for (torch warns at every data loader)
     if model_args.model_name_or_path is None:  # a new model: train it, then evaluate and test it
         training_args.do_train = training_args.do_eval = training_args.do_predict = True
     elif not (training_args.do_train or training_args.do_eval or training_args.do_predict):
@@ -1155,7 +1160,7 @@ def run(model_args, data_args, training_args) -> int:
         if data_args.subword_dropout > 0:
             train_collator = SubwordDropoutCollator(tokenizer, data_args.subword_dropout, collator, settings)
         train_columns = ["translation"] if data_args.subword_dropout == 0 else []
-        return GruSeq2SeqTrainer(
+        trainer = GruSeq2SeqTrainer(
             model=model,
             args=training_args,
             train_dataset=tokenized["train"].remove_columns(train_columns) if training_args.do_train else None,
@@ -1168,6 +1173,9 @@ def run(model_args, data_args, training_args) -> int:
             decoder_learning_ratio=training_args.decoder_learning_ratio,
             run_record=record,
         )
+        if training_args.max_train_minutes and trainer.pop_callback(ProgressCallback) is not None:
+            trainer.add_callback(TimeBudgetProgressCallback(training_args.max_train_minutes))
+        return trainer
 
     trainer = make_trainer(model)
     train = training_args.do_train
@@ -1195,6 +1203,7 @@ def run(model_args, data_args, training_args) -> int:
     if train:
         if trainer.is_world_process_zero():
             check_room_for_checkpoint(training_args.output_dir, model)
+        build_gru_loops(trainer.model)  # before the time limit's clock, not in the first step
         try:
             train_result = trainer.train(resume_from_checkpoint=checkpoint)
             trainer.save_model()

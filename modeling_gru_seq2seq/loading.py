@@ -7,7 +7,9 @@ directory file by file first: `config.json` (present, JSON, a gru-seq2seq config
 choices), every `*.safetensors` file (as long as its header says), the JSON files of the generation
 config and the tokenizer, then the vocabulary sizes against the model's. Every problem is a
 `ModelLoadError` whose message is `path/file: problem`. A Hub id is left to transformers, which downloads
-and caches it; only the vocabulary sizes are checked after loading.
+and caches it; only the vocabulary sizes are checked after loading. A name that can only be a local path
+(`local_path`) and is no directory fails at once, without asking the Hub (offline, transformers would retry
+for half a minute before its own error).
 """
 
 import os
@@ -38,6 +40,7 @@ def load_model_and_tokenizer(
     `cache_dir`, `trust_remote_code`, `revision`, `token`) go to every `from_pretrained`. `config_name` /
     `tokenizer_name` load the config / tokenizer from elsewhere, as transformers' scripts' flags of those
     names. Raises `ModelLoadError`."""
+    path = checked_local_path(path)
     if os.path.isdir(path):
         check_model_directory(path)
     config = load_config(config_name or path, **from_pretrained_kwargs)
@@ -72,6 +75,7 @@ def check_generation_settings(path: str, model) -> None:
 
 def load_config(path: str, **from_pretrained_kwargs):
     """A gru-seq2seq config from a directory or a Hub id, checked (see `load_model_and_tokenizer`)."""
+    path = checked_local_path(path)
     if os.path.isdir(path):
         check_config_file(path)
     config = _load(AutoConfig, path, CONFIG_FILE, from_pretrained_kwargs)
@@ -81,6 +85,7 @@ def load_config(path: str, **from_pretrained_kwargs):
 
 def load_tokenizer(path: str, **from_pretrained_kwargs):
     """A gru-seq2seq tokenizer (both vocabularies) from a directory or a Hub id."""
+    path = checked_local_path(path)
     for name in (SOURCE_VOCABULARY_FILE, TARGET_VOCABULARY_FILE) if os.path.isdir(path) else ():
         if not os.path.isfile(os.path.join(path, name)):
             raise ModelLoadError(f"{os.path.join(path, name)}: missing (the tokenizer needs both vocabularies)")
@@ -88,6 +93,33 @@ def load_tokenizer(path: str, **from_pretrained_kwargs):
     if not hasattr(tokenizer, "target_vocab"):
         raise ModelLoadError(f"{path}: a {type(tokenizer).__name__}, not a gru-seq2seq tokenizer (two vocabularies)")
     return tokenizer
+
+
+def local_path(name: str) -> bool:
+    """Whether `name` can only be a local path, not a Hub id: it starts with `/`, `./`, `../` or `~` (or is `.`
+    or `..`), or its first component is an existing local folder (`runs/fr-en` where `runs/` is here)."""
+    name = os.fspath(name)
+    if name in (".", "..") or name.startswith(("/", "./", "../", "~", os.sep)):
+        return True
+    first = name.replace(os.sep, "/").split("/", 1)[0]
+    return "/" in name and os.path.isdir(first)
+
+
+def checked_local_path(name: str) -> str:
+    """`name` (`~` expanded); a local path (`local_path`) that is no directory is a `ModelLoadError` at once,
+    naming what its nearest existing folder holds."""
+    path = os.path.expanduser(os.fspath(name))
+    if os.path.isdir(path) or not local_path(name):
+        return path
+    parent = os.path.dirname(os.path.normpath(path)) or "."
+    while not os.path.isdir(parent) and parent not in ("", os.sep, "."):
+        parent = os.path.dirname(parent) or "."
+    folders = []
+    if os.path.isdir(parent):
+        folders = sorted(entry.name for entry in os.scandir(parent) if entry.is_dir() and entry.name[0] != ".")
+    holds = f"; {parent} holds {', '.join(folders[:8])}{' ...' if len(folders) > 8 else ''}" if folders else ""
+    what = "a file, not a model directory" if os.path.exists(path) else "no such model directory"
+    raise ModelLoadError(f"{name}: {what} (a local path: the Hub is not asked){holds}")
 
 
 def check_model_directory(path: str) -> None:

@@ -50,6 +50,14 @@ def model_index(model_name: str, languages: list[str], dataset: str, results: di
     return lines if len(lines) > 3 else []
 
 
+def card_model_path(output_dir: str) -> str:
+    """How the card's usage snippet names a local model: a relative `output_dir` as given (it resolves from where
+    the user ran the command, e.g. `runs/fr-en`), the folder's name for an absolute one (the card holds no
+    local absolute path)."""
+    path = os.path.normpath(output_dir)
+    return os.path.basename(path) if os.path.isabs(path) or path.startswith("~") else path
+
+
 def write_model_card(
     output_dir: str,
     config,
@@ -62,7 +70,7 @@ def write_model_card(
     """Write `output_dir/README.md` and return its path: metadata (languages, task, the code's MIT licence,
     dataset, metrics and a
     `model-index` of the results found in `output_dir/all_results.json`), the results with the sacrebleu
-    signatures, the settings, a usage snippet naming `repo_id` (else the folder's name), the data and its
+    signatures, the settings, a usage snippet naming `repo_id` (else `card_model_path`), the data and its
     CC-BY 2.0 FR attribution. A `README.md` there that is not such a card (no `CARD_MARKER` in it) is left
     alone: the card goes to `MODEL_CARD.md` instead."""
     results_path = os.path.join(output_dir, "all_results.json")
@@ -72,7 +80,7 @@ def write_model_card(
             results = json.load(handle)
     shown = {key: value for key, value in sorted(results.items()) if key.endswith(SHOWN_METRICS)}
     signatures = sacrebleu_signatures()
-    model_id = repo_id or os.path.basename(os.path.normpath(output_dir))
+    model_id = repo_id or card_model_path(output_dir)
     source, target = languages
     example = "Je suis content." if normalization == "none" else "je suis froid ."  # raw text, or normalized
     quoted = json.dumps(example, ensure_ascii=False)

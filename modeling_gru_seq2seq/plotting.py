@@ -1,7 +1,7 @@
 """Figures: the training curve and the tutorial's attention heatmap (`show_attention`).
 
-matplotlib is optional (the `plot` extra): without it, `matplotlib_available()` is False and callers skip
-their plots with a one-line note.
+matplotlib is a requirement of the package (not of the model's travelling code): where it was removed,
+`matplotlib_available()` is False and callers skip their plots with a one-line note.
 """
 
 import importlib.util
@@ -60,8 +60,9 @@ def plot_loss(log_history: list[dict], path) -> None:
     figure, axes = plt.subplots(figsize=(7, 4))
     for key, label in (("loss", "training loss"), ("eval_loss", "evaluation loss")):
         points = [(entry["step"], entry[key]) for entry in log_history if key in entry]
-        if points:
-            axes.plot(*zip(*points, strict=True), marker="." if key == "eval_loss" else None, label=label)
+        if points:  # markers where points are few: a single logged loss is still seen
+            marker = "." if key == "eval_loss" or len(points) < 20 else None
+            axes.plot(*zip(*points, strict=True), marker=marker, label=label)
     axes.set_xlabel("step")
     axes.set_ylabel("cross-entropy per target token")
     axes.legend()

@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch.utils.data import SequentialSampler
+from tqdm.auto import tqdm
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
+from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import get_last_checkpoint, has_length, rotate_checkpoints
 
 from .commands import CHECKPOINT_STAGING_DIR, MODEL_STAGING_DIR, RUN_ARGUMENTS_FILE
+from .gru_choice import choice
 from .metrics import corpus_scores
 from .model_card import write_model_card
 from .pipeline_gru_seq2seq import save_translation_pipeline
@@ -277,21 +280,84 @@ def any_process(flag: bool) -> bool:
 
 
 class TimeLimitCallback(TrainerCallback):
-    """Stop training after `minutes` of wall time (then the script evaluates and saves as usual).
+    """Stop training after `minutes` of wall time (then the script evaluates and saves as usual), with the line
+    `time limit reached at step N (M minutes)`.
 
-    The clock starts at `on_train_begin`, so a resumed run gets the full budget again.
+    The clock starts at `on_train_begin`, so a resumed run gets the full budget again (and the compiled GRU
+    loops, built or loaded by `build_gru_loops` before training, are not in it). The final model is evaluated
+    once: the evaluation the Trainer would run at the cut (an epoch's end, or an `--eval_steps` step) is left to
+    the script's own final one (`do_eval`), unless `load_best_model_at_end` needs it to pick the best.
     """
 
     def __init__(self, minutes: float):
         self.seconds = minutes * 60
         self.start = None
+        self.reached = False
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.start = time.monotonic()
 
     def on_step_end(self, args, state, control, **kwargs):
-        if any_process(time.monotonic() - self.start >= self.seconds):
-            control.should_training_stop = True
+        if self.reached or not any_process(time.monotonic() - self.start >= self.seconds):
+            return
+        self.reached = True
+        control.should_training_stop = True
+        self._skip_evaluation(args, control)
+        if state.is_world_process_zero:
+            minutes = (time.monotonic() - self.start) / 60
+            tqdm.write(f"time limit reached at step {state.global_step} ({minutes:.2f} minutes)")
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self.reached:
+            self._skip_evaluation(args, control)
+
+    @staticmethod
+    def _skip_evaluation(args, control) -> None:
+        if args.do_eval and not args.load_best_model_at_end:
+            control.should_evaluate = False
+
+
+class TimeBudgetProgressCallback(ProgressCallback):
+    """transformers' training progress bar for a run with a time limit: its total is the steps the run will
+    reach, `max_steps` or the steps the time left allows at the speed so far (whichever comes first), so the bar
+    ends full and its ETA follows the budget (the step total alone would show an ETA of hours while minutes
+    remain, and stop part way)."""
+
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.seconds = minutes * 60
+        self.start = None
+        self.first_step = 0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        super().on_train_begin(args, state, control, **kwargs)
+        self.start, self.first_step = time.monotonic(), state.global_step  # (a resumed run starts part way)
+        if self.training_bar is not None:
+            self.training_bar.reset(total=state.max_steps)
+            self.training_bar.update(state.global_step)
+            self.current_step = state.global_step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        super().on_step_end(args, state, control, **kwargs)
+        if self.training_bar is None:
+            return
+        elapsed = time.monotonic() - self.start
+        steps = state.global_step - self.first_step
+        if control.should_training_stop:
+            total = state.global_step
+        else:
+            reachable = state.global_step + steps / max(elapsed, 1e-9) * max(self.seconds - elapsed, 0.0)
+            total = min(state.max_steps, max(state.global_step + 1, math.ceil(reachable)))
+        if total != self.training_bar.total:
+            self.training_bar.total = total
+            self.training_bar.refresh()
+
+
+def build_gru_loops(model) -> None:
+    """Build (or load) the compiled GRU loops, and time them on this machine the first time (`gru_choice`), now
+    rather than in the first training step: before a time limit's clock starts. Off the CPU nothing is done."""
+    if model.device.type == "cpu":
+        choice(model.config.hidden_size, rows=1, training=True)
 
 
 class GracefulStopCallback(TrainerCallback):

@@ -214,7 +214,7 @@ def names_run(names_file, tmp_path_factory) -> pathlib.Path:
     flags += ["--hidden_size", "32", "--num_layers", "1", "--attention", "general", "--dropout", "0"]
     flags += ["--teacher_forcing_ratio", "1", "--learning_rate", "3e-3", "--per_device_train_batch_size", "32"]
     flags += ["--max_steps", "300", "--eval_strategy", "no", "--save_strategy", "no", "--num_attention_plots", "0"]
-    flags += ["--disable_tqdm", "true", "--report_to", "none", "--dataloader_pin_memory", "false"]
+    flags += ["--disable_tqdm", "true", "--report_to", "none"]
     assert run_translation.main(flags) == 0
     return output_dir
 

@@ -19,8 +19,6 @@ TINY = [
     "true",
     "--report_to",
     "none",
-    "--dataloader_pin_memory",
-    "false",
 ]
 
 

@@ -13,7 +13,7 @@ SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "bench_sca
 spec = importlib.util.spec_from_file_location("bench_scaling", SCRIPT)
 bench_scaling = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench_scaling)
-TINY = "--hidden_size 16 --num_layers 1 --min_count 1 --dataloader_pin_memory false --report_to none"
+TINY = "--hidden_size 16 --num_layers 1 --min_count 1 --report_to none"
 
 
 def test_help_documents_the_grid_and_the_budget_flags():

@@ -411,7 +411,7 @@ def test_word_only_and_subword_only_flags_are_refused_in_one_line(tmp_path, caps
 SUBWORD_RUN = ["--hidden_size", "64", "--num_layers", "1", "--dropout", "0", "--learning_rate", "3e-3"]
 SUBWORD_RUN += ["--teacher_forcing_ratio", "1", "--per_device_train_batch_size", "32"]
 SUBWORD_RUN += ["--disable_tqdm", "true", "--report_to", "none"]
-SUBWORD_RUN += ["--dataloader_pin_memory", "false", "--num_attention_plots", "1"]
+SUBWORD_RUN += ["--num_attention_plots", "1"]
 SUBWORD_RUN += ["--length_unit", "words", "--min_length", "1", "--max_length", "50"]
 
 
