@@ -1,8 +1,12 @@
 """`gru-translate`: the command driven as a subprocess (arguments, a file, stdin, beams, unknown words, an
 empty and a 300-word line, a missing model, samples with BLEU, the terminal prompt), and the functions
 behind it (batched translation in input order, attention weights, the heatmap figure); on an untrained model,
-outputs bounded by --max_new_tokens, a closed output pipe, a full disk, notes kept off stdout and CR line ends."""
+outputs bounded by --max_new_tokens, a closed output pipe, a full disk, notes kept off stdout and CR line ends;
+and n-best lists, scores, sampling and --device (N lines per input, beams and `sequences_scores` as `generate`
+gives them, greedy scores as summed log-probabilities, seeded samples, top_k=1 sampling as greedy search, one-line
+errors for bad flags)."""
 
+import io
 import os
 import pty
 import re
@@ -17,6 +21,7 @@ import numpy as np
 import pytest
 import sacrebleu
 import torch
+import transformers
 from tiny import learn_by_heart
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
@@ -390,3 +395,248 @@ def test_gru_translate_replace_unknown(names_run, capsys):
     assert capsys.readouterr().out == "i see <unk> .\ntom sees <unk> .\n"
     assert main([str(names_run), "--replace_unknown", *UNSEEN_NAMES[:2]]) == 0
     assert capsys.readouterr().out == "i see zorglub .\ntom sees zorglub .\n"
+
+
+# ---------------------------------------------------------------- n-best, scores, sampling, device (issue 30)
+
+NBEST_SENTENCES = ["elle est contente .", "", "tu es grand .", "il est"]
+
+
+def scored_lines(output: str) -> list[tuple[float, str]]:
+    """`--print_scores` lines as `(score, text)`; each must be `<score with 4 decimals><TAB><text>`."""
+    lines = output.splitlines()
+    assert all(re.fullmatch(r"-?\d+\.\d{4}\t.*", line) for line in lines), lines
+    return [(float(score), text) for score, text in (line.split("\t", 1) for line in lines)]
+
+
+def test_num_return_sequences_gives_the_beams_best_first_as_generate(model_dir, loaded, capsys):
+    flags = ["--num_beams", "4", "--num_return_sequences", "3", "--max_new_tokens", "6"]
+    assert main([str(model_dir), *NBEST_SENTENCES, *flags]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 * len(NBEST_SENTENCES)
+    model, tokenizer = loaded
+    words = [sentence for sentence in NBEST_SENTENCES if sentence]
+    inputs = tokenizer(words, padding=True, return_tensors="pt")
+    generated = model.generate(**inputs, num_beams=4, num_return_sequences=3, max_new_tokens=6)
+    beams = tokenizer.batch_decode(generated, skip_special_tokens=True)
+    assert lines[:3] == beams[:3] and lines[3:6] == ["", "", ""] and lines[6:] == beams[3:]  # in input order
+    assert lines[0] == "she is happy ." and lines[6] == "you are tall ." and len(set(lines[:3])) == 3
+    options = {"num_beams": 4, "num_return_sequences": 3, "max_new_tokens": 6, "output_scores": True}
+    translations = translate(*loaded, NBEST_SENTENCES, **options)
+    assert [translation.text for translation in translations] == lines
+    for first in range(0, len(translations), 3):  # best first
+        scores = [translation.score for translation in translations[first : first + 3]]
+        assert scores == sorted(scores, reverse=True)
+    one_each = translate(*loaded, words, num_beams=4, max_new_tokens=6)  # N=1: one translation per sentence
+    assert [translation.text for translation in one_each] == beams[::3]
+
+
+@pytest.mark.parametrize("length_penalty", [None, 0.0, 2.0])
+def test_print_scores_of_beam_search_are_sequences_scores(model_dir, loaded, capsys, length_penalty):
+    penalty = [] if length_penalty is None else ["--length_penalty", str(length_penalty)]
+    flags = ["--num_beams", "3", "--num_return_sequences", "2", "--print_scores", *penalty]
+    assert main([str(model_dir), *NBEST_SENTENCES, *flags]) == 0
+    lines = scored_lines(capsys.readouterr().out)
+    assert lines[2:4] == [(0.0, ""), (0.0, "")]  # nothing to translate: "" with score 0.0, still 2 lines
+    model, tokenizer = loaded
+    words = [sentence for sentence in NBEST_SENTENCES if sentence]
+    inputs = tokenizer(words, padding=True, return_tensors="pt")
+    options = {} if length_penalty is None else {"length_penalty": length_penalty}
+    generated = model.generate(
+        **inputs, num_beams=3, num_return_sequences=2, output_scores=True, return_dict_in_generate=True, **options
+    )
+    texts_expected = tokenizer.batch_decode(generated.sequences, skip_special_tokens=True)
+    expected = list(zip(generated.sequences_scores.tolist(), texts_expected, strict=True))
+    got = lines[:2] + lines[4:]
+    assert [text for _, text in got] == [text for _, text in expected]
+    assert [score for score, _ in got] == pytest.approx([score for score, _ in expected], abs=6e-5)
+    if length_penalty == 0.0:  # no length normalization: the beam's summed log-probabilities, as greedy scores them
+        greedy = translate(*loaded, words, output_scores=True)
+        assert greedy[0].text == got[0][1] and greedy[0].score == pytest.approx(got[0][0], abs=6e-5)
+
+
+@torch.no_grad()
+def summed_log_probs(model, tokenizer, sentence: str) -> tuple[str, float]:
+    """Greedy search's output for `sentence` alone, and the sum of its tokens' log-probabilities from a separate
+    teacher-forced pass (the softmax of the model's logits over the whole target vocabulary)."""
+    inputs = tokenizer([sentence], return_tensors="pt")
+    sequence = model.generate(**inputs)
+    logits = model(**inputs, decoder_input_ids=sequence[:, :-1], teacher_forcing=True, use_cache=False).logits
+    log_probs = torch.log_softmax(logits.double(), dim=-1).gather(-1, sequence[:, 1:, None])
+    return tokenizer.decode(sequence[0], skip_special_tokens=True), float(log_probs.sum())
+
+
+def test_print_scores_of_greedy_search_are_summed_log_probabilities(model_dir, loaded, capsys):
+    assert main([str(model_dir), *NBEST_SENTENCES, "--print_scores"]) == 0
+    lines = scored_lines(capsys.readouterr().out)
+    assert lines[1] == (0.0, "")
+    for (score, text), sentence in zip(lines, NBEST_SENTENCES, strict=True):
+        if sentence:
+            expected_text, expected_score = summed_log_probs(*loaded, sentence)
+            assert text == expected_text and score == pytest.approx(expected_score, abs=6e-5)
+    assert lines[3][0] < -0.5 < lines[0][0] < 0  # an unfinished source is less certain than a learned one
+    [plain] = translate(*loaded, ["il est"])
+    assert plain.score is None  # without output_scores
+
+
+SAMPLING = ["--do_sample", "--temperature", "3", "--num_return_sequences", "4", "--print_scores"]
+
+
+@torch.no_grad()
+def test_do_sample_with_a_seed_is_reproducible_and_differs_from_greedy(model_dir, loaded, capsys):
+    sentences = ["je suis content .", "il est la .", "nous sommes amis ."]
+    outputs = []
+    for seed in ("7", "7", "8"):
+        assert main([str(model_dir), *sentences, *SAMPLING, "--seed", seed]) == 0
+        outputs.append(capsys.readouterr().out)
+    assert outputs[0] == outputs[1] != outputs[2]
+    lines = scored_lines(outputs[0])
+    assert len(lines) == 4 * len(sentences)
+    greedy = texts(loaded, sentences)
+    assert {text for _, text in lines} - set(greedy)  # some samples are not greedy search's output
+    for first in range(0, len(lines), 4):  # samples best first, each scored by its summed log-probabilities
+        scores = [score for score, _ in lines[first : first + 4]]
+        assert scores == sorted(scores, reverse=True)
+    model, tokenizer = loaded
+    transformers.set_seed(3)
+    first = translate(model, tokenizer, sentences, do_sample=True, temperature=3.0, num_return_sequences=2)
+    transformers.set_seed(3)
+    again = translate(
+        model, tokenizer, sentences, do_sample=True, temperature=3.0, num_return_sequences=2, output_scores=True
+    )
+    assert [t.text for t in again] == [t.text for t in first]
+    for row, sample in enumerate(again):  # each sample's score: its tokens' log-probabilities, summed
+        inputs = tokenizer([sentences[row // 2]], return_tensors="pt")
+        ids = torch.tensor(
+            [[model.config.decoder_start_token_id, *map(tokenizer.target_vocab().get, sample.output_tokens)]]
+        )
+        logits = model(**inputs, decoder_input_ids=ids[:, :-1], teacher_forcing=True, use_cache=False).logits
+        log_probs = torch.log_softmax(logits.double(), dim=-1).gather(-1, ids[:, 1:, None])
+        assert sample.score == pytest.approx(float(log_probs.sum()), abs=1e-4)
+
+
+def test_top_k_1_sampling_equals_greedy_search(model_dir, loaded, capsys):
+    sentences = [*NBEST_SENTENCES, "elle a froid , zorg !"]
+    assert main([str(model_dir), *sentences, "--print_scores"]) == 0
+    greedy = capsys.readouterr().out
+    flags = ["--do_sample", "--top_k", "1", "--temperature", "5", "--top_p", "0.5", "--print_scores"]
+    assert main([str(model_dir), *sentences, *flags, "--seed", "0"]) == 0
+    assert capsys.readouterr().out == greedy
+    sampled = translate(*loaded, sentences, do_sample=True, top_k=1, output_scores=True, num_return_sequences=2)
+    assert [(t.text, round(t.score, 4)) for t in sampled[::2]] == [
+        (t.text, round(t.score, 4)) for t in translate(*loaded, sentences, output_scores=True)
+    ]
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--top_k", "-1", "--do_sample"], "--top_k: got -1, want an integer >= 0"),
+        (["--top_k", "1.5", "--do_sample"], "argument --top_k: invalid int value: '1.5'"),
+        (["--top_p", "0", "--do_sample"], "--top_p: got 0.0, want a number in (0, 1]"),
+        (["--top_p", "1.5", "--do_sample"], "--top_p: got 1.5, want a number in (0, 1]"),
+        (["--top_p", "nan", "--do_sample"], "--top_p: got nan, want a number in (0, 1]"),
+        (["--temperature", "0", "--do_sample"], "--temperature: got 0.0, want a number > 0"),
+        (["--temperature", "-2", "--do_sample"], "--temperature: got -2.0, want a number > 0"),
+        (["--top_k", "5"], "--top_k: only sampling uses it; give --do_sample"),
+        (
+            ["--top_p", "0.9", "--temperature", "2"],
+            "--top_p, --temperature: only sampling uses them; give --do_sample",
+        ),
+        (["--num_return_sequences", "0"], "--num_return_sequences must be at least 1"),
+        (["--num_return_sequences", "2"], "--num_return_sequences 2: greedy search returns one sequence; give"),
+        (["--num_beams", "2", "--num_return_sequences", "3"], "--num_return_sequences 3: beam search returns at most"),
+        (["--length_penalty", "0.5"], "--length_penalty: weighs beam search's scores; give --num_beams > 1"),
+        (["--length_penalty", "inf", "--num_beams", "2"], "--length_penalty: got inf, want a finite number"),
+    ],
+)
+def test_bad_generation_flags_are_one_line_parser_errors(tmp_path, capsys, flags, message):
+    with pytest.raises(SystemExit) as exit_info:
+        main([str(tmp_path / "never-loaded"), "je suis content .", *flags])  # checked before any model loads
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    [error] = [line for line in err.splitlines() if "error" in line]  # argparse's usage, then one error line
+    assert error == err.splitlines()[-1] and error.startswith(f"gru-translate: error: {message}"), err
+
+
+def test_translate_refuses_inconsistent_options_in_one_line(loaded):
+    for options, message in [
+        ({"top_k": 3}, "top_k: only sampling uses it; give do_sample"),
+        ({"num_return_sequences": 2}, "num_return_sequences 2: greedy search returns one sequence"),
+        ({"num_beams": 2, "num_return_sequences": 3}, "num_return_sequences 3: beam search returns at most"),
+        ({"do_sample": True, "temperature": 0}, "temperature: got 0, want a number > 0"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            translate(*loaded, ["je suis content ."], **options)
+
+
+def test_device_flag_names_where_the_model_runs_and_a_bad_one_is_one_line(model_dir, tmp_path, capsys):
+    missing = str(tmp_path / "never-loaded")  # an unknown device is named before the model would fail to load
+    assert main([missing, "--device", "nonsense", "je suis content ."]) == 2
+    assert capsys.readouterr().err == (
+        "error: --device nonsense: not a device name (want cpu, cuda, cuda:<index>, mps, ...)\n"
+    )
+    unavailable = "cuda" if not torch.cuda.is_available() else f"cuda:{torch.cuda.device_count()}"
+    assert main([missing, "--device", unavailable, "je suis content ."]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --device {unavailable}: ") and len(err.splitlines()) == 1, err
+    assert main([missing, "--device", "meta", "je suis content ."]) == 2
+    assert capsys.readouterr().err.startswith("error: --device meta: ")
+    assert main([str(model_dir), "--device", "cpu", "je suis content .", "il est la ."]) == 0
+    assert capsys.readouterr().out == "i am happy .\nhe is here .\n"
+    assert translate_module.resolve_device(None).type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+@torch.no_grad()
+def test_n_best_with_attention_replace_unknown_samples_and_the_prompt(model_dir, loaded, tmp_path, figures, capsys):
+    """With N > 1: each returned sequence has its own attention (a heatmap each), `--samples` shows N `< ` lines
+    per pair and scores the best, and the prompt answers with N `< ` lines."""
+    model, tokenizer = loaded
+    sentences = ["je suis content .", "", "elle a froid , zorg !"]
+    translations = translate(
+        model, tokenizer, sentences, num_beams=3, num_return_sequences=2, output_attentions=True, replace_unknown=True
+    )
+    plain = translate(model, tokenizer, sentences, num_beams=3, num_return_sequences=2)
+    assert [t.text for t in translations] == [t.text for t in plain]  # the pairs' words are all known
+    for row, translation in enumerate(translations):
+        source = tokenizer([sentences[row // 2]], return_tensors="pt")
+        if not translation.output_tokens:
+            assert row // 2 == 1 and translation.attention.shape == (0, 1)
+            continue
+        ids = map(tokenizer.target_vocab().get, translation.output_tokens)
+        sequence = torch.tensor([[model.config.decoder_start_token_id, *ids]])
+        expected = translate_module.cross_attention(model, source["input_ids"], source["attention_mask"], sequence)
+        np.testing.assert_allclose(translation.attention, expected[0].numpy(), atol=1e-5)
+    assert translations[0].output_tokens != translations[1].output_tokens
+
+    folder = tmp_path / "heatmaps"
+    flags = ["--num_beams", "3", "--num_return_sequences", "2", "--show_attention", str(folder)]
+    assert main([str(model_dir), *sentences, *flags]) == 0
+    assert sorted(os.listdir(folder)) == [
+        "attention_0_0.png",
+        "attention_0_1.png",
+        "attention_2_0.png",
+        "attention_2_1.png",
+    ]
+    capsys.readouterr()
+
+    pairs_file = tmp_path / "pairs.tsv"
+    pairs_file.write_text("I am happy.\tJe suis content.\nHe is here.\tIl est là.\n", encoding="utf-8")
+    flags = ["--samples", str(pairs_file), "-n", "2", "--seed", "0", "--num_beams", "2", "--num_return_sequences", "2"]
+    assert main([str(model_dir), *flags, "--print_scores"]) == 0
+    out = capsys.readouterr().out
+    blocks = re.findall(r"^> (.*)\n= (.*)\n< (\S+)\t(.*)\n< (\S+)\t(.*)\n\n", out, flags=re.MULTILINE)
+    assert len(blocks) == 2 and ("je suis content .", "i am happy .") in [block[:2] for block in blocks]
+    assert all(block[3] == block[1] and float(block[2]) >= float(block[4]) for block in blocks), blocks
+    assert "BLEU 100.00" in out  # of the best output of each pair
+
+    arguments = translate_module.parse_args([str(model_dir), "--num_beams", "3", "--num_return_sequences", "3"])
+    arguments.print_scores = True
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "stdin", io.StringIO("je suis content .\n"))
+        translate_module.interactive(model, tokenizer, arguments)
+    answers = capsys.readouterr().out.splitlines()
+    assert (
+        len(answers) == 4 and answers[3] == "> " and all(re.fullmatch(r"< -?\d+\.\d{4}\t.+", a) for a in answers[1:3])
+    )
+    assert answers[0].startswith("> < ") and answers[0].endswith("\ti am happy .")  # the prompt, the best answer
