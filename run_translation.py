@@ -363,8 +363,9 @@ def check_conflicts(model_args, data_args, training_args) -> None:
             "--early_stopping_patience counts evaluations without a better --metric_for_best_model: give "
             "--metric_for_best_model (e.g. bleu) and an --eval_strategy (steps or epoch)"
         )
-    if training_args.gradient_checkpointing:
-        raise UsageError(f"--gradient_checkpointing: {GRADIENT_CHECKPOINTING_REFUSED}")
+    if training_args.gradient_checkpointing or getattr(training_args, "activation_checkpointing", False):
+        # (transformers 5 sets each of the two flags from the other)
+        raise UsageError(f"--gradient_checkpointing/--activation_checkpointing: {GRADIENT_CHECKPOINTING_REFUSED}")
     if training_args.max_train_minutes is not None and training_args.max_train_minutes <= 0:
         raise UsageError(f"--max_train_minutes must be positive, got {training_args.max_train_minutes}")
     if data_args.vocabulary != "word":  # word-only options, before any file is opened

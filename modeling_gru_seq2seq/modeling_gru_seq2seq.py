@@ -626,8 +626,11 @@ class GruSeq2SeqPreTrainedModel(PreTrainedModel):
         return super().save_pretrained(save_directory, *args, **kwargs)
 
     def gradient_checkpointing_enable(self, *args, **kwargs):
-        """Refused in one line (`GRADIENT_CHECKPOINTING_REFUSED` says why)."""
+        """Refused in one line (`GRADIENT_CHECKPOINTING_REFUSED` says why); also under transformers 5's name,
+        `activation_checkpointing_enable`."""
         raise ValueError(GRADIENT_CHECKPOINTING_REFUSED)
+
+    activation_checkpointing_enable = gradient_checkpointing_enable
 
     def initial_decoder_state(self, final_hidden_state: torch.Tensor) -> torch.Tensor:
         """Decoder GRU state before the first token, from the encoder's final states.

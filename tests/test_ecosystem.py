@@ -205,6 +205,8 @@ def test_gradient_checkpointing_is_refused_in_one_line_saying_why(model_and_toke
     with pytest.raises(ValueError, match="gradient checkpointing is not supported: a GRU layer keeps only") as error:
         model_and_tokenizer[0].gradient_checkpointing_enable()
     assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match="gradient checkpointing is not supported"):
+        model_and_tokenizer[0].activation_checkpointing_enable()
 
 
 @pytest.mark.parametrize("decoder_type", ["luong", "bahdanau"])

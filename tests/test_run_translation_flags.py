@@ -440,7 +440,11 @@ def test_the_table_shows_in_help():
         ),
         (
             ["--gradient_checkpointing"],
-            "error: --gradient_checkpointing: gradient checkpointing is not supported: a GRU layer keeps only",
+            "error: --gradient_checkpointing/--activation_checkpointing: gradient checkpointing is not supported",
+        ),
+        (
+            ["--activation_checkpointing", "true"],
+            "error: --gradient_checkpointing/--activation_checkpointing: gradient checkpointing is not supported",
         ),
     ],
 )
