@@ -69,3 +69,14 @@ def plot_loss(log_history: list[dict], path) -> None:
     figure.tight_layout()
     figure.savefig(path)
     plt.close(figure)
+
+
+def attention_image(input_words: list[str], output_words: list[str], attentions: np.ndarray) -> np.ndarray:
+    """`plot_attention`'s heatmap as an RGB image, `(height, width, 3)` `uint8` (for a web page)."""
+    plt = _pyplot()
+    figure = plot_attention(input_words, output_words, attentions)
+    try:
+        figure.canvas.draw()
+        return np.asarray(figure.canvas.buffer_rgba())[..., :3].copy()
+    finally:
+        plt.close(figure)

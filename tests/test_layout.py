@@ -34,6 +34,8 @@ LAYERS = [
         "modeling_gru_seq2seq.training",
         "modeling_gru_seq2seq.loading",
         "modeling_gru_seq2seq.translate",
+        "modeling_gru_seq2seq.serve",
+        "modeling_gru_seq2seq.space_app",
         "modeling_gru_seq2seq.word_vectors",
     },
     {"run_translation", *(f"benchmarks.{path.stem}" for path in (ROOT / "benchmarks").glob("*.py"))},
