@@ -36,6 +36,7 @@ from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from data_scripts.prepare_tatoeba import prepare_tatoeba, tokenize_translation
 from modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration
+from modeling_gru_seq2seq.gru_choice import choice
 from modeling_gru_seq2seq.gru_kernels import recurrence_ops
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -43,11 +44,12 @@ PEER = os.path.join(HERE, "..", "..", "shared", "peers", "seed_tutorial.py")
 DATA = os.path.join(HERE, "..", "..", "shared", "data", "eng-fra.txt")
 
 
-def step_gemm_gflops(device: str, seconds: float = 1.0, gemm=None) -> float:
+def step_gemm_gflops(device: str, seconds: float = 1.0, gemm=None, dtype=torch.float32) -> float:
     """GFLOP/s of the `[50,500]x[500,1500]` matmul, the shape of a GRU step at the tutorial's sizes: torch's own
-    (`torch.mm`, MKL on x86 CPUs), or `gemm(result, a, b, beta)`."""
-    a, b = torch.randn(50, 500, device=device), torch.randn(500, 1500, device=device)
-    result = torch.empty(50, 1500, device=device)
+    (`torch.mm`, MKL on x86 CPUs; oneDNN's AVX512-BF16/AMX kernels in `dtype=torch.bfloat16`), or
+    `gemm(result, a, b, beta)`."""
+    a, b = torch.randn(50, 500, device=device, dtype=dtype), torch.randn(500, 1500, device=device, dtype=dtype)
+    result = torch.empty(50, 1500, device=device, dtype=dtype)
     run = (lambda: torch.mm(a, b, out=result)) if gemm is None else (lambda: gemm(result, a, b, 0.0))
     for _ in range(20):
         run()
@@ -70,6 +72,7 @@ def step_gemm_speeds(device: str) -> dict:
         if ops.uses_onednn():
             speeds["ours_onednn"] = step_gemm_gflops(device, gemm=lambda *args: ops.gemm(*args, True))
     speeds["best"] = max(speeds.values())
+    speeds["bf16"] = step_gemm_gflops(device, dtype=torch.bfloat16)  # the bfloat16 ceiling's product
     return speeds
 
 
@@ -166,7 +169,16 @@ def time_ours(train, config_kwargs, args, teacher_forcing_ratio) -> dict:
             pairs += batch[0].shape[0]
             tokens += int((batch[2] != -100).sum())
     total = sum(step_seconds)
+    gru = "cuDNN/nn.GRU"
+    if args.device == "cpu":  # what ran the GRU layers' training loops here (timed by gru_choice)
+        loops = choice(config.hidden_size, args.batch_size, True, dtype=torch.bfloat16 if args.bf16 else torch.float32)
+        gru = (
+            "torch loops"
+            if loops.ops is None
+            else "compiled+" + ("bf16" if loops.bf16 else "onednn" if loops.onednn else "mkl")
+        )
     result = {
+        "gru": gru,
         "train_pairs_per_s": pairs / total,
         "train_target_tokens_per_s": tokens / total,
         "step_seconds_median": statistics.median(step_seconds),
@@ -245,11 +257,12 @@ def main():
     mean_target = sum(map(len, train["labels"])) / len(train)
     gflop_per_pair = useful_gflop_per_pair(GruSeq2SeqConfig(**sizes), mean_source, mean_target)
     ceiling = gflops / gflop_per_pair
+    bf16_ceiling = speeds["bf16"] / gflop_per_pair
     print(
         f"step GEMM: torch {speeds['torch']:.0f} GFLOP/s, ours {speeds['ours_mkl']:.0f} (MKL) / "
-        f"{speeds['ours_onednn']:.0f} (oneDNN) GFLOP/s; "
+        f"{speeds['ours_onednn']:.0f} (oneDNN) GFLOP/s, bfloat16 {speeds['bf16']:.0f} GFLOP/s; "
         f"{gflop_per_pair:.3f} GFLOP per pair ({mean_source:.2f} source, {mean_target:.2f} target tokens); "
-        f"ceiling {ceiling:.0f} pairs/s"
+        f"ceiling {ceiling:.0f} pairs/s (float32), {bf16_ceiling:.0f} pairs/s (bfloat16)"
     )
     rows = []
     for variant in args.variants:
@@ -279,13 +292,14 @@ def main():
         row["median_pairs_per_s"] = args.batch_size / row["step_seconds_median"]
     print(
         f"\n{'who':<16} {'variant':<13} {'pairs/s':>8} {'tokens/s':>9} {'median step s':>13} "
-        f"{'pairs/s at median':>17} {'of ceiling':>10}"
+        f"{'pairs/s at median':>17} {'of ceiling':>10} {'of bf16 ceiling':>15}  GRU"
     )
     for row in rows:
         print(
             f"{row['who']:<16} {row['variant']:<13} {row['train_pairs_per_s']:8.1f} "
             f"{row['train_target_tokens_per_s']:9.1f} {row['step_seconds_median']:13.3f} "
-            f"{row['median_pairs_per_s']:17.1f} {row['median_pairs_per_s'] / ceiling:10.0%}"
+            f"{row['median_pairs_per_s']:17.1f} {row['median_pairs_per_s'] / ceiling:10.0%} "
+            f"{row['median_pairs_per_s'] / bf16_ceiling:15.0%}  {row.get('gru', '')}"
         )
     ratios = {}
     for variant in ("dot-0.5", "dot-1.0"):
@@ -316,6 +330,7 @@ def main():
         "step_gemm_gflops_by": speeds,
         "useful_gflop_per_pair": gflop_per_pair,
         "ceiling_pairs_per_s": ceiling,
+        "bf16_ceiling_pairs_per_s": bf16_ceiling,
         "rows": rows,
         "ratios": ratios,
         "peak_rss_mb_ours": peak_rss_mb,

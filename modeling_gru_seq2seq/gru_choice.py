@@ -9,6 +9,13 @@ model runs where the compiled loops are built. Choices and timings are stored in
 library, so later processes read them. A timing taken while the machine was busy can be replaced:
 `GRU_SEQ2SEQ_RETIME=1` times again (once per process and size).
 
+Under bfloat16 autocast (`run_translation.py --bf16`), training has a fourth candidate, the compiled loops with
+bfloat16 products (`compiled+bf16`: float32 master weights, states and gates; each product's operands cast to
+bfloat16 and accumulated in float32 by oneDNN's AVX512-BF16 or AMX kernels), timed against the float32 products
+as they are under the same autocast, and stored under its own key (`..., bfloat16`). Where the bfloat16 products
+are not the faster, a warning says so once, and training runs the float32 products. `native_bf16()` says whether
+the CPU has bfloat16 units at all.
+
 Regimes: `training` (forward and backward over 64 rows of 8 steps), `decoding, few rows` (8 one-step calls
 on 1 row: one sentence, greedy; any step without gradients over up to `FEW_ROWS` rows), `decoding, many rows`
 (on 64 rows: a batch) and `encoding` (without gradients, 64 rows of 8 steps in one call: any call over more than
@@ -29,8 +36,9 @@ from .gru_kernels import build_directory, built_recurrence_ops, recurrence_ops
 
 logger = logging.get_logger(__name__)
 
-IMPLEMENTATIONS = ("nn.GRU", "compiled+mkl", "compiled+onednn")
-PREFERENCE = ("compiled+mkl", "nn.GRU", "compiled+onednn")  # between timings within TIE of each other
+IMPLEMENTATIONS = ("nn.GRU", "compiled+mkl", "compiled+onednn", "compiled+bf16")
+# between timings within TIE of each other
+PREFERENCE = ("compiled+mkl", "nn.GRU", "compiled+onednn", "compiled+bf16")
 TIE = 0.05  # closer than this is within the noise of a timing here
 REGIMES = ("training", "decoding, few rows", "decoding, many rows", "encoding")
 FEW_ROWS = 8  # up to this many rows without gradients count as "few" (one sentence, a beam)
@@ -44,16 +52,33 @@ class Loops:
 
     ops: object = None
     onednn: bool = False
+    bf16: bool = False  # the products in bfloat16 (compiled loops only)
 
 
-def choice(hidden_size: int, rows: int, training: bool, steps: int = 1) -> Loops | None:
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX): elsewhere bfloat16 is emulated, many
+    times slower than float32."""
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # (torch.cpu's, private but stable)
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
+def choice(
+    hidden_size: int, rows: int, training: bool, steps: int = 1, dtype: torch.dtype = torch.float32
+) -> Loops | None:
     """How to run a GRU layer of `hidden_size` over `rows` rows and `steps` time steps: the faster here of the
     compiled loops (either product library) and `nn.GRU` (`None`). Training builds the library where it is not
     there yet, and runs the torch-operation loops where it cannot be built; inference never waits for a build
-    (it runs `nn.GRU` then)."""
+    (it runs `nn.GRU` then). `dtype=torch.bfloat16`: training under bfloat16 autocast, where the compiled loops
+    with bfloat16 products are a candidate too (on a CPU with bfloat16 units)."""
     ops = recurrence_ops() if training else built_recurrence_ops()
     if ops is None:
         return Loops() if training else None
+    if training and dtype == torch.bfloat16:
+        if not native_bf16():
+            chosen = timed_choices(hidden_size, torch.get_num_threads())["choice"][REGIMES[0]]
+            return Loops(ops, chosen == "compiled+onednn")  # (`nn.GRU` does not run under autocast here)
+        chosen = bf16_choice(hidden_size, torch.get_num_threads())
+        return Loops(ops, chosen == "compiled+onednn", chosen == "compiled+bf16")
     if training:
         regime = REGIMES[0]
     elif steps > 1:
@@ -65,20 +90,37 @@ def choice(hidden_size: int, rows: int, training: bool, steps: int = 1) -> Loops
 
 
 @functools.cache
-def timed_choices(hidden_size: int, threads: int) -> dict:
+def bf16_choice(hidden_size: int, threads: int) -> str:
+    """The training implementation under bfloat16 autocast (`compiled+bf16` or a float32 one), with one warning
+    where the bfloat16 products are not the faster here."""
+    entry = timed_choices(hidden_size, threads, "bfloat16")
+    chosen, timings = entry["choice"][REGIMES[0]], entry["ms"][REGIMES[0]]
+    if chosen != "compiled+bf16":
+        logger.warning(
+            f"gru-seq2seq: bfloat16 products are slower than float32 ones for a GRU of hidden size {hidden_size} "
+            f"on this CPU ({timings['compiled+bf16']} ms against {timings[chosen]} ms for {chosen}, a training "
+            "step's GRU layer): the GRU runs float32 products under --bf16 (the other layers follow autocast)"
+        )
+    return chosen
+
+
+@functools.cache
+def timed_choices(hidden_size: int, threads: int, dtype: str = "float32") -> dict:
     """`{"ms": {regime: {implementation: ms}}, "choice": {regime: implementation}, ...}` for this machine, read
-    from `choices.json` or timed now (and stored there)."""
+    from `choices.json` or timed now (and stored there). `dtype="bfloat16"`: training under bfloat16 autocast
+    only (its key ends in `, bfloat16`)."""
     path = os.path.join(build_directory(), CHOICES_FILE)
-    key = f"hidden {hidden_size}, {threads} threads"
+    key = f"hidden {hidden_size}, {threads} threads" + ("" if dtype == "float32" else f", {dtype}")
+    regimes = set(REGIMES) if dtype == "float32" else {REGIMES[0]}
     try:
         with open(path, encoding="utf-8") as handle:
             stored = json.load(handle)
     except (OSError, ValueError):
         stored = {}
-    complete = set(stored.get(key, {}).get("choice", {})) == set(REGIMES)  # (stored by a version with other regimes)
+    complete = set(stored.get(key, {}).get("choice", {})) == regimes  # (stored by a version with other regimes)
     if complete and os.environ.get("GRU_SEQ2SEQ_RETIME", "") in ("", "0"):
         return stored[key]
-    timings = time_implementations(hidden_size)
+    timings = time_implementations(hidden_size) if dtype == "float32" else time_bf16_training(hidden_size)
     entry = {
         "ms": timings,
         "choice": {regime: fastest(by_name) for regime, by_name in timings.items()},
@@ -155,6 +197,33 @@ def time_implementations(hidden_size: int, repeats: int = 5) -> dict:
         with torch.set_grad_enabled(kind == "training"):
             timings[regime] = best_ms(runs, repeats)
     return timings
+
+
+def time_bf16_training(hidden_size: int, repeats: int = 5) -> dict:
+    """Milliseconds of the training regime's work (forward and backward over 64 rows of 8 steps) under bfloat16
+    autocast: the compiled loops with bfloat16 products against their float32 products (either library)."""
+    ops = built_recurrence_ops()
+    generator = torch.Generator().manual_seed(0)
+    gru = nn.GRU(hidden_size, hidden_size, batch_first=True)
+    weights = [parameter.detach() for parameter in gru.parameters()]
+    rows, steps = 64, 8
+    inputs = torch.randn(rows * steps, hidden_size, generator=generator)
+    state, batch_sizes = torch.zeros(rows, hidden_size), [rows] * steps
+
+    def compiled(onednn: bool, bf16: bool):
+        def run():
+            outputs, final, previous, gates = ops.gru_forward(
+                inputs, state, *weights, batch_sizes, False, onednn, bf16
+            )
+            ops.gru_backward(outputs, final, inputs, *weights[:2], previous, gates, batch_sizes, False, onednn, bf16)
+
+        return run
+
+    runs = {"compiled+mkl": compiled(False, False), "compiled+bf16": compiled(False, True)}
+    if ops.uses_onednn():
+        runs["compiled+onednn"] = compiled(True, False)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        return {REGIMES[0]: best_ms(runs, repeats)}
 
 
 def best_ms(runs: dict, repeats: int) -> dict:

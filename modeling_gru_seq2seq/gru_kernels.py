@@ -80,6 +80,30 @@ void gemm(at::Tensor result, const at::Tensor& a, const at::Tensor& b, float bet
   }
 }
 
+// result = beta * result + a @ b (beta 0 or 1) with the product in bfloat16: `b` is bfloat16 already (a weight cast
+// once per call), `a` is cast here; the library accumulates in float32 (oneDNN's AVX512-BF16 or AMX kernels), the
+// product is rounded to bfloat16 and added to the float32 `result`. Master weights, states and gates stay float32.
+void gemm_bf16(at::Tensor result, const at::Tensor& a, const at::Tensor& b, float beta) {
+  const auto product = at::mm(a.scalar_type() == at::kBFloat16 ? a : a.to(at::kBFloat16), b);
+  if (beta == 0.0f) {
+    result.copy_(product);
+  } else {
+    result.add_(product);
+  }
+}
+
+// `gemm`, or with `bf16` `gemm_bf16` (then `b` is the bfloat16 copy of the weight)
+void product(at::Tensor result, const at::Tensor& a, const at::Tensor& b, float beta, bool onednn, bool bf16) {
+  if (bf16) {
+    gemm_bf16(std::move(result), a, b, beta);
+  } else {
+    gemm(std::move(result), a, b, beta, onednn);
+  }
+}
+
+// A weight as `product` reads it: itself, or its bfloat16 copy
+at::Tensor product_weight(const at::Tensor& weight, bool bf16) { return bf16 ? weight.to(at::kBFloat16) : weight; }
+
 template <typename T>
 inline T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
 
@@ -207,8 +231,9 @@ void backward_step(int64_t rows, int64_t H, const T* __restrict__ dout, const T*
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_forward(
     const at::Tensor& inputs, const at::Tensor& initial_state, const at::Tensor& weight_ih,
     const at::Tensor& weight_hh, const at::Tensor& bias_ih, const at::Tensor& bias_hh, at::IntArrayRef batch_sizes,
-    bool reverse, bool onednn) {
+    bool reverse, bool onednn, bool bf16) {
   const auto dtype = float_dtype(initial_state, "initial_state");
+  TORCH_CHECK(!bf16 || dtype == at::kFloat, "bf16: the bfloat16 products take float32 tensors, got ", dtype);
   check_cpu_float(initial_state, "initial_state", dtype);
   check_cpu_float(inputs, "inputs", dtype);
   TORCH_CHECK(inputs.dim() == 2, "inputs: got shape ", inputs.sizes(), ", want (tokens, input_size)");
@@ -220,16 +245,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_forward(
   const auto starts = step_starts(batch_sizes);
   const auto options = initial_state.options();
   auto input_gates = at::empty({tokens, 3 * H}, options);
-  gemm(input_gates, inputs.contiguous(), weight_ih.t(), 0.0f, onednn);  // every step's input side at once
+  product(input_gates, inputs.contiguous(), product_weight(weight_ih, bf16).t(), 0.0f, onednn, bf16);  // all steps
   auto outputs = at::empty({tokens, H}, options), previous_states = at::empty({tokens, H}, options);
   auto gates = at::empty({tokens, 4 * H}, options), hidden_gates = at::empty({batch, 3 * H}, options);
   auto state = initial_state.contiguous().clone();  // rows past their last step keep their final state
-  const auto bias_i = bias_ih.contiguous(), bias_h = bias_hh.contiguous(), weight_t = weight_hh.t();
+  const auto bias_i = bias_ih.contiguous(), bias_h = bias_hh.contiguous();
+  const auto weight_t = product_weight(weight_hh, bf16).t();
   const int64_t steps = batch_sizes.size();
   AT_DISPATCH_FLOATING_TYPES(initial_state.scalar_type(), "gru_forward", [&] {
     for (int64_t i = 0; i < steps; ++i) {
       const int64_t step = reverse ? steps - 1 - i : i, rows = batch_sizes[step], start = starts[step];
-      gemm(hidden_gates.narrow(0, 0, rows), state.narrow(0, 0, rows), weight_t, 0.0f, onednn);
+      product(hidden_gates.narrow(0, 0, rows), state.narrow(0, 0, rows), weight_t, 0.0f, onednn, bf16);
       forward_step(rows, H, input_gates.data_ptr<scalar_t>() + start * 3 * H, hidden_gates.data_ptr<scalar_t>(),
                    bias_i.data_ptr<scalar_t>(), bias_h.data_ptr<scalar_t>(), state.data_ptr<scalar_t>(),
                    outputs.data_ptr<scalar_t>() + start * H, previous_states.data_ptr<scalar_t>() + start * H,
@@ -242,8 +268,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_forward(
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_backward(
     const at::Tensor& output_grads, const at::Tensor& final_state_grad, const at::Tensor& inputs,
     const at::Tensor& weight_ih, const at::Tensor& weight_hh, const at::Tensor& previous_states,
-    const at::Tensor& gates, at::IntArrayRef batch_sizes, bool reverse, bool onednn) {
+    const at::Tensor& gates, at::IntArrayRef batch_sizes, bool reverse, bool onednn, bool bf16) {
   const auto dtype = float_dtype(gates, "gates");
+  TORCH_CHECK(!bf16 || dtype == at::kFloat, "bf16: the bfloat16 products take float32 tensors, got ", dtype);
   check_cpu_float(inputs, "inputs", dtype);
   TORCH_CHECK(inputs.dim() == 2, "inputs: got shape ", inputs.sizes(), ", want (tokens, input_size)");
   const int64_t H = check_gru_weights(weight_ih, weight_hh, nullptr, nullptr, inputs.size(1), dtype);
@@ -260,7 +287,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   check_batch_sizes(batch_sizes, final_state_grad.size(0), tokens);
   const auto starts = step_starts(batch_sizes);
   const auto options = gates.options();
-  const auto grads = output_grads.contiguous(), weight = weight_hh.contiguous();
+  const auto grads = output_grads.contiguous(), weight = product_weight(weight_hh.contiguous(), bf16);
   const auto previous_states_data = previous_states.contiguous(), gates_data = gates.contiguous();
   auto input_gate_grads = at::empty({tokens, 3 * H}, options), hidden_gate_grads = at::empty({tokens, 3 * H}, options);
   auto state_grad = final_state_grad.contiguous().clone();
@@ -273,14 +300,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
                     gates_data.data_ptr<scalar_t>() + start * 4 * H, state_grad.data_ptr<scalar_t>(),
                     input_gate_grads.data_ptr<scalar_t>() + start * 3 * H,
                     hidden_gate_grads.data_ptr<scalar_t>() + start * 3 * H);
-      gemm(state_grad.narrow(0, 0, rows), hidden_gate_grads.narrow(0, start, rows), weight, 1.0f, onednn);
+      product(state_grad.narrow(0, 0, rows), hidden_gate_grads.narrow(0, start, rows), weight, 1.0f, onednn, bf16);
     }
   });
   auto input_grad = at::empty({tokens, inputs.size(1)}, options);
   auto weight_ih_grad = at::empty_like(weight_ih), weight_hh_grad = at::empty_like(weight_hh);
-  gemm(input_grad, input_gate_grads, weight_ih, 0.0f, onednn);
-  gemm(weight_ih_grad, input_gate_grads.t(), inputs.contiguous(), 0.0f, onednn);  // one product over all steps
-  gemm(weight_hh_grad, hidden_gate_grads.t(), previous_states_data, 0.0f, onednn);
+  // (with bf16, each operand cast once: the products below read the gate gradients twice)
+  const auto input_gate_grads_p = bf16 ? input_gate_grads.to(at::kBFloat16) : input_gate_grads;
+  const auto hidden_gate_grads_p = bf16 ? hidden_gate_grads.to(at::kBFloat16) : hidden_gate_grads;
+  product(input_grad, input_gate_grads_p, product_weight(weight_ih, bf16), 0.0f, onednn, bf16);
+  product(weight_ih_grad, input_gate_grads_p.t(), product_weight(inputs.contiguous(), bf16), 0.0f, onednn, bf16);
+  product(weight_hh_grad, hidden_gate_grads_p.t(), product_weight(previous_states_data, bf16), 0.0f, onednn, bf16);
   return {input_grad, state_grad, weight_ih_grad, weight_hh_grad, input_gate_grads.sum(0), hidden_gate_grads.sum(0)};
 }
 
@@ -340,7 +370,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> luong_ste
   const std::vector<int64_t> batch_sizes{rows};
   for (int64_t layer = 0; layer < layers; ++layer) {
     auto result = gru_forward(layer_input, hidden[layer], gru_weights[4 * layer], gru_weights[4 * layer + 1],
-                              gru_weights[4 * layer + 2], gru_weights[4 * layer + 3], batch_sizes, false, onednn);
+                              gru_weights[4 * layer + 2], gru_weights[4 * layer + 3], batch_sizes, false, onednn,
+                              false);
     layer_input = std::get<0>(result);
     final_states.push_back(std::get<1>(result));
   }
@@ -385,10 +416,11 @@ DEFINE_OPS(OPS_NAMESPACE, m) {
   m.def("uses_onednn() -> bool", [] { return onednn_works(); });
   m.def("gemm(Tensor(a!) result, Tensor a, Tensor b, float beta, bool onednn) -> ()");
   m.def("gru_forward(Tensor inputs, Tensor initial_state, Tensor weight_ih, Tensor weight_hh, Tensor bias_ih, "
-        "Tensor bias_hh, int[] batch_sizes, bool reverse, bool onednn) -> (Tensor, Tensor, Tensor, Tensor)");
+        "Tensor bias_hh, int[] batch_sizes, bool reverse, bool onednn, bool bf16=False) -> "
+        "(Tensor, Tensor, Tensor, Tensor)");
   m.def("gru_backward(Tensor output_grads, Tensor final_state_grad, Tensor inputs, Tensor weight_ih, "
-        "Tensor weight_hh, Tensor previous_states, Tensor gates, int[] batch_sizes, bool reverse, bool onednn) "
-        "-> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
+        "Tensor weight_hh, Tensor previous_states, Tensor gates, int[] batch_sizes, bool reverse, bool onednn, "
+        "bool bf16=False) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
   m.def("luong_step(Tensor input_ids, Tensor hidden, Tensor states, Tensor keys, Tensor mask, Tensor embedding, "
         "Tensor[] gru_weights, int score, Tensor score_weight, Tensor v, Tensor concat_weight, Tensor concat_bias, "
         "Tensor out_weight, Tensor out_bias, bool onednn) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");

@@ -116,14 +116,14 @@ def layer_forward(loops: Loops, *args):
     """[`gru_forward`]'s arguments and results, run by `loops` (compiled, or in torch operations)."""
     if loops.ops is None:
         return gru_forward(*args)
-    return loops.ops.gru_forward(*args, loops.onednn)
+    return loops.ops.gru_forward(*args, loops.onednn, loops.bf16)
 
 
 def layer_backward(loops: Loops, *args):
     """[`gru_backward`]'s arguments and results, run by `loops`."""
     if loops.ops is None:
         return gru_backward(*args)
-    return loops.ops.gru_backward(*args, loops.onednn)
+    return loops.ops.gru_backward(*args, loops.onednn, loops.bf16)
 
 
 class GruLayerFunction(torch.autograd.Function):
@@ -179,14 +179,17 @@ class PackedGRU(nn.GRU):
         if not usable:
             return super().forward(input, hx)
         training = torch.is_grad_enabled()
-        if torch.is_autocast_enabled("cpu"):  # the compiled loops take one dtype
-            loops = Loops() if training else None
+        if packed:
+            rows, steps = int(input.batch_sizes[0]), len(input.batch_sizes)
         else:
-            if packed:
-                rows, steps = int(input.batch_sizes[0]), len(input.batch_sizes)
-            else:
-                rows, steps = data.shape[:2] if self.batch_first else data.shape[1::-1]
+            rows, steps = data.shape[:2] if self.batch_first else data.shape[1::-1]
+        if not torch.is_autocast_enabled("cpu"):
             loops = choice(self.hidden_size, rows, training, steps)
+        elif training and torch.get_autocast_dtype("cpu") == torch.bfloat16 and data.dtype == torch.float32:
+            # float32 master weights and states; the compiled loops' products in bfloat16 where that is faster
+            loops = choice(self.hidden_size, rows, training, steps, dtype=torch.bfloat16)
+        else:  # other autocast dtypes: the torch operations follow autocast
+            loops = Loops() if training else None
         if loops is None:
             return super().forward(input, hx)
         if packed:

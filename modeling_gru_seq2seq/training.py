@@ -16,9 +16,10 @@ from tqdm.auto import tqdm
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
 from transformers.trainer_callback import ProgressCallback
 from transformers.trainer_utils import get_last_checkpoint, has_length, rotate_checkpoints
+from transformers.utils import is_torch_bf16_gpu_available
 
 from .commands import CHECKPOINT_STAGING_DIR, MODEL_STAGING_DIR, RUN_ARGUMENTS_FILE
-from .gru_choice import choice
+from .gru_choice import choice, native_bf16
 from .metrics import corpus_scores
 from .model_card import write_model_card
 from .pipeline_gru_seq2seq import save_translation_pipeline
@@ -62,6 +63,19 @@ class GruSeq2SeqTrainingArguments(Seq2SeqTrainingArguments):
     save_total_limit: int | None = field(default=2)
     logging_steps: float = field(default=50)
     predict_with_generate: bool = field(default=True)
+
+    def __post_init__(self):
+        """`--bf16` without an accelerator trains on the CPU's bfloat16 units (transformers would ask for
+        `--use_cpu` first), and is refused in one line on a CPU without them (emulated, many times slower)."""
+        if (self.bf16 or self.bf16_full_eval) and not self.use_cpu and not is_torch_bf16_gpu_available():
+            if not native_bf16():
+                flag = "--bf16" if self.bf16 else "--bf16_full_eval"
+                raise ValueError(
+                    f"{flag}: this CPU has no bfloat16 units (AVX512-BF16 or AMX): bfloat16 would be emulated, many "
+                    "times slower than float32; train without it"
+                )
+            self.use_cpu = True
+        super().__post_init__()
 
 
 class GruSeq2SeqTrainer(Seq2SeqTrainer):

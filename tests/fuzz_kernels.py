@@ -37,8 +37,15 @@ GRU_INVALID = (
     "integer dtype",
     "inputs not 2-D",
     "meta device",
+    "bf16 products of float64",
 )
-BACKWARD_INVALID = (*GRU_INVALID[:5], "gates of another width", "previous states of other rows", "grads of other rows")
+BACKWARD_INVALID = (
+    *GRU_INVALID[:5],
+    "gates of another width",
+    "previous states of other rows",
+    "grads of other rows",
+    "bf16 products of float64",
+)
 LUONG_INVALID = (
     "id past the vocabulary",
     "negative id",
@@ -143,23 +150,29 @@ class Fuzzer:
         return [inputs.grad, state.grad, *(getattr(gru, name + suffix).grad for name in names)]
 
     def close(self, results, expected, dtype):
-        tolerance = 1e-4 if dtype == torch.float32 else 1e-10
+        """Equal within `dtype`'s tolerance (`torch.bfloat16`: the bfloat16 products against float32 `nn.GRU`)."""
+        tolerance = {torch.float32: 1e-4, torch.float64: 1e-10, torch.bfloat16: 5e-2}[dtype]
         pairs = zip(results, expected, strict=True)
         return all(torch.allclose(a, b, atol=tolerance, rtol=tolerance) for a, b in pairs)
 
     def gru_forward_cases(self):
         dtype = self.rng.choice((torch.float32, torch.float64))
         tensors, batch_sizes, reverse = self.gru_case(dtype)
-        onednn = self.rng.random() < 0.5
+        onednn, bf16 = self.rng.random() < 0.5, dtype == torch.float32 and self.rng.random() < 0.5
         names = ("inputs", "initial_state", "weight_ih", "weight_hh", "bias_ih", "bias_hh")
 
-        def call(values, sizes=batch_sizes):
-            return lambda: self.ops.gru_forward(*(values[name] for name in names), sizes, reverse, onednn)
+        def call(values, sizes=batch_sizes, bf16=bf16):
+            return lambda: self.ops.gru_forward(*(values[name] for name in names), sizes, reverse, onednn, bf16)
 
         expected = self.reference(tensors, batch_sizes, reverse)
         valid, category = self.with_one_non_contiguous(tensors, names)
-        self.record("gru_forward", category, call(valid), lambda r: self.close(r[:2], expected, dtype))
+        tolerance = torch.bfloat16 if bf16 else dtype
+        category = "valid (bf16 products)" if bf16 else category
+        self.record("gru_forward", category, call(valid), lambda r: self.close(r[:2], expected, tolerance))
         category = self.rng.choice(GRU_INVALID)
+        if category == "bf16 products of float64":
+            self.record("gru_forward", category, call({k: v.double() for k, v in tensors.items()}, bf16=True))
+            return
         values, sizes = self.mutate_gru(dict(tensors), list(batch_sizes), category, names)
         self.record("gru_forward", category, call(values, sizes))
 
@@ -232,14 +245,19 @@ class Fuzzer:
             "gates": gates,
         }
         names = tuple(values)
-        onednn = self.rng.random() < 0.5
+        onednn, bf16 = self.rng.random() < 0.5, dtype == torch.float32 and self.rng.random() < 0.5
 
-        def call(values, sizes=batch_sizes):
-            return lambda: self.ops.gru_backward(*(values[name] for name in names), sizes, reverse, onednn)
+        def call(values, sizes=batch_sizes, bf16=bf16):
+            return lambda: self.ops.gru_backward(*(values[name] for name in names), sizes, reverse, onednn, bf16)
 
         valid, category = self.with_one_non_contiguous(values, names)
-        self.record("gru_backward", category, call(valid), lambda r: self.close(r, expected, dtype))
+        tolerance = torch.bfloat16 if bf16 else dtype
+        category = "valid (bf16 products)" if bf16 else category
+        self.record("gru_backward", category, call(valid), lambda r: self.close(r, expected, tolerance))
         category = self.rng.choice(BACKWARD_INVALID)
+        if category == "bf16 products of float64":
+            self.record("gru_backward", category, call({k: v.double() for k, v in values.items()}, bf16=True))
+            return
         mutated, sizes = self.mutate_gru(dict(values), list(batch_sizes), category, names)
         self.record("gru_backward", category, call(mutated, sizes))
 
