@@ -36,6 +36,23 @@ GRADIENT_CHECKPOINTING_REFUSED = (
 )
 
 
+def linear_weights(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The float weight and bias of a linear layer, also of a module put in its place that keeps them otherwise
+    (`torch.ao.quantization.quantize_dynamic`'s: methods returning quantized tensors, read dequantized)."""
+    weight, bias = module.weight, getattr(module, "bias", None)
+    if callable(weight):
+        weight = weight()
+    if callable(bias):
+        bias = bias()
+    weight = weight.dequantize() if weight.is_quantized else weight
+    return weight, bias
+
+
+def plain_linear(*modules: nn.Module) -> bool:
+    """Whether each module is a float `nn.Linear` itself (the compiled decoding step reads their weights)."""
+    return all(type(module) is nn.Linear and module.weight.is_floating_point() for module in modules)
+
+
 def flat_positions(mask: torch.Tensor) -> torch.LongTensor:
     """Indices of the True entries of a `(batch, tgt_len)` mask into its flattened `batch * tgt_len` positions.
     (`index_select` with them has a cheap backward; boolean indexing's accumulates slowly on the CPU.)"""
@@ -223,8 +240,8 @@ class GruSeq2SeqAttention(nn.Module):
     def project_keys(self, encoder_outputs: torch.Tensor) -> torch.Tensor:
         """The part of the score that depends only on the source, `(batch, src_len, hidden)`."""
         if self.score == "concat":
-            source_weight = self.projection.weight[:, self.hidden_size :]
-            return F.linear(encoder_outputs, source_weight, self.projection.bias)
+            weight, bias = linear_weights(self.projection)
+            return F.linear(encoder_outputs, weight[:, self.hidden_size :].to(encoder_outputs.dtype), bias)
         return encoder_outputs
 
     def forward(self, query: torch.Tensor, source: GruSeq2SeqSource) -> tuple[torch.Tensor, torch.Tensor]:
@@ -242,7 +259,7 @@ class GruSeq2SeqAttention(nn.Module):
         elif self.score == "general":
             scores = self.query_projection(query) @ keys.transpose(1, 2)
         else:
-            query_part = F.linear(query, self.projection.weight[:, : self.hidden_size])
+            query_part = F.linear(query, linear_weights(self.projection)[0][:, : self.hidden_size].to(query.dtype))
             scores = torch.tanh(query_part.unsqueeze(2) + keys.unsqueeze(1)) @ self.v
         scores = scores.masked_fill(source.mask.unsqueeze(1) == 0, torch.finfo(scores.dtype).min)
         attention_weights = scores.softmax(dim=-1)
@@ -411,7 +428,8 @@ class GruSeq2SeqLuongDecoder(GruSeq2SeqDecoder):
     def compiled_step_loops(self, input_ids: torch.LongTensor, hidden: torch.Tensor) -> Loops | None:
         """The compiled loops `step` runs in one call, or `None`: in training mode, with gradients, off the CPU,
         in other dtypes, under autocast or tracing, with hooks on the decoder's layers (they would not run), without
-        an output layer (the base model), or where `nn.GRU` is the faster for decoding here."""
+        an output layer (the base model), with a layer replaced by another kind (`quantize_dynamic`'s quantized
+        linear layers, which then run as they are), or where `nn.GRU` is the faster for decoding here."""
         if (
             self.training
             or torch.is_grad_enabled()
@@ -421,7 +439,8 @@ class GruSeq2SeqLuongDecoder(GruSeq2SeqDecoder):
             or torch.jit.is_tracing()
             or torch.compiler.is_compiling()
             or any(module._forward_hooks or module._forward_pre_hooks for module in self.modules())
-            or not isinstance(self.out, nn.Linear)
+            or not plain_linear(self.concat, self.out, *self.attention.children())
+            or type(self.gru).forward is not PackedGRU.forward
         ):
             return None
         loops = choice(self.gru.hidden_size, input_ids.shape[0], training=False)

@@ -2,6 +2,7 @@
 they do not cover goes through GenerationMixin."""
 
 import copy
+import warnings
 
 import pytest
 import torch
@@ -173,3 +174,19 @@ def test_a_generation_config_changed_between_calls_takes_effect(tiny_model):
     assert not set(lean[0, 1:].tolist()) & set(banned)
     tiny_model.generation_config.max_length, tiny_model.generation_config.max_new_tokens = None, 3
     assert tiny_model.generate(input_ids=input_ids).shape[1] <= 4
+
+
+@pytest.mark.parametrize("attention", ["dot", "general", "concat"])
+def test_generate_after_quantize_dynamic(attention):
+    """`torch.ao.quantization.quantize_dynamic` swaps the linear layers for int8 ones: the compiled decoding step
+    (which reads float weights) steps aside and `generate()` runs them as they are, greedy and beam search."""
+    model, tokenizer = learn_by_heart(PAIRS, attention=attention)
+    model.eval()
+    batch = tokenizer([source for source, _ in PAIRS], padding=True, return_tensors="pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation
+        quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    assert type(quantized.decoder.out) is not torch.nn.Linear  # the swap happened
+    for num_beams in (1, 4):
+        texts = tokenizer.batch_decode(quantized.generate(**batch, num_beams=num_beams), skip_special_tokens=True)
+        assert texts == [target for _, target in PAIRS]
