@@ -728,6 +728,30 @@ class GruSeq2SeqPreTrainedModel(PreTrainedModel):
         )
         return encoder_outputs, decoder_outputs, source
 
+    def shared_outputs(
+        self,
+        encoder_outputs: GruSeq2SeqEncoderOutput,
+        decoder_outputs: GruSeq2SeqDecoderOutput,
+        source: GruSeq2SeqSource,
+        cache: GruSeq2SeqCache | None,
+        use_cache: bool,
+        output_attentions: bool | None,
+        output_hidden_states: bool,
+    ) -> dict:
+        """The output fields both models return (`cache`, the hidden states, `cross_attentions`,
+        `encoder_last_hidden_state`), from `encode_and_decode`'s results."""
+        past_length = 0 if cache is None else cache.get_seq_length()
+        steps = decoder_outputs.logits.shape[1]
+        return {
+            "cache": GruSeq2SeqCache(decoder_outputs.hidden.transpose(0, 1), past_length + steps, source.keys)
+            if use_cache
+            else None,
+            "decoder_hidden_states": decoder_outputs.hidden_states if output_hidden_states else None,
+            "cross_attentions": (decoder_outputs.attention_weights.unsqueeze(1),) if output_attentions else None,
+            "encoder_last_hidden_state": source.states,
+            "encoder_hidden_states": encoder_outputs.hidden_states if output_hidden_states else None,
+        }
+
     @staticmethod
     def labelled_lengths(labels: torch.LongTensor, decoder_input_ids: torch.LongTensor) -> torch.LongTensor:
         """`(batch,)`: how many tokens of each row to decode, up to and including its last label that is not
@@ -852,18 +876,13 @@ class GruSeq2SeqForConditionalGeneration(GruSeq2SeqPreTrainedModel, GruSeq2SeqGe
             output_hidden_states,
             teacher_forcing,
         )
-        logits, hidden = decoder_outputs.logits, decoder_outputs.hidden
-        past_length = 0 if cache is None else cache.get_seq_length()
+        logits = decoder_outputs.logits
         output = Seq2SeqLMOutput(
             loss=None if labels is None else self.masked_loss(logits, labels, num_items_in_batch),
             logits=logits,
-            cache=GruSeq2SeqCache(hidden.transpose(0, 1), past_length + logits.shape[1], source.keys)
-            if use_cache
-            else None,
-            decoder_hidden_states=decoder_outputs.hidden_states if output_hidden_states else None,
-            cross_attentions=(decoder_outputs.attention_weights.unsqueeze(1),) if output_attentions else None,
-            encoder_last_hidden_state=source.states,
-            encoder_hidden_states=encoder_outputs.hidden_states if output_hidden_states else None,
+            **self.shared_outputs(
+                encoder_outputs, decoder_outputs, source, cache, use_cache, output_attentions, output_hidden_states
+            ),
         )
         return output if return_dict else output.to_tuple()
 
@@ -933,17 +952,11 @@ class GruSeq2SeqModel(GruSeq2SeqPreTrainedModel):
         encoder_outputs, decoder_outputs, source = self.encode_and_decode(
             input_ids, attention_mask, decoder_input_ids, labels, encoder_outputs, cache, output_hidden_states, True
         )
-        states, hidden = decoder_outputs.logits, decoder_outputs.hidden  # "logits" without the output layer
-        past_length = 0 if cache is None else cache.get_seq_length()
         output = Seq2SeqModelOutput(
-            last_hidden_state=states,
-            cache=GruSeq2SeqCache(hidden.transpose(0, 1), past_length + states.shape[1], source.keys)
-            if use_cache
-            else None,
-            decoder_hidden_states=decoder_outputs.hidden_states if output_hidden_states else None,
-            cross_attentions=(decoder_outputs.attention_weights.unsqueeze(1),) if output_attentions else None,
-            encoder_last_hidden_state=source.states,
-            encoder_hidden_states=encoder_outputs.hidden_states if output_hidden_states else None,
+            last_hidden_state=decoder_outputs.logits,  # "logits" without the output layer
+            **self.shared_outputs(
+                encoder_outputs, decoder_outputs, source, cache, use_cache, output_attentions, output_hidden_states
+            ),
         )
         return output if return_dict else output.to_tuple()
 
