@@ -176,8 +176,8 @@ class PackedGRU(nn.GRU):
             and self.bias
             and not (torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling())
         )
-        if not usable:
-            return super().forward(input, hx)
+        if not usable:  # (cuDNN wants a contiguous state; the decoder passes the first rows of its state)
+            return super().forward(input, hx if hx is None else hx.contiguous())
         training = torch.is_grad_enabled()
         if packed:
             rows, steps = int(input.batch_sizes[0]), len(input.batch_sizes)

@@ -97,6 +97,20 @@ def test_training_steps_on_cuda_equal_the_cpus(decoder_type, attention, teacher_
         torch.testing.assert_close(cuda_parameter.detach().cpu(), cpu_parameter.detach(), **TOLERANCE, msg=name)
 
 
+@pytest.mark.parametrize("teacher_forcing", [True, False], ids=["teacher-forced", "free-running"])
+def test_a_batch_of_mixed_target_lengths_trains_on_cuda_as_on_the_cpu(teacher_forcing):
+    """Rows whose targets end early drop out of the later decoding steps, so the decoder steps on the first rows
+    of its state (a view); cuDNN needs it contiguous (this crashed on an H100: 'rnn: hx is not contiguous')."""
+    losses = []
+    for model in on_both_devices("luong", "dot"):
+        inputs = batch(model.device)
+        inputs["labels"][::2, 2:] = -100  # every other target ends after two tokens
+        loss = model(**inputs, teacher_forcing=teacher_forcing).loss
+        loss.backward()
+        losses.append(loss.detach().cpu())
+    torch.testing.assert_close(losses[1], losses[0], **TOLERANCE)
+
+
 @pytest.mark.parametrize("num_beams", [1, 3])
 @pytest.mark.parametrize("decoder_type, attention", DECODERS, ids=DECODER_IDS)
 def test_generate_on_cuda_equals_the_cpus(decoder_type, attention, num_beams):

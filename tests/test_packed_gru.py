@@ -151,3 +151,22 @@ def test_packed_gru_takes_its_own_path_on_the_cpu(recurrence, monkeypatch):
     gru(inputs[0])  # unbatched: nn.GRU itself
     assert len(calls) == 8 and len(inference_calls) == 12
     torch.testing.assert_close(inference_output.data, trained_output.data.detach())
+
+
+def test_the_nn_gru_fallback_gets_a_contiguous_state(monkeypatch):
+    """cuDNN refuses a state that is a view of other rows ('rnn: hx is not contiguous', found on an H100), and
+    the decoder passes the first rows of its state when a batch's targets differ in length: the fallback to
+    `nn.GRU` hands it a contiguous copy (seen here on the CPU, where bfloat16 takes that fallback)."""
+    seen = []
+    forward = nn.GRU.forward
+
+    def recording(self, input, hx=None):
+        seen.append(hx.is_contiguous())
+        return forward(self, input, hx)
+
+    monkeypatch.setattr(nn.GRU, "forward", recording)
+    gru = PackedGRU(4, 4, num_layers=2).to(torch.bfloat16)
+    state = torch.zeros(2, 6, 4, dtype=torch.bfloat16)[:, :3]
+    assert not state.is_contiguous()
+    gru(torch.randn(5, 3, 4, dtype=torch.bfloat16), state)
+    assert seen == [True]
