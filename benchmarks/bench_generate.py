@@ -17,6 +17,11 @@ changed but the speed. On the CPU it times the first `translator(...)` call afte
 process with an empty `TORCH_EXTENSIONS_DIR` (with `trust_remote_code`, so the model folder's own code copies
 run: save it with the code to be measured).
 
+Every row is timed in each number format of `--dtypes` (default: all of `INFERENCE_DTYPES`, float32 and
+bfloat16, each model converted by `to_inference_dtype`): the table's `dtype` column follows the mode, and
+sentences/s stays the first number after them. Each row's last column is the BLEU of its translations of the
+held-out sentences against their English (sacreBLEU); `of ceiling` is against that dtype's product speed.
+
 Without a model directory the script first trains one, a short `run_translation.py` run on `--data`
 (`--train_steps` steps at learning rate 1e-3, `--hidden_size`/`--num_layers`, the tutorial's by default),
 into a temporary folder. On CUDA each of our rows also gives its peak GPU memory
@@ -35,12 +40,14 @@ import sys
 import tempfile
 import time
 
+import sacrebleu
 import torch
 from bench_train import step_gemm_speeds, useful_gflop_per_pair  # benchmarks/, on sys.path when run as a script
 from transformers import AutoModelForSeq2SeqLM, AutoTokenizer, GenerationMixin
 
 import run_translation
 from data_scripts.prepare_tatoeba import PrepareArguments, export_pairs, prepare_tatoeba
+from modeling_gru_seq2seq.modeling_gru_seq2seq import INFERENCE_DTYPES
 from modeling_gru_seq2seq.translate import translate
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -104,7 +111,7 @@ def generation_mixin_texts(model, tokenizer, sources, num_beams) -> list[str]:
         del model.generate
 
 
-def time_ours(model, tokenizer, sources, batch_size, num_beams, expected_texts=None) -> dict:
+def time_ours(model, tokenizer, sources, batch_size, num_beams, expected_texts=None, references=None) -> dict:
     translate(model, tokenizer, sources[:batch_size], batch_size=batch_size, num_beams=num_beams)  # warm-up
     on_cuda = model.device.type == "cuda"
     if on_cuda:
@@ -118,6 +125,8 @@ def time_ours(model, tokenizer, sources, batch_size, num_beams, expected_texts=N
         result["outputs_unlike_generation_mixin"] = sum(
             r.text != t for r, t in zip(results, expected_texts, strict=True)
         )
+    if references is not None:  # BLEU of these translations against the held-out pairs' English
+        result["bleu"] = sacrebleu.corpus_bleu([r.text for r in results], [references]).score
     if on_cuda:
         result["peak_gpu_memory_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return result
@@ -187,39 +196,53 @@ def main():
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--peer_train_steps", type=int, default=300)
     parser.add_argument("--skip_peer", action="store_true")
+    parser.add_argument(
+        "--dtypes",
+        nargs="+",
+        choices=INFERENCE_DTYPES,
+        default=list(INFERENCE_DTYPES),
+        help="the number formats to time, each on the same sentences (default: all)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     pairs = held_out_pairs(args.data, args.count)
-    sources = [pair["fr"] for pair in pairs]
+    sources, references = [pair["fr"] for pair in pairs], [pair["en"] for pair in pairs]
     with tempfile.TemporaryDirectory() as folder:
         model_dir = args.model
         if model_dir is None:
             model_dir = os.path.join(folder, "model")
             train_model(args, model_dir)
-        model = AutoModelForSeq2SeqLM.from_pretrained(model_dir).to(args.device).eval()
+        models = {
+            dtype: AutoModelForSeq2SeqLM.from_pretrained(model_dir).to(args.device).to_inference_dtype(dtype)
+            for dtype in args.dtypes
+        }
         tokenizer = AutoTokenizer.from_pretrained(model_dir)
         first_call = time_first_call(model_dir, sources[0], args.threads) if args.device == "cpu" else None
     model_name = args.model or (
         f"trained here: hidden {args.hidden_size}, {args.num_layers} layers, {args.train_steps} steps"
     )
     rows = []
-    for num_beams in (1, 5):
-        expected = generation_mixin_texts(model, tokenizer, sources, num_beams)
-        for batch_size in (1, 64):
-            name = f"{'greedy' if num_beams == 1 else 'beam 5'}, batch {batch_size}"
-            timing = time_ours(model, tokenizer, sources, batch_size, num_beams, expected)
-            rows.append({"who": "ours", "mode": name, **timing})
+    for dtype, model in models.items():
+        for num_beams in (1, 5):
+            expected = generation_mixin_texts(model, tokenizer, sources, num_beams)
+            for batch_size in (1, 64):
+                name = f"{'greedy' if num_beams == 1 else 'beam 5'}, batch {batch_size}"
+                timing = time_ours(model, tokenizer, sources, batch_size, num_beams, expected, references)
+                rows.append({"who": "ours", "mode": name, "dtype": dtype, **timing})
+    model = next(iter(models.values()))
     speeds = step_gemm_speeds(args.device)  # generation's GRU runs the compiled loops too
     gflops = speeds["best"]
     source_tokens = sum(len(ids) for ids in tokenizer(sources)["input_ids"]) / len(sources)
     greedy_tokens = rows[1]["mean_output_tokens"]  # greedy, batch 64
-    ceiling = gflops / (useful_gflop_per_pair(model.config, source_tokens, greedy_tokens) / 3)
+    work = useful_gflop_per_pair(model.config, source_tokens, greedy_tokens) / 3
+    ceilings = {"float32": gflops / work, "bfloat16": speeds["bf16"] / work}  # each dtype's step product
+    ceiling = ceilings["float32"]
     print(
         f"step GEMM {gflops:.0f} GFLOP/s (torch {speeds['torch']:.0f}, ours {speeds['ours_mkl']:.0f} MKL / "
-        f"{speeds['ours_onednn']:.0f} oneDNN); "
+        f"{speeds['ours_onednn']:.0f} oneDNN; bfloat16 {speeds['bf16']:.0f}); "
         f"{source_tokens:.2f} source, {greedy_tokens:.2f} output tokens a sentence; greedy ceiling "
-        f"{ceiling:.0f} sentences/s"
+        f"{ceiling:.0f} sentences/s (float32), {ceilings['bfloat16']:.0f} (bfloat16)"
     )
     if not args.skip_peer:
         with tempfile.TemporaryDirectory() as folder:
@@ -233,6 +256,7 @@ def main():
             {
                 "who": "peer vectorized",
                 "mode": "greedy, one sentence",
+                "dtype": "float32",
                 "sentences_per_s": peer["decode_sentences_per_s"],
                 "seconds": peer["decode_seconds"],
                 "mean_output_tokens": None,
@@ -240,21 +264,28 @@ def main():
             }
         )
     print(
-        f"\n{'who':<16} {'mode':<22} {'sent/s':>8} {'seconds':>8} {'out tokens':>10} {'of ceiling':>10} {'unlike':>6}"
+        f"\n{'who':<16} {'mode':<22} {'dtype':<9} {'sent/s':>8} {'seconds':>8} {'out tokens':>10} {'of ceiling':>10} "
+        f"{'unlike':>6} {'BLEU':>6}"
     )
     for row in rows:
         length = f"{row['mean_output_tokens']:10.2f}" if row["mean_output_tokens"] else f"{'-':>10}"
+        bleu = f"{row['bleu']:6.1f}" if "bleu" in row else f"{'-':>6}"
         print(
-            f"{row['who']:<16} {row['mode']:<22} {row['sentences_per_s']:8.1f} {row['seconds']:8.2f} {length} "
-            f"{row['sentences_per_s'] / ceiling:10.0%} {row.get('outputs_unlike_generation_mixin', '-'):>6}"
+            f"{row['who']:<16} {row['mode']:<22} {row['dtype']:<9} {row['sentences_per_s']:8.1f} "
+            f"{row['seconds']:8.2f} {length} {row['sentences_per_s'] / ceilings[row['dtype']]:10.0%} "
+            f"{row.get('outputs_unlike_generation_mixin', '-'):>6} {bleu}"
         )
-    print("(unlike: outputs that differ from GenerationMixin.generate's own, batch 64)")
+    print(
+        "(unlike: outputs that differ from GenerationMixin.generate's own in the same dtype, batch 64; BLEU: of "
+        f"each row's translations of the {len(sources)} held-out sentences, sacreBLEU against their English)"
+    )
     peer_row = next((r for r in rows if r["who"].startswith("peer")), None)
     ratios = {}
     if peer_row:
-        for row in rows[:-1]:
-            ratios[f"{row['mode']} vs peer greedy"] = row["sentences_per_s"] / peer_row["sentences_per_s"]
-            print(f"ratio {row['mode']} vs peer greedy: {ratios[row['mode'] + ' vs peer greedy']:.2f}x")
+        for row in rows[:-1]:  # float32's keys as before; the other dtypes' name them
+            key = f"{row['mode']}{'' if row['dtype'] == 'float32' else ' ' + row['dtype']} vs peer greedy"
+            ratios[key] = row["sentences_per_s"] / peer_row["sentences_per_s"]
+            print(f"ratio {key}: {ratios[key]:.2f}x")
     for row in rows:
         if "peak_gpu_memory_mb" in row:
             print(f"{row['mode']}: peak GPU memory {row['peak_gpu_memory_mb']:.0f} MB")
@@ -276,6 +307,7 @@ def main():
                 "step_gemm_gflops": gflops,
                 "step_gemm_gflops_by": speeds,
                 "ceiling_sentences_per_s": ceiling,
+                "ceiling_sentences_per_s_by_dtype": ceilings,
                 "rows": rows,
                 "ratios": ratios,
                 "peak_rss_mb_ours": peak_rss_mb,

@@ -134,19 +134,36 @@ void check_batch_sizes(at::IntArrayRef batch_sizes, int64_t batch, int64_t token
               " tokens (the packed inputs' rows)");
 }
 
-// The shapes, dtypes and devices of one GRU layer's weights, for inputs of `input_size` features: returns H.
+// The dtype of a weight matrix that products of `dtype` (the computation's) can read: `dtype` itself, or bfloat16
+// for float32 computations (a bfloat16 model's weights: the products run in bfloat16, everything else in float32).
+at::ScalarType weight_dtype(const at::Tensor& weight, const char* name, at::ScalarType dtype) {
+  TORCH_CHECK(weight.defined(), name, ": missing");
+  const auto got = weight.scalar_type();
+  return got == at::kBFloat16 && dtype == at::kFloat ? got : dtype;
+}
+
+// A small parameter (a bias, `v`) that a computation of `dtype` reads: of `dtype`, or bfloat16 for float32
+// computations; returned as `dtype`.
+at::Tensor small_parameter(const at::Tensor& tensor, const char* name, at::ScalarType dtype) {
+  check_cpu_float(tensor, name, weight_dtype(tensor, name, dtype));
+  return tensor.to(dtype).contiguous();
+}
+
+// The shapes, dtypes and devices of one GRU layer's weights, for inputs of `input_size` features, computed in
+// `dtype`: weights of `dtype` (or both bfloat16, see `weight_dtype`), biases of either. Returns H.
 int64_t check_gru_weights(const at::Tensor& weight_ih, const at::Tensor& weight_hh, const at::Tensor* bias_ih,
                           const at::Tensor* bias_hh, int64_t input_size, at::ScalarType dtype) {
-  check_cpu_float(weight_hh, "weight_hh", dtype);
-  check_cpu_float(weight_ih, "weight_ih", dtype);
+  const auto weights = weight_dtype(weight_hh, "weight_hh", dtype);
+  check_cpu_float(weight_hh, "weight_hh", weights);
+  check_cpu_float(weight_ih, "weight_ih", weights);
   TORCH_CHECK(weight_hh.dim() == 2 && weight_hh.size(1) >= 1, "weight_hh: got shape ", weight_hh.sizes(),
               ", want (3 * hidden, hidden)");
   const int64_t H = weight_hh.size(1);
   check_shape(weight_hh, "weight_hh", {3 * H, H});
   check_shape(weight_ih, "weight_ih", {3 * H, input_size});
   if (bias_ih != nullptr) {
-    check_cpu_float(*bias_ih, "bias_ih", dtype);
-    check_cpu_float(*bias_hh, "bias_hh", dtype);
+    check_cpu_float(*bias_ih, "bias_ih", weight_dtype(*bias_ih, "bias_ih", dtype));
+    check_cpu_float(*bias_hh, "bias_hh", weight_dtype(*bias_hh, "bias_hh", dtype));
     check_shape(*bias_ih, "bias_ih", {3 * H});
     check_shape(*bias_hh, "bias_hh", {3 * H});
   }
@@ -232,12 +249,20 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_forward(
     const at::Tensor& inputs, const at::Tensor& initial_state, const at::Tensor& weight_ih,
     const at::Tensor& weight_hh, const at::Tensor& bias_ih, const at::Tensor& bias_hh, at::IntArrayRef batch_sizes,
     bool reverse, bool onednn, bool bf16) {
-  const auto dtype = float_dtype(initial_state, "initial_state");
+  // bfloat16 inputs and state (a bfloat16 model's, without gradients): computed in float32, returned in bfloat16
+  const auto given = initial_state.defined() ? initial_state.scalar_type() : at::kFloat;
+  const auto dtype = given == at::kBFloat16 ? at::kFloat : float_dtype(initial_state, "initial_state");
   TORCH_CHECK(!bf16 || dtype == at::kFloat, "bf16: the bfloat16 products take float32 tensors, got ", dtype);
-  check_cpu_float(initial_state, "initial_state", dtype);
-  check_cpu_float(inputs, "inputs", dtype);
+  check_cpu_float(initial_state, "initial_state", given);
+  check_cpu_float(inputs, "inputs", given);
   TORCH_CHECK(inputs.dim() == 2, "inputs: got shape ", inputs.sizes(), ", want (tokens, input_size)");
   const int64_t H = check_gru_weights(weight_ih, weight_hh, &bias_ih, &bias_hh, inputs.size(1), dtype);
+  if (given != dtype) {
+    auto result = gru_forward(inputs.to(dtype), initial_state.to(dtype), weight_ih, weight_hh, bias_ih, bias_hh,
+                              batch_sizes, reverse, onednn, bf16);
+    return {std::get<0>(result).to(given), std::get<1>(result).to(given), std::get<2>(result), std::get<3>(result)};
+  }
+  bf16 = bf16 || weight_hh.scalar_type() == at::kBFloat16;  // a bfloat16 model's weights: bfloat16 products
   TORCH_CHECK(initial_state.dim() == 2 && initial_state.size(1) == H, "initial_state: got shape ",
               initial_state.sizes(), ", want (batch, ", H, ")");
   const int64_t tokens = inputs.size(0), batch = initial_state.size(0);
@@ -249,7 +274,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_forward(
   auto outputs = at::empty({tokens, H}, options), previous_states = at::empty({tokens, H}, options);
   auto gates = at::empty({tokens, 4 * H}, options), hidden_gates = at::empty({batch, 3 * H}, options);
   auto state = initial_state.contiguous().clone();  // rows past their last step keep their final state
-  const auto bias_i = bias_ih.contiguous(), bias_h = bias_hh.contiguous();
+  const auto bias_i = bias_ih.to(dtype).contiguous(), bias_h = bias_hh.to(dtype).contiguous();
   const auto weight_t = product_weight(weight_hh, bf16).t();
   const int64_t steps = batch_sizes.size();
   AT_DISPATCH_FLOATING_TYPES(initial_state.scalar_type(), "gru_forward", [&] {
@@ -273,6 +298,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   TORCH_CHECK(!bf16 || dtype == at::kFloat, "bf16: the bfloat16 products take float32 tensors, got ", dtype);
   check_cpu_float(inputs, "inputs", dtype);
   TORCH_CHECK(inputs.dim() == 2, "inputs: got shape ", inputs.sizes(), ", want (tokens, input_size)");
+  check_cpu_float(weight_hh, "weight_hh", dtype);  // (training: weights of the gradients' dtype)
   const int64_t H = check_gru_weights(weight_ih, weight_hh, nullptr, nullptr, inputs.size(1), dtype);
   const int64_t tokens = inputs.size(0);
   for (const auto& [tensor, name, width] : {std::tuple{&output_grads, "output_grads", H},
@@ -314,6 +340,16 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   return {input_grad, state_grad, weight_ih_grad, weight_hh_grad, input_gate_grads.sum(0), hidden_gate_grads.sum(0)};
 }
 
+// `at::linear(x, weight, bias)` for a weight of x's dtype or, with float32 `x`, bfloat16 (the product in bfloat16,
+// accumulated in float32 by the library, then added to the float32 bias)
+at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+  if (weight.scalar_type() == x.scalar_type()) {
+    return at::linear(x, weight, bias);
+  }
+  auto result = at::linear(x.to(weight.scalar_type()), weight).to(x.scalar_type());
+  return bias.defined() ? result.add_(bias) : result;
+}
+
 // One decoding step of the Luong decoder without gradients (GruSeq2SeqLuongDecoder.step, eval mode): the same ATen
 // operations in the same order as its Python code, in one call, so a step of one sentence does not spend a third of
 // its time dispatching ~25 operations from Python. `score`: 0 dot, 1 general (`score_weight` = W_a), 2 concat
@@ -325,8 +361,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> luong_ste
     const at::Tensor& mask, const at::Tensor& embedding, at::TensorList gru_weights, int64_t score,
     const at::Tensor& score_weight, const at::Tensor& v, const at::Tensor& concat_weight,
     const at::Tensor& concat_bias, const at::Tensor& out_weight, const at::Tensor& out_bias, bool onednn) {
-  const auto dtype = float_dtype(embedding, "embedding");
-  check_cpu_float(embedding, "embedding", dtype);
+  // a bfloat16 model (every tensor bfloat16): computed in float32 with bfloat16 products, returned in bfloat16
+  const auto given = hidden.defined() ? hidden.scalar_type() : at::kFloat;
+  const auto dtype = given == at::kBFloat16 ? at::kFloat : float_dtype(hidden, "hidden");
+  check_cpu_float(embedding, "embedding", weight_dtype(embedding, "embedding", dtype));
   TORCH_CHECK(embedding.dim() == 2, "embedding: got shape ", embedding.sizes(), ", want (vocab, hidden)");
   TORCH_CHECK(input_ids.device().is_cpu(), "input_ids: got a tensor on ", input_ids.device(), ", want the CPU");
   TORCH_CHECK(input_ids.scalar_type() == at::kLong || input_ids.scalar_type() == at::kInt, "input_ids: got dtype ",
@@ -334,42 +372,42 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> luong_ste
   TORCH_CHECK(input_ids.dim() == 2 && input_ids.size(1) == 1 && input_ids.size(0) >= 1, "input_ids: got shape ",
               input_ids.sizes(), ", want (rows >= 1, 1)");
   const int64_t rows = input_ids.size(0), H = embedding.size(1);
-  check_cpu_float(hidden, "hidden", dtype);
+  check_cpu_float(hidden, "hidden", given);
   TORCH_CHECK(hidden.dim() == 3 && hidden.size(0) >= 1, "hidden: got shape ", hidden.sizes(),
               ", want (layers, rows, hidden)");
   const int64_t layers = hidden.size(0);
   check_shape(hidden, "hidden", {layers, rows, H});
   TORCH_CHECK(static_cast<int64_t>(gru_weights.size()) == 4 * layers, "gru_weights: got ", gru_weights.size(),
               " tensors, want 4 per layer (", 4 * layers, ")");
-  check_cpu_float(states, "states", dtype);
+  check_cpu_float(states, "states", given);
   TORCH_CHECK(states.dim() == 3 && states.size(0) == rows && states.size(1) >= 1 && states.size(2) == H,
               "states: got shape ", states.sizes(), ", want (", rows, ", src_len >= 1, ", H, ")");
   const int64_t source_length = states.size(1);
-  check_cpu_float(keys, "keys", dtype);
+  check_cpu_float(keys, "keys", given);
   TORCH_CHECK(keys.dim() == 3 && keys.size(0) == rows && keys.size(1) == source_length, "keys: got shape ",
               keys.sizes(), ", want (", rows, ", ", source_length, ", ...)");
   TORCH_CHECK(mask.device().is_cpu(), "mask: got a tensor on ", mask.device(), ", want the CPU");
   check_shape(mask, "mask", {rows, source_length});
   TORCH_CHECK(is_binary(mask), "mask: want only 0 (padding) and 1 (token)");
   TORCH_CHECK(score >= 0 && score <= 2, "score: got ", score, ", want 0 (dot), 1 (general) or 2 (concat)");
-  check_cpu_float(score_weight, "score_weight", dtype);
-  check_cpu_float(v, "v", dtype);
-  check_cpu_float(concat_weight, "concat_weight", dtype);
-  check_cpu_float(concat_bias, "concat_bias", dtype);
-  check_cpu_float(out_weight, "out_weight", dtype);
-  check_cpu_float(out_bias, "out_bias", dtype);
+  check_cpu_float(score_weight, "score_weight", weight_dtype(score_weight, "score_weight", dtype));
+  check_cpu_float(concat_weight, "concat_weight", weight_dtype(concat_weight, "concat_weight", dtype));
+  check_cpu_float(out_weight, "out_weight", weight_dtype(out_weight, "out_weight", dtype));
+  const auto v_ = small_parameter(v, "v", dtype), concat_bias_ = small_parameter(concat_bias, "concat_bias", dtype);
+  const auto out_bias_ = small_parameter(out_bias, "out_bias", dtype);
   for (int64_t layer = 0; layer < layers; ++layer) {  // each layer's shapes; its inputs: the embedding, then H
     check_gru_weights(gru_weights[4 * layer], gru_weights[4 * layer + 1], &gru_weights[4 * layer + 2],
                       &gru_weights[4 * layer + 3], H, dtype);
     TORCH_CHECK(gru_weights[4 * layer + 1].size(1) == H, "gru_weights: layer ", layer, " has hidden size ",
                 gru_weights[4 * layer + 1].size(1), ", want ", H);
   }
-  const auto embedded = at::embedding(embedding, input_ids);  // (rows, 1, H)
+  const auto embedded = at::embedding(embedding, input_ids).to(dtype);  // (rows, 1, H)
   auto layer_input = embedded.view({rows, -1});
+  const auto hidden_ = hidden.to(dtype), states_ = states.to(dtype), keys_ = keys.to(dtype);
   std::vector<at::Tensor> final_states;
   const std::vector<int64_t> batch_sizes{rows};
   for (int64_t layer = 0; layer < layers; ++layer) {
-    auto result = gru_forward(layer_input, hidden[layer], gru_weights[4 * layer], gru_weights[4 * layer + 1],
+    auto result = gru_forward(layer_input, hidden_[layer], gru_weights[4 * layer], gru_weights[4 * layer + 1],
                               gru_weights[4 * layer + 2], gru_weights[4 * layer + 3], batch_sizes, false, onednn,
                               false);
     layer_input = std::get<0>(result);
@@ -378,19 +416,24 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> luong_ste
   const auto gru_output = layer_input.view({rows, 1, -1});
   at::Tensor scores;
   if (score == 0) {
-    scores = at::matmul(gru_output, keys.transpose(1, 2));
+    scores = at::matmul(gru_output, keys_.transpose(1, 2));
   } else if (score == 1) {
-    scores = at::matmul(at::linear(gru_output, score_weight), keys.transpose(1, 2));
+    scores = at::matmul(linear(gru_output, score_weight, at::Tensor()), keys_.transpose(1, 2));
   } else {
-    scores = at::matmul(at::tanh(at::linear(gru_output, score_weight).unsqueeze(2) + keys.unsqueeze(1)), v);
+    const auto query = linear(gru_output, score_weight, at::Tensor());
+    scores = at::matmul(at::tanh(query.unsqueeze(2) + keys_.unsqueeze(1)), v_);
   }
   const double lowest = scores.scalar_type() == at::kDouble ? std::numeric_limits<double>::lowest()
                                                              : std::numeric_limits<float>::lowest();
   scores = scores.masked_fill(mask.unsqueeze(1) == 0, lowest);
   const auto attention_weights = scores.softmax(-1);
-  const auto context = at::matmul(attention_weights, states);
-  const auto attentional = at::tanh(at::linear(at::cat({gru_output, context}, -1), concat_weight, concat_bias));
-  const auto logits = at::linear(attentional, out_weight, out_bias);
+  const auto context = at::matmul(attention_weights, states_);
+  const auto attentional = at::tanh(linear(at::cat({gru_output, context}, -1), concat_weight, concat_bias_));
+  const auto logits = linear(attentional, out_weight, out_bias_);
+  if (given != dtype) {
+    return {logits.to(given), at::stack(final_states).to(given), attention_weights.to(given), embedded.to(given),
+            gru_output.to(given)};
+  }
   return {logits, at::stack(final_states), attention_weights, embedded, gru_output};
 }
 

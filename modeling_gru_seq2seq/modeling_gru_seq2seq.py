@@ -23,7 +23,8 @@ from transformers.utils import ModelOutput
 from .configuration_gru_seq2seq import ATTENTION_SCORES, GruSeq2SeqConfig
 from .generation_gru_seq2seq import GruSeq2SeqCache, GruSeq2SeqGenerationMixin
 from .gru_choice import Loops, choice
-from .packed_gru import PackedGRU
+from .gru_kernels import recurrence_ops
+from .packed_gru import PackedGRU, bf16_inference, bf16_inference_loops
 from .saved_files import check_model_files
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,10 @@ def linear_weights(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None
 def plain_linear(*modules: nn.Module) -> bool:
     """Whether each module is a float `nn.Linear` itself (the compiled decoding step reads their weights)."""
     return all(type(module) is nn.Linear and module.weight.is_floating_point() for module in modules)
+
+
+# the dtypes a trained model translates in (`to_inference_dtype`; `gru-translate --dtype`, `gru-serve --dtype`)
+INFERENCE_DTYPES = ("float32", "bfloat16")
 
 
 def flat_positions(mask: torch.Tensor) -> torch.LongTensor:
@@ -434,7 +439,7 @@ class GruSeq2SeqLuongDecoder(GruSeq2SeqDecoder):
             self.training
             or torch.is_grad_enabled()
             or hidden.device.type != "cpu"
-            or hidden.dtype not in (torch.float32, torch.float64)
+            or not (hidden.dtype in (torch.float32, torch.float64) or bf16_inference(self, hidden))
             or torch.is_autocast_enabled("cpu")
             or torch.jit.is_tracing()
             or torch.compiler.is_compiling()
@@ -443,6 +448,8 @@ class GruSeq2SeqLuongDecoder(GruSeq2SeqDecoder):
             or type(self.gru).forward is not PackedGRU.forward
         ):
             return None
+        if hidden.dtype == torch.bfloat16:
+            return bf16_inference_loops()
         loops = choice(self.gru.hidden_size, input_ids.shape[0], training=False)
         return loops if loops is not None and loops.ops is not None else None
 
@@ -643,6 +650,21 @@ class GruSeq2SeqPreTrainedModel(PreTrainedModel):
             "AutoModelForSeq2SeqLM": f"{module}.GruSeq2SeqForConditionalGeneration",
         }
         return super().save_pretrained(save_directory, *args, **kwargs)
+
+    def to_inference_dtype(self, dtype: str | torch.dtype = "float32"):
+        """This model, in eval mode and converted in place for translating in `dtype` (one of `INFERENCE_DTYPES`):
+        `"float32"`, as trained; `"bfloat16"`, every weight and activation in bfloat16 (half the bytes per step;
+        on the CPU the compiled decoding step and GRU loops multiply in bfloat16 and keep gates and states in
+        float32 within each call). The same as `from_pretrained(..., dtype=torch.bfloat16)`, and on the CPU it
+        also builds the compiled kernels if they are missing (as training does), so the fast path runs. The
+        saved model stays float32: save the model you loaded, not a converted one."""
+        name = str(dtype).removeprefix("torch.")
+        if name not in INFERENCE_DTYPES:
+            raise ValueError(f"dtype {dtype!r}: a model translates in one of {', '.join(INFERENCE_DTYPES)}")
+        self.eval().to(getattr(torch, name))
+        if name != "float32" and self.device.type == "cpu":
+            recurrence_ops()
+        return self
 
     def gradient_checkpointing_enable(self, *args, **kwargs):
         """Refused in one line (`GRADIENT_CHECKPOINTING_REFUSED` says why); also under transformers 5's name,

@@ -23,6 +23,7 @@ from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence
 
 from .gru_choice import Loops, choice
+from .gru_kernels import built_recurrence_ops
 
 
 def step_starts(batch_sizes: list[int]) -> list[int]:
@@ -158,6 +159,24 @@ class GruLayerFunction(torch.autograd.Function):
         )
 
 
+def bf16_inference_loops() -> Loops | None:
+    """The compiled loops for a bfloat16 model without gradients (its weights multiply in bfloat16, gates and
+    states stay float32 inside each call), where the library is built; else `None` (`nn.GRU` in bfloat16)."""
+    ops = built_recurrence_ops()
+    return None if ops is None else Loops(ops, onednn=False, bf16=True)
+
+
+def bf16_inference(module: nn.Module, data: torch.Tensor) -> bool:
+    """Whether `module` (a GRU, or a decoder) runs as a bfloat16 model here: bfloat16 inputs and weights, no
+    gradients, not under autocast."""
+    return (
+        data.dtype == torch.bfloat16
+        and all(parameter.dtype == torch.bfloat16 for parameter in module.parameters())
+        and not torch.is_grad_enabled()
+        and not torch.is_autocast_enabled("cpu")
+    )
+
+
 class PackedGRU(nn.GRU):
     """`nn.GRU` (same arguments, parameters and results) that runs on the CPU with [`GruLayerFunction`] where that
     is the faster here ([`gru_choice.choice`]): a packed batch as it is, a padded one `(batch, steps, input)` (or
@@ -172,7 +191,7 @@ class PackedGRU(nn.GRU):
         usable = (
             (packed or (data.dim() == 3 and data.numel() > 0))
             and data.device.type == "cpu"
-            and data.dtype in (torch.float32, torch.float64)
+            and (data.dtype in (torch.float32, torch.float64) or bf16_inference(self, data))
             and self.bias
             and not (torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling())
         )
@@ -183,7 +202,9 @@ class PackedGRU(nn.GRU):
             rows, steps = int(input.batch_sizes[0]), len(input.batch_sizes)
         else:
             rows, steps = data.shape[:2] if self.batch_first else data.shape[1::-1]
-        if not torch.is_autocast_enabled("cpu"):
+        if data.dtype == torch.bfloat16:  # a bfloat16 model without gradients: bfloat16 products, float32 gates
+            loops = bf16_inference_loops()
+        elif not torch.is_autocast_enabled("cpu"):
             loops = choice(self.hidden_size, rows, training, steps)
         elif training and torch.get_autocast_dtype("cpu") == torch.bfloat16 and data.dtype == torch.float32:
             # float32 master weights and states; the compiled loops' products in bfloat16 where that is faster

@@ -549,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
 
         device = resolve_device(args.device)
         check_port(args.host, args.port)
-        model, tokenizer = load_model(args.model, device)
+        model, tokenizer = load_model(args.model, device, args.dtype)
         options = {key: value for key, value in generation_kwargs(args).items() if key != "num_return_sequences"}
         batcher = Batcher(model, tokenizer, options, max_sentences=args.batch_size)
         app = build_app(batcher, tokenizer, model_summary(args.model, tokenizer), args.num_beams)

@@ -68,6 +68,7 @@ from data_scripts.prepare_tatoeba import DataFileError, PrepareArguments, read_p
 from .commands import UsageError
 from .loading import ModelLoadError, load_model_and_tokenizer
 from .metrics import corpus_scores
+from .modeling_gru_seq2seq import INFERENCE_DTYPES
 from .pipeline_gru_seq2seq import (
     REPLACE_UNKNOWN_WORDS_ONLY,
     cross_attention,
@@ -365,6 +366,13 @@ def add_generation_arguments(parser: argparse.ArgumentParser):
         "--device",
         help="where the model runs: cpu, cuda, cuda:1, mps, ... (default: cuda when there is one, else cpu)",
     )
+    group.add_argument(
+        "--dtype",
+        choices=INFERENCE_DTYPES,
+        default="float32",
+        help="the number format it translates in: float32 (as trained) or bfloat16 (half the bytes per step; "
+        "faster on CPUs with bfloat16 units, within a few tokens in a hundred of float32)",
+    )
     return group
 
 
@@ -501,11 +509,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def load_model(name: str, device: str | torch.device | None = None):
+def load_model(name: str, device: str | torch.device | None = None, dtype: str = "float32"):
     """Model and tokenizer from a directory or a Hub id (checked, see `loading`), on `device` (default: the
-    GPU when there is one, else the CPU)."""
+    GPU when there is one, else the CPU), in `dtype` (`to_inference_dtype`)."""
     model, tokenizer = load_model_and_tokenizer(name)
-    return model.to(resolve_device(None) if device is None else device), tokenizer
+    model = model.to(resolve_device(None) if device is None else device)
+    return model.to_inference_dtype(dtype), tokenizer
 
 
 @contextlib.contextmanager
@@ -695,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
         sentences = None
         if not args.samples and not args.sentences and (args.input_file or not sys.stdin.isatty()):
             sentences = read_lines(args.input_file or "-")
-        model, tokenizer = load_model(args.model, device)
+        model, tokenizer = load_model(args.model, device, args.dtype)
         if args.replace_unknown and tokenizer.vocabulary != "word":
             raise UsageError(f"--replace_unknown: {REPLACE_UNKNOWN_WORDS_ONLY}")
         if args.do_sample:  # after loading, which may draw random numbers of its own

@@ -9,6 +9,7 @@ raise an exception. A memory error would kill this process with a signal instead
 reports.
 """
 
+import copy
 import json
 import random
 import sys
@@ -38,6 +39,7 @@ GRU_INVALID = (
     "inputs not 2-D",
     "meta device",
     "bf16 products of float64",
+    "bfloat16 weights of float64 inputs",
 )
 BACKWARD_INVALID = (
     *GRU_INVALID[:5],
@@ -62,6 +64,7 @@ LUONG_INVALID = (
     "score out of range",
     "mixed dtypes",
     "missing layer weights",
+    "bfloat16 weights of float64 states",
 )
 GEMM_INVALID = ("inner sizes differ", "result of another shape", "result not contiguous", "mixed dtypes")
 
@@ -153,7 +156,7 @@ class Fuzzer:
         """Equal within `dtype`'s tolerance (`torch.bfloat16`: the bfloat16 products against float32 `nn.GRU`)."""
         tolerance = {torch.float32: 1e-4, torch.float64: 1e-10, torch.bfloat16: 5e-2}[dtype]
         pairs = zip(results, expected, strict=True)
-        return all(torch.allclose(a, b, atol=tolerance, rtol=tolerance) for a, b in pairs)
+        return all(torch.allclose(a.to(b.dtype), b, atol=tolerance, rtol=tolerance) for a, b in pairs)
 
     def gru_forward_cases(self):
         dtype = self.rng.choice((torch.float32, torch.float64))
@@ -169,9 +172,18 @@ class Fuzzer:
         tolerance = torch.bfloat16 if bf16 else dtype
         category = "valid (bf16 products)" if bf16 else category
         self.record("gru_forward", category, call(valid), lambda r: self.close(r[:2], expected, tolerance))
+        if dtype == torch.float32:  # a bfloat16 model's call: every tensor bfloat16, computed in float32
+            model = {name: tensor.to(torch.bfloat16) for name, tensor in tensors.items()}
+            expected = self.reference({name: tensor.float() for name, tensor in model.items()}, batch_sizes, reverse)
+            check = lambda r: self.close(r[:2], expected, torch.bfloat16)  # noqa: E731
+            self.record("gru_forward", "valid (bfloat16 model)", call(model, bf16=False), check)
         category = self.rng.choice(GRU_INVALID)
         if category == "bf16 products of float64":
             self.record("gru_forward", category, call({k: v.double() for k, v in tensors.items()}, bf16=True))
+            return
+        if category == "bfloat16 weights of float64 inputs":
+            values = {k: v.to(torch.bfloat16 if k.startswith("weight") else torch.float64) for k, v in tensors.items()}
+            self.record("gru_forward", category, call(values, bf16=False))
             return
         values, sizes = self.mutate_gru(dict(tensors), list(batch_sizes), category, names)
         self.record("gru_forward", category, call(values, sizes))
@@ -320,6 +332,31 @@ class Fuzzer:
             expected = (reference.logits, reference.hidden, reference.attention_weights)
             valid, category = self.with_one_non_contiguous(values, ("hidden", "states", "keys", "mask"))
             self.record("luong_step", category, call(valid), lambda r: self.close(r[:3], expected, dtype))
+            if dtype == torch.float32:  # a bfloat16 model: every tensor bfloat16, computed in float32 inside
+                model = {
+                    name: value.to(torch.bfloat16) if value.is_floating_point() else value
+                    for name, value in values.items()
+                    if name != "mask"
+                }
+                model_weights = {
+                    name: [w.to(torch.bfloat16) for w in value]
+                    if isinstance(value, list)
+                    else value.to(torch.bfloat16)
+                    if isinstance(value, torch.Tensor)
+                    else value
+                    for name, value in weights.items()
+                }
+                rounded = copy.deepcopy(decoder).to(torch.bfloat16).float()  # the same weights, in float32
+                float_source = GruSeq2SeqSource(model["states"].float(), model["keys"].float(), mask)
+                reference = rounded.decode_in_parallel(values["input_ids"], model["hidden"].float(), float_source)
+                self.record(
+                    "luong_step",
+                    "valid (bfloat16 model)",
+                    call({**model, "mask": mask}, model_weights),
+                    lambda r: self.close(
+                        r[:3], (reference.logits, reference.hidden, reference.attention_weights), torch.bfloat16
+                    ),
+                )
             category = self.rng.choice(LUONG_INVALID)
             self.record("luong_step", category, call(*self.mutate_luong(dict(values), dict(weights), category)))
 
@@ -362,6 +399,13 @@ class Fuzzer:
             values[name] = values[name].to(other)
         elif category == "missing layer weights":
             weights["gru_weights"] = weights["gru_weights"][:-1]
+        elif category == "bfloat16 weights of float64 states":
+            values = {k: v.double() if k in ("hidden", "states", "keys") else v for k, v in values.items()}
+            weights = {
+                **weights,
+                "embedding": weights["embedding"].double(),
+                "out_weight": weights["out_weight"].bfloat16(),
+            }
         return values, weights
 
     # ------------------------------------------------------------------ the product
