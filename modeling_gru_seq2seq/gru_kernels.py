@@ -190,6 +190,12 @@ at::ScalarType float_dtype(const at::Tensor& tensor, const char* name) {
   return dtype;
 }
 
+// The dtype a call computes in, from its state's: float32 or float64 as given, float32 for a bfloat16 state (a
+// bfloat16 model's, without gradients: its results go back to bfloat16)
+at::ScalarType compute_dtype(const at::Tensor& state, const char* name) {
+  return state.defined() && state.scalar_type() == at::kBFloat16 ? at::kFloat : float_dtype(state, name);
+}
+
 std::vector<int64_t> step_starts(at::IntArrayRef batch_sizes) {
   std::vector<int64_t> starts(batch_sizes.size(), 0);
   for (size_t step = 1; step < batch_sizes.size(); ++step) starts[step] = starts[step - 1] + batch_sizes[step - 1];
@@ -249,9 +255,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_forward(
     const at::Tensor& inputs, const at::Tensor& initial_state, const at::Tensor& weight_ih,
     const at::Tensor& weight_hh, const at::Tensor& bias_ih, const at::Tensor& bias_hh, at::IntArrayRef batch_sizes,
     bool reverse, bool onednn, bool bf16) {
-  // bfloat16 inputs and state (a bfloat16 model's, without gradients): computed in float32, returned in bfloat16
-  const auto given = initial_state.defined() ? initial_state.scalar_type() : at::kFloat;
-  const auto dtype = given == at::kBFloat16 ? at::kFloat : float_dtype(initial_state, "initial_state");
+  const auto dtype = compute_dtype(initial_state, "initial_state"), given = initial_state.scalar_type();
   TORCH_CHECK(!bf16 || dtype == at::kFloat, "bf16: the bfloat16 products take float32 tensors, got ", dtype);
   check_cpu_float(initial_state, "initial_state", given);
   check_cpu_float(inputs, "inputs", given);
@@ -362,8 +366,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> luong_ste
     const at::Tensor& score_weight, const at::Tensor& v, const at::Tensor& concat_weight,
     const at::Tensor& concat_bias, const at::Tensor& out_weight, const at::Tensor& out_bias, bool onednn) {
   // a bfloat16 model (every tensor bfloat16): computed in float32 with bfloat16 products, returned in bfloat16
-  const auto given = hidden.defined() ? hidden.scalar_type() : at::kFloat;
-  const auto dtype = given == at::kBFloat16 ? at::kFloat : float_dtype(hidden, "hidden");
+  const auto dtype = compute_dtype(hidden, "hidden"), given = hidden.scalar_type();
   check_cpu_float(embedding, "embedding", weight_dtype(embedding, "embedding", dtype));
   TORCH_CHECK(embedding.dim() == 2, "embedding: got shape ", embedding.sizes(), ", want (vocab, hidden)");
   TORCH_CHECK(input_ids.device().is_cpu(), "input_ids: got a tensor on ", input_ids.device(), ", want the CPU");
@@ -430,11 +433,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> luong_ste
   const auto context = at::matmul(attention_weights, states_);
   const auto attentional = at::tanh(linear(at::cat({gru_output, context}, -1), concat_weight, concat_bias_));
   const auto logits = linear(attentional, out_weight, out_bias_);
-  if (given != dtype) {
-    return {logits.to(given), at::stack(final_states).to(given), attention_weights.to(given), embedded.to(given),
-            gru_output.to(given)};
-  }
-  return {logits, at::stack(final_states), attention_weights, embedded, gru_output};
+  return {logits.to(given), at::stack(final_states).to(given), attention_weights.to(given), embedded.to(given),
+          gru_output.to(given)};  // (each `to` a no-op unless the model is bfloat16)
 }
 
 void gemm_op(const at::Tensor& result, const at::Tensor& a, const at::Tensor& b, double beta, bool onednn) {
