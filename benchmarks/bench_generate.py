@@ -17,8 +17,8 @@ changed but the speed. On the CPU it times the first `translator(...)` call afte
 process with an empty `TORCH_EXTENSIONS_DIR` (with `trust_remote_code`, so the model folder's own code copies
 run: save it with the code to be measured).
 
-Every row is timed in each number format of `--dtypes` (default: all of `INFERENCE_DTYPES`, float32 and
-bfloat16, each model converted by `to_inference_dtype`): the table's `dtype` column follows the mode, and
+Every row is timed in each number format of `--dtypes` (default: all of `INFERENCE_DTYPES`, float32, bfloat16
+and int8, each model converted by `to_inference_dtype`): the table's `dtype` column follows the mode, and
 sentences/s stays the first number after them. Each row's last column is the BLEU of its translations of the
 held-out sentences against their English (sacreBLEU); `of ceiling` is against that dtype's product speed.
 
@@ -236,13 +236,17 @@ def main():
     source_tokens = sum(len(ids) for ids in tokenizer(sources)["input_ids"]) / len(sources)
     greedy_tokens = rows[1]["mean_output_tokens"]  # greedy, batch 64
     work = useful_gflop_per_pair(model.config, source_tokens, greedy_tokens) / 3
-    ceilings = {"float32": gflops / work, "bfloat16": speeds["bf16"] / work}  # each dtype's step product
+    ceilings = {  # each dtype's step product
+        "float32": gflops / work,
+        "bfloat16": speeds["bf16"] / work,
+        "int8": speeds.get("int8", float("nan")) / work,
+    }
     ceiling = ceilings["float32"]
     print(
         f"step GEMM {gflops:.0f} GFLOP/s (torch {speeds['torch']:.0f}, ours {speeds['ours_mkl']:.0f} MKL / "
-        f"{speeds['ours_onednn']:.0f} oneDNN; bfloat16 {speeds['bf16']:.0f}); "
+        f"{speeds['ours_onednn']:.0f} oneDNN; bfloat16 {speeds['bf16']:.0f}; int8 {speeds.get('int8', 0):.0f}); "
         f"{source_tokens:.2f} source, {greedy_tokens:.2f} output tokens a sentence; greedy ceiling "
-        f"{ceiling:.0f} sentences/s (float32), {ceilings['bfloat16']:.0f} (bfloat16)"
+        f"{ceiling:.0f} sentences/s (float32), {ceilings['bfloat16']:.0f} (bfloat16), {ceilings['int8']:.0f} (int8)"
     )
     if not args.skip_peer:
         with tempfile.TemporaryDirectory() as folder:

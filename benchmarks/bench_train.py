@@ -64,7 +64,8 @@ def step_gemm_gflops(device: str, seconds: float = 1.0, gemm=None, dtype=torch.f
 
 def step_gemm_speeds(device: str) -> dict:
     """The step matmul's GFLOP/s by torch and by the products our compiled GRU loops can run, ATen's (MKL) and
-    oneDNN's (0 where the loops are not built or oneDNN does not work); `best`, the fastest, sets the ceiling."""
+    oneDNN's (0 where the loops are not built or oneDNN does not work); `best`, the fastest, sets the ceiling.
+    Also `bf16` (torch's bfloat16 product) and, where the loops are built, `int8` (theirs, `int8_linear`)."""
     ops = recurrence_ops() if device == "cpu" else None
     speeds = {"torch": step_gemm_gflops(device), "ours_mkl": 0.0, "ours_onednn": 0.0}
     if ops is not None:
@@ -73,6 +74,9 @@ def step_gemm_speeds(device: str) -> dict:
             speeds["ours_onednn"] = step_gemm_gflops(device, gemm=lambda *args: ops.gemm(*args, True))
     speeds["best"] = max(speeds.values())
     speeds["bf16"] = step_gemm_gflops(device, dtype=torch.bfloat16)  # the bfloat16 ceiling's product
+    if ops is not None:  # the int8 ceiling's: the compiled int8 product (inputs quantized in each call)
+        packed = ops.int8_pack(torch.randn(1500, 500))
+        speeds["int8"] = step_gemm_gflops(device, gemm=lambda result, a, b, beta: ops.int8_linear(a, packed, 1500))
     return speeds
 
 

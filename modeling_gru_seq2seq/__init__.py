@@ -17,6 +17,7 @@ MODEL_CODE_FILES = (
     "packed_gru.py",
     "gru_kernels.py",
     "gru_choice.py",
+    "int8_weights.py",
     "generation_gru_seq2seq.py",
     "owner_lock.py",
     "tokenization_gru_seq2seq.py",

@@ -36,13 +36,22 @@ logger = logging.get_logger(__name__)
 
 CPP_SOURCE = r"""
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <torch/library.h>
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <exception>
 #include <limits>
+#include <optional>
+#include <string>
 #include <tuple>
 #include <utility>
 #include <vector>
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#endif
 
 namespace at::native {  // exported by libtorch_cpu (ATen/native/mkldnn/Matmul.h, not shipped): result = beta * result
                         // + alpha * mat1 @ mat2 with oneDNN
@@ -120,6 +129,287 @@ void check_shape(const at::Tensor& tensor, const char* name, at::IntArrayRef sha
   TORCH_CHECK(tensor.sizes() == shape, name, ": got shape ", tensor.sizes(), ", want ", shape);
 }
 
+// ---- int8 weights: translation with a quarter of float32's bytes per weight ----
+// A weight (N, K) quantized per output row (symmetric: q = round(w * 127 / max|w_row|), scale = max|w_row| / 127)
+// and laid out for VNNI's products of 4 unsigned by 4 signed bytes: an int8 tensor (ceil(N / 16), ceil(K / 4) * 64
+// + 128), one row per block of 16 outputs: for each group of 4 inputs, 16 outputs x 4 bytes (zeros past N and K),
+// then the block's 16 float32 scales and its 16 int32 compensations (128 * sum_k q, see `quantize_rows`).
+constexpr int64_t kInt8Lanes = 16, kInt8GroupBytes = 64, kInt8TailBytes = 128, kInt8MaxInputs = 65536;
+
+int64_t int8_groups(int64_t k) { return (k + 3) / 4; }
+int64_t int8_blocks(int64_t n) { return (n + kInt8Lanes - 1) / kInt8Lanes; }
+int64_t int8_row_bytes(int64_t k) { return int8_groups(k) * kInt8GroupBytes + kInt8TailBytes; }
+
+// An int8 weight of `n` outputs over `k` inputs, as `int8_pack` lays it out: its dtype, device and exact shape (so
+// no offset the kernels compute leaves it).
+void check_int8_weight(const at::Tensor& weight, const char* name, int64_t n, int64_t k) {
+  check_cpu_float(weight, name, at::kChar);
+  TORCH_CHECK(n >= 1 && k >= 1 && k <= kInt8MaxInputs, name, ": an int8 weight of ", n, " outputs over ", k,
+              " inputs, want 1..", kInt8MaxInputs, " inputs and at least one output");
+  check_shape(weight, name, {int8_blocks(n), int8_row_bytes(k)});
+  TORCH_CHECK(weight.is_contiguous(), name, ": want a contiguous int8 weight (as int8_pack makes it)");
+}
+
+bool cpu_has_vnni() {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const bool has = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vnni");
+  return has;
+#else
+  return false;
+#endif
+}
+
+// round(x * inverse) clamped to -127..127 (the same rounding as the vector code: to nearest, ties to even)
+inline int32_t quantize(float x, float inverse) {
+  const auto q = static_cast<int32_t>(std::nearbyint(std::fmax(std::fmin(x * inverse, 127.0f), -127.0f)));
+  return q < -127 ? -127 : (q > 127 ? 127 : q);  // (a NaN input lands anywhere in the range, never outside)
+}
+
+// Inputs quantized per row, as the products read them: `rows` rows of `groups` * 4 bytes, each value q + 128 (an
+// unsigned byte, q in -127..127, 128 past K), and each row's scale (max|x_row| / 127). The products then compute
+// sum_k (q_x + 128) q_w, so the compensation 128 * sum_k q_w is taken off before scaling.
+struct QuantizedRows {
+  std::vector<uint8_t> bytes;
+  std::vector<float> scales;
+};
+
+void quantize_row_portable(const float* x, int64_t k, int64_t padded, uint8_t* out, float* scale) {
+  float largest = 0.0f;
+  for (int64_t i = 0; i < k; ++i) largest = std::fmax(largest, std::fabs(x[i]));
+  const float inverse = largest > 0.0f ? 127.0f / largest : 0.0f;
+  for (int64_t i = 0; i < k; ++i) out[i] = static_cast<uint8_t>(quantize(x[i], inverse) + 128);
+  for (int64_t i = k; i < padded; ++i) out[i] = 128;
+  *scale = largest / 127.0f;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#define INT8_VNNI_TARGET __attribute__((target("avx512f,avx512vnni")))
+INT8_VNNI_TARGET void quantize_row_vnni(const float* x, int64_t k, int64_t padded, uint8_t* out, float* scale) {
+  __m512 largest_v = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= k; i += 16) largest_v = _mm512_max_ps(largest_v, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+  float largest = _mm512_reduce_max_ps(largest_v);
+  for (; i < k; ++i) largest = std::fmax(largest, std::fabs(x[i]));
+  const float inverse = largest > 0.0f ? 127.0f / largest : 0.0f;
+  const __m512 inverse_v = _mm512_set1_ps(inverse);
+  const __m512i low = _mm512_set1_epi32(-127), high = _mm512_set1_epi32(127), offset = _mm512_set1_epi32(128);
+  for (i = 0; i + 16 <= k; i += 16) {
+    __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x + i), inverse_v));  // (to nearest, ties even)
+    q = _mm512_add_epi32(_mm512_min_epi32(_mm512_max_epi32(q, low), high), offset);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), _mm512_cvtepi32_epi8(q));
+  }
+  for (; i < k; ++i) out[i] = static_cast<uint8_t>(quantize(x[i], inverse) + 128);
+  for (; i < padded; ++i) out[i] = 128;
+  *scale = largest / 127.0f;
+}
+#endif
+
+QuantizedRows quantize_rows(const at::Tensor& x, int64_t groups, bool vnni) {  // x: contiguous float32 (rows, k)
+  const int64_t rows = x.size(0), k = x.size(1), padded = groups * 4;
+  QuantizedRows result{std::vector<uint8_t>(rows * padded), std::vector<float>(rows)};
+  const float* data = x.data_ptr<float>();
+  at::parallel_for(0, rows, std::max<int64_t>(1, 16384 / std::max<int64_t>(k, 1)), [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+#if defined(__x86_64__) && defined(__GNUC__)
+      if (vnni) {
+        quantize_row_vnni(data + row * k, k, padded, result.bytes.data() + row * padded, &result.scales[row]);
+        continue;
+      }
+#endif
+      quantize_row_portable(data + row * k, k, padded, result.bytes.data() + row * padded, &result.scales[row]);
+    }
+  });
+  return result;
+}
+
+// out[row, block's 16 outputs] for `rows` (1..4) rows from one block of an int8 weight: sum over the groups of 4
+// inputs of (q_x + 128) q_w, less the compensation, times the two scales, plus the bias. `out` rows are `n` apart;
+// only the block's outputs below `n` are written.
+void int8_block_portable(int64_t rows, int64_t groups, const uint8_t* x, int64_t x_stride, const float* x_scales,
+                         const int8_t* block, int64_t outputs, const float* bias, float* out, int64_t n) {
+  float scales[kInt8Lanes];
+  int32_t compensation[kInt8Lanes];
+  std::memcpy(scales, block + groups * kInt8GroupBytes, sizeof(scales));
+  std::memcpy(compensation, block + groups * kInt8GroupBytes + 64, sizeof(compensation));
+  for (int64_t row = 0; row < rows; ++row) {
+    int32_t sums[kInt8Lanes] = {0};
+    const uint8_t* xr = x + row * x_stride;
+    for (int64_t g = 0; g < groups; ++g) {
+      const int8_t* w = block + g * kInt8GroupBytes;
+      for (int64_t lane = 0; lane < kInt8Lanes; ++lane) {
+        for (int64_t t = 0; t < 4; ++t) sums[lane] += int32_t(xr[4 * g + t]) * int32_t(w[4 * lane + t]);
+      }
+    }
+    for (int64_t lane = 0; lane < outputs; ++lane) {
+      // (unsigned: a foreign weight's compensation may be anything; ours never overflows)
+      const auto difference = static_cast<int32_t>(static_cast<uint32_t>(sums[lane]) - uint32_t(compensation[lane]));
+      const float value = float(difference) * (scales[lane] * x_scales[row]);
+      out[row * n + lane] = bias != nullptr ? value + bias[lane] : value;
+    }
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+// The same with AVX512-VNNI: per group of 4 inputs one 64-byte load of the block and one vpdpbusd per row; with
+// fewer than 4 rows each row sums into `CHAINS` accumulators (alternate groups), so the adds do not wait on each other
+template <int ROWS, int CHAINS>
+INT8_VNNI_TARGET void int8_block_vnni(int64_t groups, const uint8_t* x, int64_t x_stride, const float* x_scales,
+                                      const int8_t* block, int64_t outputs, const float* bias, float* out,
+                                      int64_t n) {
+  __m512i sums[ROWS][CHAINS];
+  for (int row = 0; row < ROWS; ++row)
+    for (int chain = 0; chain < CHAINS; ++chain) sums[row][chain] = _mm512_setzero_si512();
+  int64_t g = 0;
+  for (; g + CHAINS <= groups; g += CHAINS) {
+    for (int chain = 0; chain < CHAINS; ++chain) {
+      const __m512i w = _mm512_loadu_si512(block + (g + chain) * kInt8GroupBytes);
+      for (int row = 0; row < ROWS; ++row) {
+        int32_t four;
+        std::memcpy(&four, x + row * x_stride + 4 * (g + chain), 4);
+        sums[row][chain] = _mm512_dpbusd_epi32(sums[row][chain], _mm512_set1_epi32(four), w);
+      }
+    }
+  }
+  for (; g < groups; ++g) {
+    const __m512i w = _mm512_loadu_si512(block + g * kInt8GroupBytes);
+    for (int row = 0; row < ROWS; ++row) {
+      int32_t four;
+      std::memcpy(&four, x + row * x_stride + 4 * g, 4);
+      sums[row][0] = _mm512_dpbusd_epi32(sums[row][0], _mm512_set1_epi32(four), w);
+    }
+  }
+  const __mmask16 mask = outputs >= kInt8Lanes ? __mmask16(0xFFFF) : __mmask16((1u << outputs) - 1);
+  const __m512 scales = _mm512_loadu_ps(block + groups * kInt8GroupBytes);
+  const __m512i compensation = _mm512_loadu_si512(block + groups * kInt8GroupBytes + 64);
+  const __m512 bias_v = bias != nullptr ? _mm512_maskz_loadu_ps(mask, bias) : _mm512_setzero_ps();
+  for (int row = 0; row < ROWS; ++row) {
+    __m512i total = sums[row][0];
+    for (int chain = 1; chain < CHAINS; ++chain) total = _mm512_add_epi32(total, sums[row][chain]);
+    const __m512 scale = _mm512_mul_ps(scales, _mm512_set1_ps(x_scales[row]));
+    __m512 value = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(total, compensation)), scale);
+    if (bias != nullptr) value = _mm512_add_ps(value, bias_v);
+    _mm512_mask_storeu_ps(out + row * n, mask, value);
+  }
+}
+
+void int8_block_vnni_rows(int64_t rows, int64_t groups, const uint8_t* x, int64_t x_stride, const float* x_scales,
+                          const int8_t* block, int64_t outputs, const float* bias, float* out, int64_t n) {
+  switch (rows) {
+    case 1: return int8_block_vnni<1, 4>(groups, x, x_stride, x_scales, block, outputs, bias, out, n);
+    case 2: return int8_block_vnni<2, 2>(groups, x, x_stride, x_scales, block, outputs, bias, out, n);
+    case 3: return int8_block_vnni<3, 1>(groups, x, x_stride, x_scales, block, outputs, bias, out, n);
+    default: return int8_block_vnni<4, 1>(groups, x, x_stride, x_scales, block, outputs, bias, out, n);
+  }
+}
+#endif
+
+// out (rows, n) = x (rows, k) @ dequantized(weight).T + bias, x float32 contiguous, out float32 contiguous, shapes
+// checked by the callers. Blocks of 16 outputs are split between threads; each block serves every row (4 at a time)
+// while its bytes are in the cache.
+void int8_gemm(const at::Tensor& out, const at::Tensor& x, const at::Tensor& weight, const float* bias,
+               bool portable) {
+  const int64_t rows = x.size(0), k = x.size(1), n = out.size(1), groups = int8_groups(k);
+  const int64_t row_bytes = int8_row_bytes(k), blocks = int8_blocks(n);
+  const bool vnni = !portable && cpu_has_vnni();
+  const auto quantized = quantize_rows(x, groups, vnni);
+  const int8_t* packed = weight.data_ptr<int8_t>();
+  float* result = out.data_ptr<float>();
+  const int64_t work = row_bytes * ((rows + 3) / 4);  // bytes read per block
+  at::parallel_for(0, blocks, std::max<int64_t>(1, 65536 / work), [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const int8_t* block = packed + b * row_bytes;
+      const int64_t outputs = std::min<int64_t>(kInt8Lanes, n - b * kInt8Lanes);
+      const float* block_bias = bias != nullptr ? bias + b * kInt8Lanes : nullptr;
+      for (int64_t row = 0; row < rows; row += 4) {
+        const int64_t count = std::min<int64_t>(4, rows - row);
+        const uint8_t* xr = quantized.bytes.data() + row * groups * 4;
+        float* o = result + row * n + b * kInt8Lanes;
+#if defined(__x86_64__) && defined(__GNUC__)
+        if (vnni) {
+          int8_block_vnni_rows(count, groups, xr, groups * 4, quantized.scales.data() + row, block, outputs,
+                               block_bias, o, n);
+          continue;
+        }
+#endif
+        int8_block_portable(count, groups, xr, groups * 4, quantized.scales.data() + row, block, outputs, block_bias,
+                            o, n);
+      }
+    }
+  });
+}
+
+// The int8 layout of a float weight (N, K), see above. Refuses non-finite weights (they have no scale).
+at::Tensor int8_pack(const at::Tensor& weight) {
+  TORCH_CHECK(weight.defined() && weight.device().is_cpu(), "weight: want a tensor on the CPU");
+  TORCH_CHECK(at::isFloatingType(weight.scalar_type()), "weight: got dtype ", weight.scalar_type(),
+              ", want a floating-point weight");
+  TORCH_CHECK(weight.dim() == 2 && weight.size(0) >= 1 && weight.size(1) >= 1 && weight.size(1) <= kInt8MaxInputs,
+              "weight: got shape ", weight.sizes(), ", want (outputs >= 1, 1..", kInt8MaxInputs, " inputs)");
+  TORCH_CHECK(at::isfinite(weight).all().item<bool>(), "weight: holds inf or NaN, which int8 cannot represent");
+  const auto w = weight.to(at::kFloat).contiguous();
+  const int64_t n = w.size(0), k = w.size(1), groups = int8_groups(k), row_bytes = int8_row_bytes(k);
+  auto packed = at::zeros({int8_blocks(n), row_bytes}, at::kChar);
+  int8_t* data = packed.data_ptr<int8_t>();
+  const float* values = w.data_ptr<float>();
+  for (int64_t output = 0; output < n; ++output) {
+    const float* row = values + output * k;
+    float largest = 0.0f;
+    for (int64_t i = 0; i < k; ++i) largest = std::fmax(largest, std::fabs(row[i]));
+    const float inverse = largest > 0.0f ? 127.0f / largest : 0.0f, scale = largest / 127.0f;
+    int8_t* block = data + (output / kInt8Lanes) * row_bytes;
+    const int64_t lane = output % kInt8Lanes;
+    int32_t total = 0;
+    for (int64_t i = 0; i < k; ++i) {
+      const int32_t q = quantize(row[i], inverse);
+      block[(i / 4) * kInt8GroupBytes + lane * 4 + i % 4] = static_cast<int8_t>(q);
+      total += q;
+    }
+    const int32_t compensation = 128 * total;
+    std::memcpy(block + groups * kInt8GroupBytes + lane * 4, &scale, 4);
+    std::memcpy(block + groups * kInt8GroupBytes + 64 + lane * 4, &compensation, 4);
+  }
+  return packed;
+}
+
+// The float weight (n, k) an int8 weight stands for (q * scale): for the code that reads weights as tensors
+at::Tensor int8_unpack(const at::Tensor& packed, int64_t n, int64_t k) {
+  check_int8_weight(packed, "weight", n, k);
+  auto result = at::empty({n, k}, at::kFloat);
+  const int8_t* data = packed.data_ptr<int8_t>();
+  float* out = result.data_ptr<float>();
+  const int64_t groups = int8_groups(k), row_bytes = int8_row_bytes(k);
+  for (int64_t output = 0; output < n; ++output) {
+    const int8_t* block = data + (output / kInt8Lanes) * row_bytes;
+    const int64_t lane = output % kInt8Lanes;
+    float scale;
+    std::memcpy(&scale, block + groups * kInt8GroupBytes + lane * 4, 4);
+    for (int64_t i = 0; i < k; ++i) out[output * k + i] = block[(i / 4) * kInt8GroupBytes + lane * 4 + i % 4] * scale;
+  }
+  return result;
+}
+
+// x (..., k) float32 @ an int8 weight of `n` outputs (+ bias (n,)): (..., n) float32
+at::Tensor int8_linear(const at::Tensor& input, const at::Tensor& weight, int64_t n,
+                       const std::optional<at::Tensor>& bias, bool portable) {
+  check_cpu_float(input, "input", at::kFloat);
+  TORCH_CHECK(input.dim() >= 1, "input: got a scalar, want (..., in_features)");
+  const int64_t k = input.size(-1);
+  check_int8_weight(weight, "weight", n, k);
+  const at::Tensor bias_ = bias.has_value() ? *bias : at::Tensor();
+  if (bias_.defined()) {
+    check_cpu_float(bias_, "bias", at::kFloat);
+    check_shape(bias_, "bias", {n});
+  }
+  auto sizes = input.sizes().vec();
+  sizes.back() = n;
+  auto result = at::empty(sizes, input.options());
+  if (input.numel() == 0) return result;
+  const auto x = input.reshape({-1, k}).contiguous();
+  const auto bias_data = bias_.defined() ? bias_.contiguous() : bias_;
+  int8_gemm(result.view({-1, n}), x, weight, bias_data.defined() ? bias_data.data_ptr<float>() : nullptr, portable);
+  return result;
+}
+
 // Packed-sequence step sizes: each step's rows in 1..batch, non-increasing (rows longest first), adding up to
 // `tokens`: the offsets the loops compute from them stay inside every tensor.
 void check_batch_sizes(at::IntArrayRef batch_sizes, int64_t batch, int64_t tokens) {
@@ -142,6 +432,13 @@ at::ScalarType weight_dtype(const at::Tensor& weight, const char* name, at::Scal
   return got == at::kBFloat16 && dtype == at::kFloat ? got : dtype;
 }
 
+// The dtype of a weight matrix of the products: `weight_dtype`'s, or int8 for float32 computations (a model
+// converted by `to_inference_dtype("int8")`: its matrices in `int8_pack`'s layout)
+at::ScalarType matrix_dtype(const at::Tensor& weight, const char* name, at::ScalarType dtype) {
+  const bool int8 = weight.defined() && weight.scalar_type() == at::kChar && dtype == at::kFloat;
+  return int8 ? at::kChar : weight_dtype(weight, name, dtype);
+}
+
 // A small parameter (a bias, `v`) that a computation of `dtype` reads: of `dtype`, or bfloat16 for float32
 // computations; returned as `dtype`.
 at::Tensor small_parameter(const at::Tensor& tensor, const char* name, at::ScalarType dtype) {
@@ -150,17 +447,25 @@ at::Tensor small_parameter(const at::Tensor& tensor, const char* name, at::Scala
 }
 
 // The shapes, dtypes and devices of one GRU layer's weights, for inputs of `input_size` features, computed in
-// `dtype`: weights of `dtype` (or both bfloat16, see `weight_dtype`), biases of either. Returns H.
+// `dtype`: weights of `dtype` (or both bfloat16 or both int8, see `matrix_dtype`; int8 weights need the state's
+// width `hidden`), biases of either. Returns H.
 int64_t check_gru_weights(const at::Tensor& weight_ih, const at::Tensor& weight_hh, const at::Tensor* bias_ih,
-                          const at::Tensor* bias_hh, int64_t input_size, at::ScalarType dtype) {
-  const auto weights = weight_dtype(weight_hh, "weight_hh", dtype);
+                          const at::Tensor* bias_hh, int64_t input_size, at::ScalarType dtype, int64_t hidden) {
+  const auto weights = matrix_dtype(weight_hh, "weight_hh", dtype);
   check_cpu_float(weight_hh, "weight_hh", weights);
   check_cpu_float(weight_ih, "weight_ih", weights);
-  TORCH_CHECK(weight_hh.dim() == 2 && weight_hh.size(1) >= 1, "weight_hh: got shape ", weight_hh.sizes(),
-              ", want (3 * hidden, hidden)");
-  const int64_t H = weight_hh.size(1);
-  check_shape(weight_hh, "weight_hh", {3 * H, H});
-  check_shape(weight_ih, "weight_ih", {3 * H, input_size});
+  int64_t H = hidden;
+  if (weights == at::kChar) {
+    TORCH_CHECK(hidden >= 1, "weight_hh: int8 weights need the state's width");
+    check_int8_weight(weight_hh, "weight_hh", 3 * H, H);
+    check_int8_weight(weight_ih, "weight_ih", 3 * H, input_size);
+  } else {
+    TORCH_CHECK(weight_hh.dim() == 2 && weight_hh.size(1) >= 1, "weight_hh: got shape ", weight_hh.sizes(),
+                ", want (3 * hidden, hidden)");
+    H = weight_hh.size(1);
+    check_shape(weight_hh, "weight_hh", {3 * H, H});
+    check_shape(weight_ih, "weight_ih", {3 * H, input_size});
+  }
   if (bias_ih != nullptr) {
     check_cpu_float(*bias_ih, "bias_ih", weight_dtype(*bias_ih, "bias_ih", dtype));
     check_cpu_float(*bias_hh, "bias_hh", weight_dtype(*bias_hh, "bias_hh", dtype));
@@ -260,13 +565,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_forward(
   check_cpu_float(initial_state, "initial_state", given);
   check_cpu_float(inputs, "inputs", given);
   TORCH_CHECK(inputs.dim() == 2, "inputs: got shape ", inputs.sizes(), ", want (tokens, input_size)");
-  const int64_t H = check_gru_weights(weight_ih, weight_hh, &bias_ih, &bias_hh, inputs.size(1), dtype);
+  TORCH_CHECK(initial_state.dim() == 2 && initial_state.size(1) >= 1, "initial_state: got shape ",
+              initial_state.sizes(), ", want (batch, hidden)");
+  const int64_t H =
+      check_gru_weights(weight_ih, weight_hh, &bias_ih, &bias_hh, inputs.size(1), dtype, initial_state.size(1));
   if (given != dtype) {
     auto result = gru_forward(inputs.to(dtype), initial_state.to(dtype), weight_ih, weight_hh, bias_ih, bias_hh,
                               batch_sizes, reverse, onednn, bf16);
     return {std::get<0>(result).to(given), std::get<1>(result).to(given), std::get<2>(result), std::get<3>(result)};
   }
   bf16 = bf16 || weight_hh.scalar_type() == at::kBFloat16;  // a bfloat16 model's weights: bfloat16 products
+  const bool int8 = weight_hh.scalar_type() == at::kChar;    // an int8 model's: int8 products (`int8_gemm`)
+  TORCH_CHECK(!(int8 && bf16), "bf16: int8 weights multiply in int8, not bfloat16");
   TORCH_CHECK(initial_state.dim() == 2 && initial_state.size(1) == H, "initial_state: got shape ",
               initial_state.sizes(), ", want (batch, ", H, ")");
   const int64_t tokens = inputs.size(0), batch = initial_state.size(0);
@@ -274,17 +584,25 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> gru_forward(
   const auto starts = step_starts(batch_sizes);
   const auto options = initial_state.options();
   auto input_gates = at::empty({tokens, 3 * H}, options);
-  product(input_gates, inputs.contiguous(), product_weight(weight_ih, bf16).t(), 0.0f, onednn, bf16);  // all steps
+  if (int8) {  // all steps
+    int8_gemm(input_gates, inputs.contiguous(), weight_ih, nullptr, false);
+  } else {
+    product(input_gates, inputs.contiguous(), product_weight(weight_ih, bf16).t(), 0.0f, onednn, bf16);
+  }
   auto outputs = at::empty({tokens, H}, options), previous_states = at::empty({tokens, H}, options);
   auto gates = at::empty({tokens, 4 * H}, options), hidden_gates = at::empty({batch, 3 * H}, options);
   auto state = initial_state.contiguous().clone();  // rows past their last step keep their final state
   const auto bias_i = bias_ih.to(dtype).contiguous(), bias_h = bias_hh.to(dtype).contiguous();
-  const auto weight_t = product_weight(weight_hh, bf16).t();
+  const auto weight_t = int8 ? weight_hh : product_weight(weight_hh, bf16).t();
   const int64_t steps = batch_sizes.size();
   AT_DISPATCH_FLOATING_TYPES(initial_state.scalar_type(), "gru_forward", [&] {
     for (int64_t i = 0; i < steps; ++i) {
       const int64_t step = reverse ? steps - 1 - i : i, rows = batch_sizes[step], start = starts[step];
-      product(hidden_gates.narrow(0, 0, rows), state.narrow(0, 0, rows), weight_t, 0.0f, onednn, bf16);
+      if (int8) {
+        int8_gemm(hidden_gates.narrow(0, 0, rows), state.narrow(0, 0, rows), weight_t, nullptr, false);
+      } else {
+        product(hidden_gates.narrow(0, 0, rows), state.narrow(0, 0, rows), weight_t, 0.0f, onednn, bf16);
+      }
       forward_step(rows, H, input_gates.data_ptr<scalar_t>() + start * 3 * H, hidden_gates.data_ptr<scalar_t>(),
                    bias_i.data_ptr<scalar_t>(), bias_h.data_ptr<scalar_t>(), state.data_ptr<scalar_t>(),
                    outputs.data_ptr<scalar_t>() + start * H, previous_states.data_ptr<scalar_t>() + start * H,
@@ -303,7 +621,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
   check_cpu_float(inputs, "inputs", dtype);
   TORCH_CHECK(inputs.dim() == 2, "inputs: got shape ", inputs.sizes(), ", want (tokens, input_size)");
   check_cpu_float(weight_hh, "weight_hh", dtype);  // (training: weights of the gradients' dtype)
-  const int64_t H = check_gru_weights(weight_ih, weight_hh, nullptr, nullptr, inputs.size(1), dtype);
+  const int64_t H = check_gru_weights(weight_ih, weight_hh, nullptr, nullptr, inputs.size(1), dtype, -1);
   const int64_t tokens = inputs.size(0);
   for (const auto& [tensor, name, width] : {std::tuple{&output_grads, "output_grads", H},
                                             std::tuple{&previous_states, "previous_states", H},
@@ -345,8 +663,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
 }
 
 // `at::linear(x, weight, bias)` for a weight of x's dtype or, with float32 `x`, bfloat16 (the product in bfloat16,
-// accumulated in float32 by the library, then added to the float32 bias)
-at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias) {
+// accumulated in float32 by the library, then added to the float32 bias) or int8 (`int8_linear`, `n` outputs)
+at::Tensor linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, int64_t n) {
+  if (weight.scalar_type() == at::kChar) {
+    return int8_linear(x, weight, n, bias.defined() ? std::optional<at::Tensor>(bias) : std::nullopt, false);
+  }
   if (weight.scalar_type() == x.scalar_type()) {
     return at::linear(x, weight, bias);
   }
@@ -393,16 +714,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> luong_ste
   check_shape(mask, "mask", {rows, source_length});
   TORCH_CHECK(is_binary(mask), "mask: want only 0 (padding) and 1 (token)");
   TORCH_CHECK(score >= 0 && score <= 2, "score: got ", score, ", want 0 (dot), 1 (general) or 2 (concat)");
-  check_cpu_float(score_weight, "score_weight", weight_dtype(score_weight, "score_weight", dtype));
-  check_cpu_float(concat_weight, "concat_weight", weight_dtype(concat_weight, "concat_weight", dtype));
-  check_cpu_float(out_weight, "out_weight", weight_dtype(out_weight, "out_weight", dtype));
+  check_cpu_float(score_weight, "score_weight", matrix_dtype(score_weight, "score_weight", dtype));
+  check_cpu_float(concat_weight, "concat_weight", matrix_dtype(concat_weight, "concat_weight", dtype));
+  check_cpu_float(out_weight, "out_weight", matrix_dtype(out_weight, "out_weight", dtype));
   const auto v_ = small_parameter(v, "v", dtype), concat_bias_ = small_parameter(concat_bias, "concat_bias", dtype);
   const auto out_bias_ = small_parameter(out_bias, "out_bias", dtype);
   for (int64_t layer = 0; layer < layers; ++layer) {  // each layer's shapes; its inputs: the embedding, then H
-    check_gru_weights(gru_weights[4 * layer], gru_weights[4 * layer + 1], &gru_weights[4 * layer + 2],
-                      &gru_weights[4 * layer + 3], H, dtype);
-    TORCH_CHECK(gru_weights[4 * layer + 1].size(1) == H, "gru_weights: layer ", layer, " has hidden size ",
-                gru_weights[4 * layer + 1].size(1), ", want ", H);
+    const auto* weights = &gru_weights[4 * layer];
+    const int64_t layer_hidden = check_gru_weights(weights[0], weights[1], &weights[2], &weights[3], H, dtype, H);
+    TORCH_CHECK(layer_hidden == H, "gru_weights: layer ", layer, " has hidden size ", layer_hidden, ", want ", H);
   }
   const auto embedded = at::embedding(embedding, input_ids).to(dtype);  // (rows, 1, H)
   auto layer_input = embedded.view({rows, -1});
@@ -421,9 +741,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> luong_ste
   if (score == 0) {
     scores = at::matmul(gru_output, keys_.transpose(1, 2));
   } else if (score == 1) {
-    scores = at::matmul(linear(gru_output, score_weight, at::Tensor()), keys_.transpose(1, 2));
+    scores = at::matmul(linear(gru_output, score_weight, at::Tensor(), H), keys_.transpose(1, 2));
   } else {
-    const auto query = linear(gru_output, score_weight, at::Tensor());
+    const auto query = linear(gru_output, score_weight, at::Tensor(), H);
     scores = at::matmul(at::tanh(query.unsqueeze(2) + keys_.unsqueeze(1)), v_);
   }
   const double lowest = scores.scalar_type() == at::kDouble ? std::numeric_limits<double>::lowest()
@@ -431,8 +751,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> luong_ste
   scores = scores.masked_fill(mask.unsqueeze(1) == 0, lowest);
   const auto attention_weights = scores.softmax(-1);
   const auto context = at::matmul(attention_weights, states_);
-  const auto attentional = at::tanh(linear(at::cat({gru_output, context}, -1), concat_weight, concat_bias_));
-  const auto logits = linear(attentional, out_weight, out_bias_);
+  const auto attentional = at::tanh(linear(at::cat({gru_output, context}, -1), concat_weight, concat_bias_, H));
+  const auto logits = linear(attentional, out_weight, out_bias_, out_bias_.size(0));
   return {logits.to(given), at::stack(final_states).to(given), attention_weights.to(given), embedded.to(given),
           gru_output.to(given)};  // (each `to` a no-op unless the model is bfloat16)
 }
@@ -464,6 +784,11 @@ DEFINE_OPS(OPS_NAMESPACE, m) {
   m.def("gru_backward(Tensor output_grads, Tensor final_state_grad, Tensor inputs, Tensor weight_ih, "
         "Tensor weight_hh, Tensor previous_states, Tensor gates, int[] batch_sizes, bool reverse, bool onednn, "
         "bool bf16=False) -> (Tensor, Tensor, Tensor, Tensor, Tensor, Tensor)");
+  m.def("int8_pack(Tensor weight) -> Tensor");
+  m.def("int8_unpack(Tensor weight, int out_features, int in_features) -> Tensor");
+  m.def("int8_linear(Tensor input, Tensor weight, int out_features, Tensor? bias=None, bool portable=False) -> "
+        "Tensor");
+  m.def("int8_kernel() -> str", [] { return std::string(cpu_has_vnni() ? "avx512-vnni" : "portable"); });
   m.def("luong_step(Tensor input_ids, Tensor hidden, Tensor states, Tensor keys, Tensor mask, Tensor embedding, "
         "Tensor[] gru_weights, int score, Tensor score_weight, Tensor v, Tensor concat_weight, Tensor concat_bias, "
         "Tensor out_weight, Tensor out_bias, bool onednn) -> (Tensor, Tensor, Tensor, Tensor, Tensor)");
@@ -474,12 +799,18 @@ IMPLEMENT_OPS(OPS_NAMESPACE, CPU, m) {
   m.impl("gru_backward", &gru_backward);
   m.impl("gemm", &gemm_op);
   m.impl("luong_step", &luong_step);
+  m.impl("int8_pack", &int8_pack);
+  m.impl("int8_unpack", &int8_unpack);
+  m.impl("int8_linear", &int8_linear);
 }
 """
 
 # -ffast-math lets gcc call glibc's vector exp and tanh (libmvec) in the gate loops; the link step does not get
-# it, so loading the library leaves the process's floating-point modes alone
-CFLAGS = ["-O3", "-ffast-math"]
+# it, so loading the library leaves the process's floating-point modes alone. -fopenmp makes `at::parallel_for`
+# (the int8 products) run on torch's threads: the library then needs `libgomp.so.1`, the OpenMP runtime torch
+# itself loads (its CPU wheels ship it under that name), so the process keeps one runtime.
+CFLAGS = ["-O3", "-ffast-math", "-fopenmp"]
+LDFLAGS = ["-fopenmp"]
 STALE_LOCK_SECONDS = 600  # a build takes about 10 seconds
 BUILD_WAIT_SECONDS = 300  # how long to wait for another live process's build before running the torch loops
 SOURCE_FILE, OWNER_FILE, TORCH_LOCK_FILE = "gru_kernels.cpp", "build.owner", "lock"
@@ -567,7 +898,7 @@ def _empty_folder(folder: str, keep: tuple[str, ...] = (OWNER_FILE,)) -> None:
 @functools.cache
 def build_key() -> str:
     torch_installation = os.path.realpath(os.path.dirname(torch.__file__))
-    key = [CPP_SOURCE, torch.__version__, torch_installation, platform.machine(), *CFLAGS]
+    key = [CPP_SOURCE, torch.__version__, torch_installation, platform.machine(), *CFLAGS, *LDFLAGS]
     return hashlib.sha256("\n".join(key).encode()).hexdigest()[:16]
 
 
@@ -655,6 +986,7 @@ def recurrence_ops():
                     name,
                     [os.path.join(folder, SOURCE_FILE)],
                     extra_cflags=[*CFLAGS, f"-DOPS_NAMESPACE={name}"],
+                    extra_ldflags=LDFLAGS,
                     build_directory=folder,
                     is_python_module=False,
                 )

@@ -24,7 +24,8 @@ from .configuration_gru_seq2seq import ATTENTION_SCORES, GruSeq2SeqConfig
 from .generation_gru_seq2seq import GruSeq2SeqCache, GruSeq2SeqGenerationMixin
 from .gru_choice import Loops, choice
 from .gru_kernels import recurrence_ops
-from .packed_gru import PackedGRU, bf16_inference, bf16_inference_loops
+from .int8_weights import INT8_NOT_SAVED, INT8_NOT_TRAINED, Int8Linear, holds_int8, quantize_gru_weights
+from .packed_gru import PackedGRU, bf16_inference, bf16_inference_loops, holds_int8_weights, int8_loops
 from .saved_files import check_model_files
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,10 @@ GRADIENT_CHECKPOINTING_REFUSED = (
 
 def linear_weights(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
     """The float weight and bias of a linear layer, also of a module put in its place that keeps them otherwise
-    (`torch.ao.quantization.quantize_dynamic`'s: methods returning quantized tensors, read dequantized)."""
+    (`torch.ao.quantization.quantize_dynamic`'s: methods returning quantized tensors, read dequantized; an
+    [`Int8Linear`]: its weight dequantized)."""
+    if isinstance(module, Int8Linear):
+        return module.dequantized_weight(), module.bias
     weight, bias = module.weight, getattr(module, "bias", None)
     if callable(weight):
         weight = weight()
@@ -50,12 +54,16 @@ def linear_weights(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None
 
 
 def plain_linear(*modules: nn.Module) -> bool:
-    """Whether each module is a float `nn.Linear` itself (the compiled decoding step reads their weights)."""
-    return all(type(module) is nn.Linear and module.weight.is_floating_point() for module in modules)
+    """Whether each module is a float `nn.Linear` itself or an [`Int8Linear`] (the compiled decoding step reads their
+    weights)."""
+    return all(
+        type(module) is Int8Linear or (type(module) is nn.Linear and module.weight.is_floating_point())
+        for module in modules
+    )
 
 
 # the dtypes a trained model translates in (`to_inference_dtype`; `gru-translate --dtype`, `gru-serve --dtype`)
-INFERENCE_DTYPES = ("float32", "bfloat16")
+INFERENCE_DTYPES = ("float32", "bfloat16", "int8")
 
 
 def flat_positions(mask: torch.Tensor) -> torch.LongTensor:
@@ -450,6 +458,8 @@ class GruSeq2SeqLuongDecoder(GruSeq2SeqDecoder):
             return None
         if hidden.dtype == torch.bfloat16:
             return bf16_inference_loops()
+        if holds_int8_weights(self.gru):
+            return int8_loops() if hidden.dtype == torch.float32 else None
         loops = choice(self.gru.hidden_size, input_ids.shape[0], training=False)
         return loops if loops is not None and loops.ops is not None else None
 
@@ -642,6 +652,8 @@ class GruSeq2SeqPreTrainedModel(PreTrainedModel):
         translation model, `AutoModel` the base model ([`GruSeq2SeqModel`])."""
         from .pipeline_gru_seq2seq import CUSTOM_PIPELINES
 
+        if holds_int8(self):
+            raise ValueError(INT8_NOT_SAVED)
         self.config.custom_pipelines = {**CUSTOM_PIPELINES, **(getattr(self.config, "custom_pipelines", None) or {})}
         module = __name__.rsplit(".", 1)[-1]
         self.config.auto_map = {
@@ -655,16 +667,42 @@ class GruSeq2SeqPreTrainedModel(PreTrainedModel):
         """This model, in eval mode and converted in place for translating in `dtype` (one of `INFERENCE_DTYPES`):
         `"float32"`, as trained; `"bfloat16"`, every weight and activation in bfloat16 (half the bytes per step;
         on the CPU the compiled decoding step and GRU loops multiply in bfloat16 and keep gates and states in
-        float32 within each call). The same as `from_pretrained(..., dtype=torch.bfloat16)`, and on the CPU it
-        also builds the compiled kernels if they are missing (as training does), so the fast path runs. The
-        saved model stays float32: save the model you loaded, not a converted one."""
+        float32 within each call), the same as `from_pretrained(..., dtype=torch.bfloat16)`; `"int8"` (the CPU
+        only), the GRUs' and linear layers' weight matrices in int8 with a scale per output row, multiplied by
+        the compiled int8 products (a quarter of float32's bytes per step; see `int8_weights`), all else float32.
+        On the CPU it also builds the compiled kernels if they are missing (as training does), so the fast path
+        runs. The saved model stays float: save the model you loaded, not a converted one (an int8 model refuses
+        `save_pretrained`, and training)."""
         name = str(dtype).removeprefix("torch.")
         if name not in INFERENCE_DTYPES:
             raise ValueError(f"dtype {dtype!r}: a model translates in one of {', '.join(INFERENCE_DTYPES)}")
-        self.eval().to(getattr(torch, name))
+        if holds_int8(self) and name != "int8":
+            raise ValueError(f"dtype {name!r}: this model holds int8 weights already; from_pretrained it again")
+        if name == "int8" and self.device.type != "cpu":
+            raise ValueError(f"dtype 'int8' translates on the CPU, and this model is on {self.device}: .to('cpu') it")
+        self.eval().to(torch.float32 if name == "int8" else getattr(torch, name))
         if name != "float32" and self.device.type == "cpu":
             recurrence_ops()
+        if name == "int8":
+            self.quantize_int8()
         return self
+
+    def quantize_int8(self) -> None:
+        """`to_inference_dtype("int8")`'s conversion: each GRU's weight matrices to int8, and each linear layer to
+        an [`Int8Linear`], except the `concat` attention score's `W_a` (its halves multiply different inputs)."""
+        for module in list(self.modules()):
+            if isinstance(module, PackedGRU):
+                quantize_gru_weights(module)
+            for name, child in module.named_children():
+                keep = isinstance(module, GruSeq2SeqAttention) and name == "projection"
+                if type(child) is nn.Linear and not keep:
+                    setattr(module, name, Int8Linear(child))
+
+    def train(self, mode: bool = True):
+        """`nn.Module.train`; refused in one line for a model with int8 weights, which only translates."""
+        if mode and holds_int8(self):
+            raise ValueError(INT8_NOT_TRAINED)
+        return super().train(mode)
 
     def gradient_checkpointing_enable(self, *args, **kwargs):
         """Refused in one line (`GRADIENT_CHECKPOINTING_REFUSED` says why); also under transformers 5's name,

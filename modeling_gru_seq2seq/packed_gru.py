@@ -24,6 +24,7 @@ from torch.nn.utils.rnn import PackedSequence
 
 from .gru_choice import Loops, choice
 from .gru_kernels import built_recurrence_ops
+from .int8_weights import check_int8_input, int8_ops
 
 
 def step_starts(batch_sizes: list[int]) -> list[int]:
@@ -177,17 +178,30 @@ def bf16_inference(module: nn.Module, data: torch.Tensor) -> bool:
     )
 
 
+def int8_loops() -> Loops:
+    """The compiled loops for a GRU with int8 weights (`to_inference_dtype("int8")`): int8 products, float32 gates
+    and states; the only loops that can run such a GRU."""
+    return Loops(int8_ops())
+
+
+def holds_int8_weights(gru: nn.GRU) -> bool:
+    """Whether `gru`'s weight matrices are int8 ([`quantize_gru_weights`])."""
+    return gru.weight_hh_l0.dtype == torch.int8
+
+
 class PackedGRU(nn.GRU):
     """`nn.GRU` (same arguments, parameters and results) that runs on the CPU with [`GruLayerFunction`] where that
     is the faster here ([`gru_choice.choice`]): a packed batch as it is, a padded one `(batch, steps, input)` (or
     `(steps, batch, input)`) as a packed batch whose rows all have `steps` tokens. `nn.GRU` itself runs
     everything else: where it is the faster, other devices (cuDNN), dtypes other than float32 and float64,
     unbatched or empty inputs, `bias=False`, tracing and compiling, and calls without gradients where the
-    compiled loop is not built (or under autocast)."""
+    compiled loop is not built (or under autocast). With int8 weights ([`quantize_gru_weights`]) only the compiled
+    int8 loops run: float32 inputs on the CPU, else a `ValueError`."""
 
     def forward(self, input, hx=None):
         packed = isinstance(input, PackedSequence)
         data = input.data if packed else input
+        int8 = holds_int8_weights(self)
         usable = (
             (packed or (data.dim() == 3 and data.numel() > 0))
             and data.device.type == "cpu"
@@ -195,14 +209,20 @@ class PackedGRU(nn.GRU):
             and self.bias
             and not (torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling())
         )
+        if int8:
+            check_int8_input(data, "this GRU")
         if not usable:  # (cuDNN wants a contiguous state; the decoder passes the first rows of its state)
+            if int8:
+                raise ValueError("this GRU holds int8 weights: it runs batched, non-empty inputs, without tracing")
             return super().forward(input, hx if hx is None else hx.contiguous())
-        training = torch.is_grad_enabled()
+        training = torch.is_grad_enabled() and not int8  # (int8 weights are frozen: nothing to differentiate)
         if packed:
             rows, steps = int(input.batch_sizes[0]), len(input.batch_sizes)
         else:
             rows, steps = data.shape[:2] if self.batch_first else data.shape[1::-1]
-        if data.dtype == torch.bfloat16:  # a bfloat16 model without gradients: bfloat16 products, float32 gates
+        if int8:
+            loops = int8_loops()
+        elif data.dtype == torch.bfloat16:  # a bfloat16 model without gradients: bfloat16 products, float32 gates
             loops = bf16_inference_loops()
         elif not torch.is_autocast_enabled("cpu"):
             loops = choice(self.hidden_size, rows, training, steps)
@@ -225,8 +245,15 @@ class PackedGRU(nn.GRU):
         states_shape = (self.num_layers * directions, batch_sizes[0], self.hidden_size)
         if hx is None:
             hx = data.new_zeros(states_shape)
+        elif int8 and (hx.shape != states_shape or data.shape[-1] != self.input_size):  # (nn.GRU's checks would
+            raise ValueError(  # ask for int8 inputs)
+                f"inputs of {data.shape[-1]} features and state of shape {tuple(hx.shape)}: this GRU takes "
+                f"{self.input_size} features and a state of shape {states_shape}"
+            )
         elif hx.shape != states_shape or data.shape[-1] != self.input_size:
             self.check_forward_args(input.data if packed else input, hx, input.batch_sizes if packed else None)
+        if int8:
+            check_int8_input(hx, "this GRU")
         layer_input, final_states = data, []
         for layer in range(self.num_layers):
             if layer > 0 and self.training and self.dropout:

@@ -46,6 +46,12 @@ class TranslationPipeline(Pipeline):
             vocabularies only: a subword model never writes `<unk>`, and is refused in one line.
     Every other keyword is a generation parameter (`num_beams`, `max_new_tokens`, `do_sample`,
     `num_return_sequences`, ...). Inputs are right-padded when batched.
+
+    At creation only:
+        inference_dtype (`str`, *optional*): translate in `"float32"`, `"bfloat16"` or `"int8"` (the CPU): the model
+            is converted by its `to_inference_dtype`, as `gru-translate --dtype` does, e.g.
+            `pipeline("translation", model=directory, trust_remote_code=True, inference_dtype="int8")`.
+            (`dtype=torch.bfloat16` loads the model in bfloat16 too; int8 is no dtype `from_pretrained` knows.)
     """
 
     _load_tokenizer = True
@@ -54,6 +60,11 @@ class TranslationPipeline(Pipeline):
     _load_video_processor = False
     _load_feature_extractor = False
     _pipeline_calls_generate = True
+
+    def __init__(self, *args, inference_dtype: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if inference_dtype is not None:
+            self.model.to_inference_dtype(inference_dtype)
 
     def __call__(self, inputs, **kwargs):
         """Translate a string or a list of strings: a list of dicts per string, flattened to one dict per

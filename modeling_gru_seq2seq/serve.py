@@ -46,9 +46,9 @@ from .translate import (
     add_generation_arguments,
     check_generation_arguments,
     generation_kwargs,
+    inference_device,
     load_model,
     quiet_tokenizer,
-    resolve_device,
     translate,
 )
 
@@ -547,7 +547,7 @@ def main(argv: list[str] | None = None) -> int:
         import gradio  # noqa: F401  (a missing [serve] extra shows here, before the model loads)
         import uvicorn
 
-        device = resolve_device(args.device)
+        device = inference_device(args.device, args.dtype)
         check_port(args.host, args.port)
         model, tokenizer = load_model(args.model, device, args.dtype)
         options = {key: value for key, value in generation_kwargs(args).items() if key != "num_return_sequences"}

@@ -21,6 +21,7 @@ from torch.nn.utils.rnn import PackedSequence
 from modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration
 from modeling_gru_seq2seq.configuration_gru_seq2seq import ATTENTION_SCORES
 from modeling_gru_seq2seq.gru_kernels import recurrence_ops
+from modeling_gru_seq2seq.int8_weights import Int8Linear, quantize_gru_weights
 from modeling_gru_seq2seq.modeling_gru_seq2seq import GruSeq2SeqSource
 
 GRU_INVALID = (
@@ -40,6 +41,8 @@ GRU_INVALID = (
     "meta device",
     "bf16 products of float64",
     "bfloat16 weights of float64 inputs",
+    "int8 weights of float64 inputs",
+    "int8 weight_ih of another width",
 )
 BACKWARD_INVALID = (
     *GRU_INVALID[:5],
@@ -65,11 +68,95 @@ LUONG_INVALID = (
     "mixed dtypes",
     "missing layer weights",
     "bfloat16 weights of float64 states",
+    "int8 weights of float64 states",
+    "int8 out_weight of another vocabulary",
+)
+INT8_INVALID = (
+    "weight of another width",
+    "out_features past the weight",
+    "out_features of 0",
+    "negative out_features",
+    "float64 input",
+    "integer input",
+    "bias of another size",
+    "float weight",
+    "weight not contiguous",
+    "meta device",
+    "pack of a non-finite weight",
+    "pack of a 1-D weight",
+    "pack of an integer weight",
+    "pack of too many inputs",
+    "unpack of another shape",
 )
 GEMM_INVALID = ("inner sizes differ", "result of another shape", "result not contiguous", "mixed dtypes")
 
 
-class Fuzzer:
+class Int8Cases:
+    """`int8_linear`, `int8_pack`, `int8_unpack` (mixed into [`Fuzzer`])."""
+
+    def int8_reference(self, x, packed, n, bias):
+        """What `int8_linear` stands for, in float64: each input row rounded to 8 bits with its own scale (to
+        nearest, ties to even, as the kernels round), times the weight `int8_unpack` gives, plus the bias."""
+        largest = x.abs().amax(dim=1, keepdim=True)
+        inverse = torch.where(largest > 0, 127.0 / largest, torch.zeros_like(largest))  # (float32, as the kernels)
+        quantized = torch.round(x * inverse).clamp(-127, 127) * (largest / 127.0)
+        result = quantized.double() @ self.ops.int8_unpack(packed, n, x.shape[1]).double().t()
+        return result if bias is None else result + bias.double()
+
+    def int8_cases(self):
+        n, k, rows = self.rng.randint(1, 40), self.rng.randint(1, 70), self.rng.randint(1, 9)
+        weight, x = torch.randn(n, k), torch.randn(rows, k) * self.rng.choice((1e-3, 1.0, 50.0))
+        if self.rng.random() < 0.2:
+            x[self.rng.randrange(rows)] = 0.0  # a row of zeros: scale 0
+        bias = torch.randn(n) if self.rng.random() < 0.5 else None
+        packed = self.ops.int8_pack(weight)
+        portable = self.rng.random() < 0.5
+        expected = self.int8_reference(x, packed, n, bias)
+
+        def check(result):
+            scale = expected.abs().max().item() + 1e-6
+            return result.dtype == torch.float32 and torch.allclose(result.double(), expected, atol=1e-5 * scale)
+
+        unpacked = self.ops.int8_unpack(packed, n, k)  # within half a step of 8 bits of the weight
+        unpacked_close = torch.allclose(unpacked, weight, atol=weight.abs().max().item() / 200)
+
+        def call(x=x, packed=packed, n=n, bias=bias):
+            return lambda: self.ops.int8_linear(x, packed, n, bias, portable)
+
+        valid = "valid (portable)" if portable else "valid"
+        self.record("int8_linear", valid, call(), lambda r: check(r) and unpacked_close)
+        category = self.rng.choice(INT8_INVALID)
+        if category == "weight of another width":
+            self.record("int8_linear", category, call(packed=self.ops.int8_pack(torch.randn(n, k + 4))))
+        elif category == "out_features past the weight":
+            self.record("int8_linear", category, call(n=n + 16, bias=None))
+        elif category in ("out_features of 0", "negative out_features"):
+            n = 0 if category.endswith("0") else -self.rng.randint(1, 1 << 40)
+            self.record("int8_linear", category, call(n=n))
+        elif category in ("float64 input", "integer input"):
+            self.record("int8_linear", category, call(x=x.double() if category.startswith("float") else x.long()))
+        elif category == "bias of another size":
+            self.record("int8_linear", category, call(bias=torch.randn(n + 1)))
+        elif category == "float weight":
+            self.record("int8_linear", category, call(packed=packed.float()))
+        elif category == "weight not contiguous":
+            self.record("int8_linear", category, call(packed=self.non_contiguous(packed)))
+        elif category == "meta device":
+            self.record("int8_linear", category, call(x=x.to("meta")))
+        elif category == "pack of a non-finite weight":
+            weight[self.rng.randrange(n), self.rng.randrange(k)] = self.rng.choice((float("nan"), float("inf")))
+            self.record("int8_linear", category, lambda: self.ops.int8_pack(weight))
+        elif category == "pack of a 1-D weight":
+            self.record("int8_linear", category, lambda: self.ops.int8_pack(weight.reshape(-1)))
+        elif category == "pack of an integer weight":
+            self.record("int8_linear", category, lambda: self.ops.int8_pack(weight.long()))
+        elif category == "pack of too many inputs":
+            self.record("int8_linear", category, lambda: self.ops.int8_pack(torch.zeros(1, 65537)))
+        else:
+            self.record("int8_linear", category, lambda: self.ops.int8_unpack(packed, n + 16, k + 4))
+
+
+class Fuzzer(Int8Cases):
     def __init__(self, seed: int):
         self.rng = random.Random(seed)
         torch.manual_seed(seed)
@@ -177,9 +264,23 @@ class Fuzzer:
             expected = self.reference({name: tensor.float() for name, tensor in model.items()}, batch_sizes, reverse)
             check = lambda r: self.close(r[:2], expected, torch.bfloat16)  # noqa: E731
             self.record("gru_forward", "valid (bfloat16 model)", call(model, bf16=False), check)
+        if dtype == torch.float32:  # an int8 model's call: int8 weight matrices, float32 all else
+            model = {**tensors, **{name: self.ops.int8_pack(tensors[name]) for name in ("weight_ih", "weight_hh")}}
+            expected = self.int8_gru_reference(model, batch_sizes, reverse)
+            check = lambda r: self.close(r[:2], expected, torch.float32)  # noqa: E731
+            self.record("gru_forward", "valid (int8 weights)", call(model, bf16=False), check)
         category = self.rng.choice(GRU_INVALID)
         if category == "bf16 products of float64":
             self.record("gru_forward", category, call({k: v.double() for k, v in tensors.items()}, bf16=True))
+            return
+        if category.startswith("int8"):
+            values = {k: v.double() for k, v in tensors.items()}
+            values.update({name: self.ops.int8_pack(tensors[name]) for name in ("weight_ih", "weight_hh")})
+            if category == "int8 weight_ih of another width":  # (4 more inputs: another row of groups of 4)
+                values = {**tensors, "weight_hh": values["weight_hh"]}
+                wider = torch.randn(tensors["weight_ih"].shape[0], tensors["weight_ih"].shape[1] + 4)
+                values["weight_ih"] = self.ops.int8_pack(wider)
+            self.record("gru_forward", category, call(values, bf16=False))
             return
         if category == "bfloat16 weights of float64 inputs":
             values = {k: v.to(torch.bfloat16 if k.startswith("weight") else torch.float64) for k, v in tensors.items()}
@@ -187,6 +288,26 @@ class Fuzzer:
             return
         values, sizes = self.mutate_gru(dict(tensors), list(batch_sizes), category, names)
         self.record("gru_forward", category, call(values, sizes))
+
+    def int8_gru_reference(self, values, batch_sizes, reverse):
+        """One GRU layer over packed inputs in torch operations, its products by `int8_linear` (checked on its own
+        against the arithmetic it stands for, in `int8_cases`): outputs and final state."""
+        inputs, state = values["inputs"], values["initial_state"].clone()
+        hidden = state.shape[1]
+        input_gates = self.ops.int8_linear(inputs, values["weight_ih"], 3 * hidden, values["bias_ih"])
+        outputs, start, starts = torch.empty(inputs.shape[0], hidden), 0, []
+        for rows in batch_sizes:
+            starts.append(start)
+            start += rows
+        for step in reversed(range(len(batch_sizes))) if reverse else range(len(batch_sizes)):
+            rows, here = batch_sizes[step], slice(starts[step], starts[step] + batch_sizes[step])
+            previous = state[:rows].contiguous()
+            hidden_gates = self.ops.int8_linear(previous, values["weight_hh"], 3 * hidden, values["bias_hh"])
+            x, h = input_gates[here].split(hidden, dim=1), hidden_gates.split(hidden, dim=1)
+            reset, update = torch.sigmoid(x[0] + h[0]), torch.sigmoid(x[1] + h[1])
+            new = torch.tanh(x[2] + reset * h[2])
+            state[:rows] = outputs[here] = new + update * (previous - new)
+        return outputs, state
 
     def mutate_gru(self, values, sizes, category, names):
         batch = values["initial_state"].shape[0] if "initial_state" in values else values["final_state_grad"].shape[0]
@@ -357,8 +478,54 @@ class Fuzzer:
                         r[:3], (reference.logits, reference.hidden, reference.attention_weights), torch.bfloat16
                     ),
                 )
+                self.luong_int8_case(decoder, values, source, weights, call)
             category = self.rng.choice(LUONG_INVALID)
+            if category.startswith("int8"):
+                values, weights = self.int8_luong_invalid(decoder, values, weights, category)
+                self.record("luong_step", category, call(values, weights))
+                return
             self.record("luong_step", category, call(*self.mutate_luong(dict(values), dict(weights), category)))
+
+    def int8_decoder(self, decoder):
+        """A copy of `decoder` as `to_inference_dtype("int8")` makes it (the compiled GRU loops: int8 weights run
+        nowhere else)."""
+        int8 = copy.deepcopy(decoder)
+        del int8.gru.forward  # (the fuzzer's torch-operation GRU)
+        quantize_gru_weights(int8.gru)
+        int8.concat, int8.out = Int8Linear(decoder.concat), Int8Linear(decoder.out)
+        if decoder.attention.score == "general":
+            int8.attention.query_projection = Int8Linear(decoder.attention.query_projection)
+        return int8
+
+    def int8_weights(self, int8, weights):
+        score_weight = int8.attention.query_projection.weight if int8.attention.score == "general" else None
+        return {
+            **weights,
+            "gru_weights": list(int8.gru._flat_weights),
+            "score_weight": weights["score_weight"] if score_weight is None else score_weight,
+            "concat_weight": int8.concat.weight,
+            "out_weight": int8.out.weight,
+        }
+
+    def luong_int8_case(self, decoder, values, source, weights, call):
+        """An int8 model's step against its own `decode_in_parallel` (int8 GRU loops and `int8_linear`)."""
+        int8 = self.int8_decoder(decoder)
+        reference = int8.decode_in_parallel(values["input_ids"], values["hidden"], source)
+        expected = (reference.logits, reference.hidden, reference.attention_weights)
+        check = lambda r: self.close(r[:3], expected, torch.float32)  # noqa: E731
+        self.record("luong_step", "valid (int8 model)", call(values, self.int8_weights(int8, weights)), check)
+
+    def int8_luong_invalid(self, decoder, values, weights, category):
+        int8 = self.int8_decoder(copy.deepcopy(decoder).float())
+        weights = {k: v.float() if isinstance(v, torch.Tensor) else v for k, v in weights.items()}
+        weights = self.int8_weights(int8, {**weights, "concat_bias": int8.concat.bias, "out_bias": int8.out.bias})
+        if category == "int8 weights of float64 states":
+            values = {k: v.double() if k in ("hidden", "states", "keys") else v for k, v in values.items()}
+            weights["embedding"] = weights["embedding"].double()
+        else:
+            values = {k: v.float() if k in ("hidden", "states", "keys") else v for k, v in values.items()}
+            weights["out_weight"] = self.ops.int8_pack(torch.randn(11 + 16, decoder.gru.hidden_size))
+        return values, weights
 
     def mutate_luong(self, values, weights, category):
         rows, source_length = values["mask"].shape
@@ -443,7 +610,13 @@ def main() -> None:
     if fuzzer.ops is None:
         print(json.dumps({"counts": {}, "failures": ["the compiled ops could not be built"]}))
         return
-    kinds = (fuzzer.gru_forward_cases, fuzzer.gru_backward_cases, fuzzer.luong_cases, fuzzer.gemm_cases)
+    kinds = (
+        fuzzer.gru_forward_cases,
+        fuzzer.gru_backward_cases,
+        fuzzer.luong_cases,
+        fuzzer.gemm_cases,
+        fuzzer.int8_cases,
+    )
     for index in range(cases // 2):  # each call runs a valid and an invalid case
         kinds[index % len(kinds)]()
     print(json.dumps({"counts": fuzzer.counts, "failures": fuzzer.failures}))

@@ -17,11 +17,19 @@ EXPECTED = {
         "valid (non-contiguous)",
         "valid (bf16 products)",
         "valid (bfloat16 model)",
+        "valid (int8 weights)",
         *fuzz_kernels.GRU_INVALID,
     ),
     "gru_backward": ("valid", "valid (non-contiguous)", "valid (bf16 products)", *fuzz_kernels.BACKWARD_INVALID),
-    "luong_step": ("valid", "valid (non-contiguous)", "valid (bfloat16 model)", *fuzz_kernels.LUONG_INVALID),
+    "luong_step": (
+        "valid",
+        "valid (non-contiguous)",
+        "valid (bfloat16 model)",
+        "valid (int8 model)",
+        *fuzz_kernels.LUONG_INVALID,
+    ),
     "gemm": ("valid", *fuzz_kernels.GEMM_INVALID),
+    "int8_linear": ("valid", "valid (portable)", *fuzz_kernels.INT8_INVALID),
 }
 
 

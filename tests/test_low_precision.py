@@ -1,7 +1,9 @@
-"""Translation in bfloat16 (`to_inference_dtype`, `from_pretrained(..., dtype=torch.bfloat16)`,
-`gru-translate --dtype`): the compiled kernels run on the bfloat16 weights (asserted, so a silent fallback to
-float32 or to `nn.GRU` fails), and the translations equal float32's on a model whose outputs are peaked."""
+"""Translation in bfloat16 and int8 (`to_inference_dtype`, `from_pretrained(..., dtype=torch.bfloat16)`, the
+pipeline's `inference_dtype`, `gru-translate --dtype`): the compiled kernels run on the bfloat16 or int8 weights
+(asserted, so a silent fallback to float32 or to `nn.GRU` fails), and the translations equal float32's on a model
+whose outputs are peaked."""
 
+import copy
 import functools
 import random
 import subprocess
@@ -15,6 +17,7 @@ from transformers import pipeline
 from modeling_gru_seq2seq import modeling_gru_seq2seq as modeling
 from modeling_gru_seq2seq import packed_gru
 from modeling_gru_seq2seq.gru_kernels import recurrence_ops
+from modeling_gru_seq2seq.int8_weights import Int8Linear, int8_kernel
 from modeling_gru_seq2seq.pipeline_gru_seq2seq import save_translation_pipeline
 
 FRENCH = ["un", "deux", "trois", "quatre", "cinq", "six", "sept", "huit", "neuf", "dix"]
@@ -117,3 +120,115 @@ def test_gru_translate_and_the_pipeline_translate_in_bfloat16(tmp_path):
     translator = pipeline("translation", model=str(tmp_path), trust_remote_code=True, dtype=torch.bfloat16)
     assert translator.model.dtype == torch.bfloat16
     assert [r["translation_text"] for r in translator(list(sources))] == list(targets)
+
+
+def int8_copy(attention: str):
+    model, tokenizer = peaked(attention)
+    return copy.deepcopy(model).to_inference_dtype("int8"), tokenizer
+
+
+@pytest.mark.parametrize("attention", ["dot", "general", "concat"])
+def test_int8_translations_equal_float32s_on_a_peaked_model(attention):
+    model, tokenizer = peaked(attention)
+    int8, _ = int8_copy(attention)
+    for num_beams in (1, 4):
+        float32 = translations(model, tokenizer, num_beams)
+        assert sum(t == e for t, (_, e) in zip(float32, counting_pairs(), strict=True)) >= 190  # learned
+        same = sum(a == b for a, b in zip(float32, translations(int8, tokenizer, num_beams), strict=True))
+        assert same >= 0.95 * len(float32), f"beams {num_beams}: {same} of {len(float32)} equal"
+
+
+def test_the_bahdanau_decoder_translates_in_int8():
+    model, tokenizer = learn_by_heart(counting_pairs()[:60], decoder_type="bahdanau")
+    model.eval()
+    float32 = translations(model, tokenizer, 1)[:60]
+    int8 = translations(copy.deepcopy(model).to_inference_dtype("int8"), tokenizer, 1)[:60]
+    assert type(model.decoder.out) is torch.nn.Linear
+    assert sum(a == b for a, b in zip(float32, int8, strict=True)) >= 57
+
+
+class RecordingAllOps(RecordingOps):
+    """`RecordingOps` that records every tensor's dtype (int8 weights too)."""
+
+    def __getattr__(self, name):
+        def call(*args):
+            tensors = [arg for arg in args if isinstance(arg, torch.Tensor)]
+            tensors += [t for arg in args if isinstance(arg, list) for t in arg if isinstance(t, torch.Tensor)]
+            self.calls.append((name, {t.dtype for t in tensors}))
+            return getattr(self.ops, name)(*args)
+
+        return call
+
+
+def cpu_flags() -> set[str]:
+    with open("/proc/cpuinfo") as handle:
+        return {flag for line in handle if line.startswith("flags") for flag in line.split(":")[1].split()}
+
+
+def test_an_int8_model_runs_the_compiled_int8_kernels_on_int8_weights(monkeypatch):
+    model, tokenizer = int8_copy("general")
+    for gru in (model.encoder.gru, model.decoder.gru):
+        weights = [getattr(gru, name) for name in gru._flat_weights_names]
+        assert {w.dtype for w in weights if w.dim() == 2} == {torch.int8}  # the matrices; biases stay float32
+        assert {w.dtype for w in weights if w.dim() == 1} == {torch.float32}
+    linears = (model.decoder.concat, model.decoder.out, model.decoder.attention.query_projection)
+    assert all(type(layer) is Int8Linear and layer.weight.dtype == torch.int8 for layer in linears)
+    assert not any(type(module) is torch.nn.Linear for module in model.modules())
+    expected = "avx512-vnni" if {"avx512f", "avx512_vnni"} <= cpu_flags() else "portable"
+    assert int8_kernel() == expected
+    recording = RecordingAllOps(recurrence_ops())
+    monkeypatch.setattr(packed_gru, "int8_loops", lambda: packed_gru.Loops(recording))
+    monkeypatch.setattr(modeling, "int8_loops", lambda: packed_gru.Loops(recording))
+    assert translations(model, tokenizer, 1) == translations(int8_copy("general")[0], tokenizer, 1)
+    names = {name for name, _ in recording.calls}
+    assert names == {"gru_forward", "luong_step"}  # the encoder's loops and the decoder's step, nothing else
+    assert all(torch.int8 in dtypes and torch.bfloat16 not in dtypes for _, dtypes in recording.calls)
+
+
+def test_an_int8_model_refuses_saving_training_and_other_dtypes_in_one_line(tmp_path):
+    model, _ = int8_copy("dot")
+    with pytest.raises(ValueError, match=r"holds int8 weights .*save the float model") as saving:
+        model.save_pretrained(tmp_path)
+    assert "\n" not in str(saving.value) and not list(tmp_path.iterdir())
+    with pytest.raises(ValueError, match=r"holds int8 weights .*train the float model"):
+        model.train()
+    with pytest.raises(ValueError, match="dtype 'float32': this model holds int8 weights already"):
+        model.to_inference_dtype("float32")
+    assert model.to_inference_dtype("int8") is model  # again: nothing to do
+
+
+PIPELINE_WITHOUT_THE_PACKAGE = """
+import sys
+sys.modules["modeling_gru_seq2seq"] = None  # only the code saved with the model
+from transformers import pipeline
+translator = pipeline("translation", model=sys.argv[1], trust_remote_code=True, inference_dtype="int8")
+assert translator.model.decoder.out.weight.dtype.is_floating_point is False
+for result in translator(sys.argv[2:]):
+    print(result["translation_text"])
+"""
+
+
+def test_gru_translate_and_the_pipeline_translate_in_int8(tmp_path):
+    model, tokenizer = peaked("dot")
+    save_translation_pipeline(model, tokenizer, tmp_path)
+    sources, targets = zip(*counting_pairs()[:3], strict=True)
+    command = [sys.executable, "-m", "modeling_gru_seq2seq.translate", str(tmp_path), "--dtype", "int8"]
+    result = subprocess.run([*command, *sources], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == list(targets)
+    script = [sys.executable, "-c", PIPELINE_WITHOUT_THE_PACKAGE, str(tmp_path), *sources]
+    result = subprocess.run(script, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == list(targets)
+
+
+def test_int8_translates_on_the_cpu_by_default_and_refuses_another_device(monkeypatch):
+    from modeling_gru_seq2seq import translate as translate_module
+    from modeling_gru_seq2seq.commands import UsageError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a machine with a GPU
+    assert translate_module.inference_device(None, "float32").type == "cuda"
+    assert translate_module.inference_device(None, "int8").type == "cpu"
+    monkeypatch.setattr(translate_module, "resolve_device", lambda name: torch.device(name or "cuda"))
+    with pytest.raises(UsageError, match="--dtype int8 translates on the CPU only: give --device cpu"):
+        translate_module.inference_device("cuda:0", "int8")
