@@ -85,6 +85,7 @@ from modeling_gru_seq2seq.training import (
     build_compute_metrics,
     build_gru_loops,
     padded_predictions,
+    source_word_counts,
 )
 from modeling_gru_seq2seq.translate import translate, unknown_replaced
 from modeling_gru_seq2seq.word_vectors import check_widths, load_pretrained_embeddings
@@ -1132,7 +1133,10 @@ def run(model_args, data_args, training_args) -> int:
         flags = None  # subwords: no word is out of the vocabulary, so no in-vocabulary scores
         if tokenizer.vocabulary == "word":
             flags = in_vocabulary_flags(tokenized[name], tokenizer.unk_token_id)
-        return build_compute_metrics(tokenizer, references, flags, decoder(name))
+        lengths = None  # the test's BLEU by source length
+        if name == "test":
+            lengths = source_word_counts([pair[tokenizer.source_lang] for pair in raw[name]["translation"]])
+        return build_compute_metrics(tokenizer, references, flags, decoder(name), lengths)
 
     graceful_stop = GracefulStopCallback()
     callbacks = [graceful_stop]

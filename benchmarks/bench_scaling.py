@@ -1,12 +1,14 @@
 """The tutorial's studies, as `run_translation.py` runs on the shared file, one at a time (time them on an idle
-machine): scaling ("more layers, more hidden units, and more sentences"), autoencoder pretraining, and unknown
-words.
+machine): scaling ("more layers, more hidden units, and more sentences"), autoencoder pretraining, unknown
+words, and the best general translator for a budget ("open").
 
     python benchmarks/bench_scaling.py                                  # the scaling grid, 10 minutes a row
     python benchmarks/bench_scaling.py --rows "hidden 256" "1 layer" --minutes 5
     python benchmarks/bench_scaling.py --rows "hidden 256, lr 1e-3, decoder 1x" --minutes 60   # a confirmation
     python benchmarks/bench_scaling.py --study pretraining --steps 3400
     python benchmarks/bench_scaling.py --study unknown --steps 3400
+    python benchmarks/bench_scaling.py --study open                     # OPEN_ROWS, 10 minutes a row
+    python benchmarks/bench_scaling.py --study open --rows "bpe 8k" --minutes 60   # a confirmation
 
 `--study scaling` trains each row of `GRID` for `--minutes` of wall time (`--max_train_minutes`, no evaluation
 or checkpoint during training), then scores the test split greedy (the run's own `--do_predict`) and with 5
@@ -22,6 +24,15 @@ the other half, the encoder frozen (`--freeze_encoder`) or trained on.
 `--steps` each: `--unknown_pairs drop` (the tutorial's) and `keep`, each scored without and with
 `--replace_unknown`: `predict_bleu` over the whole open test, `predict_bleu_in_vocab` over its pairs whose
 words are all in the vocabularies.
+
+`--study open` trains each row of `OPEN_ROWS` like a scaling row (`--minutes` of wall time), on the shared file's
+pairs of up to 50 words (25 in one row), and scores them on one uniform test: `--open_test
+--open_test_all_lengths` holds out 5% of the file's source sentences before the length filter, so the test has
+sentences of every length that training never saw (the same 8,000-odd pairs for every row). Per row, greedy and
+with 5 beams: BLEU and chrF (sacreBLEU, cased, detokenized, on the references as written; a word-level row
+writes normalized text, so its `bleu_normalized`, after the tutorial's normalization of both sides, is the one to
+compare with it) and BLEU by source length (`bleu_len_1_5` .. `bleu_len_21_plus`, words). The best row is the
+one with the highest greedy BLEU.
 
 Each row is printed as a Markdown table row and saved to `--output` (default `bench_<study>.json` beside this
 file) as it comes; `--extra` adds flags to every run (e.g. `--extra "--hidden_size 32"` for a quick look).
@@ -57,6 +68,34 @@ GRID = {  # row name: its flags (the rest are the tutorial's defaults: hidden 50
         "--decoder_learning_ratio",
         "1",
     ],
+}
+# --study open: each row's flags after OPEN_BASE (the shared file's pairs of 1..50 words, one layer, batches of
+# similar lengths; the test: OPEN_TEST)
+OPEN_BASE = ["--length_unit", "words", "--min_length", "1", "--max_length", "50", "--num_layers", "1"]
+OPEN_BASE += ["--train_sampling_strategy", "group_by_length"]
+OPEN_TEST = ["--open_test", "--open_test_all_lengths"]
+SUBWORDS = ["--normalization", "none", "--vocabulary"]  # the text as written, in subwords
+OPEN_ROWS = {
+    "word level": ["--unknown_pairs", "keep"],  # the tutorial's vocabulary and normalization (ascii)
+    "bpe 4k": [*SUBWORDS, "bpe", "--vocab_size", "4000"],
+    "bpe 8k": [*SUBWORDS, "bpe", "--vocab_size", "8000"],
+    "bpe 16k": [*SUBWORDS, "bpe", "--vocab_size", "16000"],
+    "unigram 8k": [*SUBWORDS, "unigram", "--vocab_size", "8000"],
+    "joint bpe 16k": [*SUBWORDS, "bpe", "--vocab_size", "16000", "--joint_vocabulary"],
+    "bpe 8k, dropout 0.1": [*SUBWORDS, "bpe", "--vocab_size", "8000", "--subword_dropout", "0.1"],
+    "bpe 8k, up to 25 words": [*SUBWORDS, "bpe", "--vocab_size", "8000", "--max_length", "25"],
+    "bpe 8k, 2 layers": [*SUBWORDS, "bpe", "--vocab_size", "8000", "--num_layers", "2"],
+    "bpe 8k, lr 1e-3, decoder 1x": [
+        *SUBWORDS,
+        "bpe",
+        "--vocab_size",
+        "8000",
+        "--learning_rate",
+        "1e-3",
+        "--decoder_learning_ratio",
+        "1",
+    ],
+    "bpe 8k, bf16": [*SUBWORDS, "bpe", "--vocab_size", "8000", "--bf16"],
 }
 QUIET = ["--eval_strategy", "no", "--save_strategy", "no", "--num_attention_plots", "0", "--disable_tqdm", "true"]
 
@@ -102,14 +141,26 @@ def train(name: str, flags: list[str], folder: str, threads: int) -> dict:
     state, results = read_json(output_dir, "trainer_state.json"), read_json(output_dir, "all_results.json")
     batch = state["train_batch_size"]
     return {
+        **scores_beyond_bleu(results),
         "output_dir": output_dir,
         "steps": state["global_step"],
         "pairs_per_second": state["global_step"] * batch / results["train_runtime"],
         "bleu": results["predict_bleu"],
         "chrf": results["predict_chrf"],
-        "bleu_in_vocab": results["predict_bleu_in_vocab"],
+        "bleu_in_vocab": results.get("predict_bleu_in_vocab"),  # (word vocabularies only)
         "test_pairs": results["predict_samples"],
         "peak_memory_mib": memory,
+    }
+
+
+def scores_beyond_bleu(results: dict, prefix: str = "") -> dict:
+    """`bleu_normalized` and BLEU by source length (`bleu_len_*`) of a run's test, where it has them, each key
+    after `prefix`."""
+    names = [key.removeprefix("predict_") for key in results if key.startswith("predict_bleu_")]
+    return {
+        prefix + name: results["predict_" + name]
+        for name in names
+        if name.startswith(("bleu_normalized", "bleu_len_"))
     }
 
 
@@ -170,7 +221,25 @@ def unknown(args, folder: str, record) -> None:
         )
 
 
-STUDIES = {"scaling": scaling, "pretraining": pretraining, "unknown": unknown}
+def open_study(args, folder: str, record) -> None:
+    """Each row trained for `--minutes`, scored greedy (its run's own test) and with 5 beams on the uniform test;
+    a row that fails is recorded with its error, and the study goes on."""
+    for name in args.rows:
+        data_flags = ["--train_file", args.train_file, *OPEN_BASE, *OPEN_ROWS[name], *OPEN_TEST, *args.extra]
+        training = [*data_flags, "--max_train_minutes", str(args.minutes), "--num_train_epochs", "1000"]
+        try:
+            row = train(name, training, folder, args.threads)
+        except RuntimeError as error:
+            errors = [line for line in str(error).splitlines() if line.startswith("error:")]
+            record({"row": name, "minutes": args.minutes, "failed": errors[-1] if errors else str(error)[-300:]})
+            continue
+        beam = predict(row["output_dir"], data_flags, folder, args.threads, "--num_beams", "5")
+        beam_scores = {"beam5_bleu": beam["predict_bleu"], "beam5_chrf": beam["predict_chrf"]}
+        record({"row": name, "minutes": args.minutes, **row, **beam_scores, **scores_beyond_bleu(beam, "beam5_")})
+
+
+STUDIES = {"scaling": scaling, "pretraining": pretraining, "unknown": unknown, "open": open_study}
+ROWS = {"scaling": GRID, "open": OPEN_ROWS}  # the studies made of named rows
 COLUMNS = {  # column: (header, format)
     "row": ("row", "{}"),
     "minutes": ("minutes", "{:g}"),
@@ -181,6 +250,13 @@ COLUMNS = {  # column: (header, format)
     "bleu_in_vocab": ("BLEU in vocab", "{:.2f}"),
     "beam5_bleu": ("BLEU beam 5", "{:.2f}"),
     "beam5_chrf": ("chrF beam 5", "{:.2f}"),
+    "bleu_normalized": ("BLEU normalized", "{:.2f}"),
+    "bleu_len_1_5": ("1-5 words", "{:.2f}"),
+    "bleu_len_6_10": ("6-10", "{:.2f}"),
+    "bleu_len_11_20": ("11-20", "{:.2f}"),
+    "bleu_len_21_plus": ("21+", "{:.2f}"),
+    "beam5_bleu_normalized": ("normalized beam 5", "{:.2f}"),
+    "beam5_bleu_len_11_20": ("11-20 beam 5", "{:.2f}"),
     "peak_memory_mib": ("peak MiB", "{}"),
     "test_pairs": ("test pairs", "{}"),
 }
@@ -193,17 +269,20 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.epilog = "scaling rows (GRID):\n" + "\n".join(
         f"  {name!r}: {' '.join(flags) or '(the defaults)'}" for name, flags in GRID.items()
     )
+    parser.epilog += (
+        f"\n\nopen rows (OPEN_ROWS; each after {' '.join(OPEN_BASE)}, scored on {' '.join(OPEN_TEST)}):\n"
+        + "\n".join(f"  {name!r}: {' '.join(flags)}" for name, flags in OPEN_ROWS.items())
+    )
     parser.add_argument("--study", choices=list(STUDIES), default="scaling", help="which table (default: scaling)")
     parser.add_argument(
         "--rows",
         nargs="+",
         metavar="ROW",
-        choices=list(GRID),
-        default=list(GRID),
-        help="scaling rows to run (default: all of GRID, below)",
+        choices=[*GRID, *OPEN_ROWS],
+        help="the scaling or open rows to run (default: all of the study's, GRID or OPEN_ROWS, below)",
     )
     parser.add_argument(
-        "--minutes", type=float, default=10.0, help="wall time of each scaling row's training (default 10)"
+        "--minutes", type=float, default=10.0, help="wall time of each scaling or open row's training (default 10)"
     )
     parser.add_argument(
         "--steps",
@@ -219,6 +298,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.steps < 2 or args.threads < 1:
         parser.error("--minutes must be > 0, --steps >= 2 and --threads >= 1")
+    table = ROWS.get(args.study, {})
+    if args.rows is not None and any(row not in table for row in args.rows):
+        parser.error(f"--rows: --study {args.study} has {'rows: ' + ', '.join(map(repr, table)) if table else 'none'}")
+    args.rows = args.rows or list(table)
     args.output = args.output or os.path.join(HERE, f"bench_{args.study}.json")
     return args
 
@@ -231,10 +314,13 @@ def main(argv=None) -> None:
         platform.processor(),
     )
     rows = []
-    scaling_only, others_only = {"minutes", "beam5_bleu", "beam5_chrf"}, {"bleu_in_vocab"}
-    columns = [
-        column for column in COLUMNS if column not in (others_only if args.study == "scaling" else scaling_only)
-    ]
+    beam5 = {"minutes", "beam5_bleu", "beam5_chrf"}
+    open_only = {column for column in COLUMNS if "normalized" in column or "_len_" in column}
+    hidden = {  # the columns each study leaves out
+        "scaling": {"bleu_in_vocab", *open_only},
+        "open": {"bleu_in_vocab", "peak_memory_mib"},
+    }.get(args.study, beam5 | open_only)
+    columns = [column for column in COLUMNS if column not in hidden]
     print(f"{args.study}, {model}, {args.threads} thread(s)\n")
     print("| " + " | ".join(COLUMNS[column][0] for column in columns) + " |")
     print("|" + "---|" * len(columns), flush=True)

@@ -8,8 +8,10 @@ at least `min_count` times (`Lang.trim`); (5) drop pairs holding a trimmed word 
 keeps them, those words read as `<unk>`); (6) split the pairs into train / validation / test grouped by
 source sentence (all translations of one French sentence go to one split, so nothing leaks), seeded.
 With `open_test`, the test split is held out right after (3) instead, so it keeps the sentences whose
-words training never saw. With a subword vocabulary (`vocabulary="bpe"` or `"unigram"`) there are no unknown
-words: (4) and (5) are skipped, and the vocabularies are trained after (6), on the training split only.
+words training never saw; with `open_test_all_lengths` too, before (3), so it keeps sentences of every length (a
+uniform sample of the whole file), while training still reads only the pairs the length filter keeps. With a
+subword vocabulary (`vocabulary="bpe"` or `"unigram"`) there are no unknown words: (4) and (5) are skipped,
+and the vocabularies are trained after (6), on the training split only.
 
 A separately given validation or test split (a file, or a dataset's own split) is used as given: only
 normalized and length-filtered, its unknown words becoming `<unk>` when tokenized, as real inputs would;
@@ -173,6 +175,14 @@ class PrepareArguments:
             "whose words are all in the vocabularies (the tutorial's case)."
         },
     )
+    open_test_all_lengths: bool = field(
+        default=False,
+        metadata={
+            "help": "With --open_test: hold the test split out before the length filter too, so it keeps source "
+            "sentences of every length, a uniform sample of the whole file (training pairs are still length-"
+            "filtered); predict_bleu_len_1_5 .. predict_bleu_len_21_plus score it by source length."
+        },
+    )
 
     # The version of --normalization's rules (`NORMALIZATION_VERSIONS`): not a flag; None, the current one, for new
     # vocabularies; a loaded tokenizer's own (`run_translation.py`, `gru-translate --samples` set it).
@@ -195,6 +205,8 @@ class PrepareArguments:
             raise ValueError(f"--unknown_pairs: got {self.unknown_pairs!r}, want one of {', '.join(UNKNOWN_PAIRS)}")
         if self.open_test and self.test_fraction == 0:
             raise ValueError("--open_test holds out the test split: give a --test_fraction above 0")
+        if self.open_test_all_lengths and not self.open_test:
+            raise ValueError("--open_test_all_lengths is how --open_test holds its split out: add --open_test")
         if self.normalization not in NORMALIZATIONS:
             raise ValueError(f"--normalization: got {self.normalization!r}, want one of {', '.join(NORMALIZATIONS)}")
         self._check_vocabulary()
@@ -526,18 +538,19 @@ def prepare_tatoeba(
     train_file = train_file if isinstance(train_file, str) else "the training data"
     stats = {"pairs_read": len(pairs)}
     print(f"Read {len(pairs)} sentence pairs")
+    if args.open_test and test_file is not None:
+        raise ValueError("--open_test holds a test split out of the training pairs, but a test split is given")
+    open_test = None
+    if args.open_test_all_lengths:  # before the length filter: a test of every length
+        pairs, open_test = hold_out_open_test(pairs, args, train_file)
+        open_test = autoencoded(open_test, args)
+        print(f"Held out {len(open_test)} pairs of every length for the open test, before the length filter")
     pairs = _nonempty(filter_length(pairs, args), train_file, f"the length filter ({_length_rule(args)})")
     pairs = autoencoded(pairs, args)
     stats["pairs_after_length_filter"] = len(pairs)
     print(f"Filtered to {len(pairs)} pairs ({_length_rule(args)})")
-    open_test = None
-    if args.open_test:  # held out before the vocabularies are built: its words may be new to the model
-        if test_file is not None:
-            raise ValueError("--open_test holds a test split out of the training pairs, but a test split is given")
-        held_out = dataclasses.replace(args, validation_fraction=0.0)
-        parts = split_by_source(pairs, held_out)
-        _check_split_sizes(parts, held_out, train_file, num_sources=len(set(pairs[source])))
-        pairs, open_test = parts["train"], parts["test"]
+    if args.open_test and open_test is None:  # held out before the vocabularies are built: words new to the model
+        pairs, open_test = hold_out_open_test(pairs, args, train_file)
         print(f"Held out {len(open_test)} pairs for the open test, before the vocabularies are built")
 
     vocabulary = args.vocabulary if tokenizer is None else tokenizer.vocabulary
@@ -555,6 +568,7 @@ def prepare_tatoeba(
         validation_fraction=0.0 if validation_file is not None else args.validation_fraction,
         test_fraction=0.0 if test_file is not None or open_test is not None else args.test_fraction,
         open_test=False,
+        open_test_all_lengths=False,
     )
     splits = split_by_source(trimmed, carve)
     _check_split_sizes(splits, carve, train_file, num_sources=len(set(trimmed[source])))
@@ -568,6 +582,14 @@ def prepare_tatoeba(
     stats.update({f"{name}_pairs": len(split) for name, split in dataset.items()})
     print("Split: " + ", ".join(f"{name} {len(split)}" for name, split in dataset.items()))
     return PreparedCorpus(dataset, tokenizer, stats)
+
+
+def hold_out_open_test(pairs: Dataset, args: PrepareArguments, path: str) -> tuple[Dataset, Dataset]:
+    """`(rest, test)`: `--open_test`'s split of `pairs` by source sentence (`test_fraction` of the sources)."""
+    held_out = dataclasses.replace(args, validation_fraction=0.0)
+    parts = split_by_source(pairs, held_out)
+    _check_split_sizes(parts, held_out, path, num_sources=len(set(pairs[args.source_lang])))
+    return parts["train"], parts["test"]
 
 
 def _word_vocabularies(pairs: Dataset, args: PrepareArguments, tokenizer, stats: dict, train_file: str):

@@ -419,11 +419,28 @@ def padded_predictions(token_ids: np.ndarray, pad_token_id: int) -> np.ndarray:
     return np.where(token_ids < 0, pad_token_id, token_ids)
 
 
-def build_compute_metrics(tokenizer, references: list[str], in_vocabulary: list[bool] | None, decode=None):
+# source-length buckets of `bleu_len_*` (words, both ends included)
+LENGTH_BUCKETS = {"1_5": (1, 5), "6_10": (6, 10), "11_20": (11, 20), "21_plus": (21, None)}
+
+
+def source_word_counts(sources: list[str]) -> list[int]:
+    """Words per source sentence: its space-separated pieces holding a letter or digit (punctuation that a
+    normalization spaces out is not a word)."""
+    return [sum(any(c.isalnum() for c in piece) for piece in source.split()) for source in sources]
+
+
+def build_compute_metrics(
+    tokenizer,
+    references: list[str],
+    in_vocabulary: list[bool] | None,
+    decode=None,
+    source_lengths: list[int] | None = None,
+):
     """`compute_metrics` for one split: BLEU, chrF and generated length; `bleu_normalized`, BLEU after the
     tutorial's normalization of both predictions and references (so runs of any `--normalization` compare); and
     with `in_vocabulary` (word vocabularies), `bleu_in_vocab` / `chrf_in_vocab` over the examples whose words are
-    all in the vocabularies.
+    all in the vocabularies. With `source_lengths` (words per source, `source_word_counts`), BLEU by source length:
+    `bleu_len_1_5`, `bleu_len_6_10`, `bleu_len_11_20`, `bleu_len_21_plus` (each bucket that has examples).
 
     References are the split's target sentences as the tokenizer normalizes them (not decoded labels, which
     would turn unknown words into `<unk>`): with `--normalization none`, the text as written, so BLEU and chrF
@@ -452,6 +469,15 @@ def build_compute_metrics(tokenizer, references: list[str], in_vocabulary: list[
             kept = [i for i, known in enumerate(in_vocabulary) if known]
             in_vocab_scores = corpus_scores([predictions[i] for i in kept], [references[i] for i in kept])
             metrics.update(bleu_in_vocab=in_vocab_scores["bleu"], chrf_in_vocab=in_vocab_scores["chrf"])
+        for name, (shortest, longest) in LENGTH_BUCKETS.items() if source_lengths is not None else ():
+            kept = [
+                i
+                for i, length in enumerate(source_lengths[: len(predictions)])
+                if shortest <= length and (longest is None or length <= longest)
+            ]
+            if kept:
+                scores = corpus_scores([predictions[i] for i in kept], [references[i] for i in kept])
+                metrics[f"bleu_len_{name}"] = scores["bleu"]
         metrics["gen_len"] = float(generated.sum(axis=1).mean()) if len(token_ids) else 0.0
         return metrics
 

@@ -24,6 +24,35 @@ def test_help_documents_the_grid_and_the_budget_flags():
         assert flag in help_text
     for name, flags in bench_scaling.GRID.items():
         assert f"{name!r}: {' '.join(flags) or '(the defaults)'}" in help_text
+    open_help = subprocess.run(
+        [sys.executable, str(SCRIPT), "--study", "open", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert len(bench_scaling.OPEN_ROWS) >= 10
+    for name, flags in bench_scaling.OPEN_ROWS.items():
+        assert f"{name!r}: {' '.join(flags)}" in open_help
+    refused = subprocess.run(
+        [sys.executable, str(SCRIPT), "--study", "open", "--rows", "hidden 256"], capture_output=True, text=True
+    )
+    assert refused.returncode == 2 and "--rows: --study open has rows: 'word level'" in refused.stderr
+
+
+@pytest.mark.slow
+def test_the_open_study_scores_each_row_on_one_uniform_test(pairs_file, tmp_path, capsys):
+    """Two rows (a word-level one and a subword one) on the tiny file: each trains, is scored greedy and with 5
+    beams on the same uniform test (sentences longer than the training filter's 50 words would be in it; here
+    the file's own, of every length), with BLEU by source length."""
+    output = tmp_path / "rows.json"
+    rows = ["word level", "bpe 4k"]
+    flags = ["--study", "open", "--rows", *rows, "--minutes", "0.02", "--train_file", pairs_file]
+    bench_scaling.main([*flags, f"--extra={TINY}", "--threads", "1", "--output", str(output)])
+    recorded = json.loads(output.read_text())
+    assert [row["row"] for row in recorded["rows"]] == rows and recorded["study"] == "open"
+    for row in recorded["rows"]:
+        assert row["test_pairs"] == recorded["rows"][0]["test_pairs"] > 75  # one test, carved before the filter
+        for key in ("bleu", "chrf", "bleu_normalized", "beam5_bleu", "beam5_bleu_normalized", "bleu_len_1_5"):
+            assert 0 <= row[key] <= 100, key
+    printed = capsys.readouterr().out
+    assert "| BLEU normalized |" in printed and all(f"| {row} |" in printed for row in rows)
 
 
 @pytest.mark.slow

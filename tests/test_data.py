@@ -537,6 +537,22 @@ def test_open_test_holds_its_sentences_out_before_the_vocabularies_are_built(nam
         prepare_tatoeba(names_file, PrepareArguments(**args, open_test=True), test_file=test_file)
 
 
+def test_open_test_all_lengths_holds_its_sentences_out_before_the_length_filter(pairs_file):
+    """The uniform test: `--open_test_all_lengths` carves it before the length filter, so it keeps sentences the
+    filter drops from training (longer than 25 characters here), and none of its sources is trained on."""
+    args = {"validation_fraction": 0.05, "test_fraction": 0.05, "open_test": True}
+    filtered = prepare_tatoeba(pairs_file, PrepareArguments(**args))
+    uniform = prepare_tatoeba(pairs_file, PrepareArguments(**args, open_test_all_lengths=True))
+    longest = lambda split: max(len(source) for source in sources_of(split))  # noqa: E731
+    assert longest(filtered.dataset["test"]) <= 25 < longest(uniform.dataset["test"])
+    assert longest(uniform.dataset["train"]) <= 25  # training is length-filtered as before
+    seen = set(sources_of(uniform.dataset["train"]) + sources_of(uniform.dataset["validation"]))
+    assert not seen & set(sources_of(uniform.dataset["test"]))
+    assert uniform.stats["pairs_read"] == 1680
+    with pytest.raises(ValueError, match="--open_test_all_lengths is how --open_test holds its split out"):
+        PrepareArguments(open_test_all_lengths=True)
+
+
 @pytest.mark.shared_data
 def test_unknown_words_figures_on_shared_file(shared_pairs_file):
     """`--unknown_pairs keep`: every length-filtered pair (29,339 instead of 18,845). `--open_test`: the test's

@@ -127,3 +127,24 @@ def test_gen_len_counts_tokens_up_to_the_first_eos(tiny_tokenizer):
         EvalPrediction(predictions=predictions, label_ids=predictions)
     )
     assert metrics["gen_len"] == 3.0 and metrics["bleu"] == metrics["bleu_in_vocab"]
+
+
+def test_bleu_by_source_length_scores_each_bucket_on_its_own_sentences(tiny_tokenizer):
+    from transformers import EvalPrediction
+
+    from modeling_gru_seq2seq.training import build_compute_metrics, source_word_counts
+
+    right, wrong = "the cat sat on the mat all day long", "a completely different sentence is written here"
+    texts = [right, wrong, right]  # what `decode` makes of the generated ids, row for row
+    sources = ["je suis .", "a b c d e f g h i j k l", "x"]  # 2 words (the period is none), 12, 1
+    assert source_word_counts(sources) == [2, 12, 1]
+    predictions = np.ones((3, 4), dtype=np.int64)
+    score = build_compute_metrics(
+        tiny_tokenizer, [right] * 3, None, lambda ids: texts[: len(ids)], source_word_counts(sources)
+    )
+    metrics = score(EvalPrediction(predictions=predictions, label_ids=predictions))
+    assert metrics["bleu_len_1_5"] == pytest.approx(100.0)  # its two sentences, both right
+    assert metrics["bleu_len_11_20"] < 10.0  # its one sentence, wrong
+    assert "bleu_len_6_10" not in metrics and "bleu_len_21_plus" not in metrics  # no sentences there
+    unscored = build_compute_metrics(tiny_tokenizer, [right] * 3, None, lambda ids: texts[: len(ids)])
+    assert "bleu_len_1_5" not in unscored(EvalPrediction(predictions=predictions, label_ids=predictions))
