@@ -143,7 +143,13 @@ class GruSeq2SeqEncoder(nn.Module):
         """`(batch,)` sentence lengths on the CPU, where packing wants them, after one-line `ValueError`s for what
         would fail deep inside (or silently mistranslate): an empty batch, ids outside the source vocabulary, a
         row of padding only, padding that is not on the right. One copy from the device carries both the
-        checks and the lengths, so the checks add no wait for the device."""
+        checks and the lengths, so the checks add no wait for the device. While the model is traced or exported
+        (`torch.onnx.export`, `torch.export`) only the shapes are checked: the graph reads the lengths from the mask,
+        and a check of the values would be data-dependent (the traced graph would not repeat it)."""
+        if torch.jit.is_tracing() or torch.compiler.is_exporting():
+            if input_ids.dim() != 2 or attention_mask is None or attention_mask.shape != input_ids.shape:
+                raise ValueError("input_ids and attention_mask: want two tensors of shape (batch, src_len)")
+            return (attention_mask != 0).sum(dim=1).cpu()
         if (
             not isinstance(input_ids, torch.Tensor)
             or input_ids.dtype.is_floating_point
