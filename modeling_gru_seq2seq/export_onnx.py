@@ -54,6 +54,7 @@ class EncoderGraph(nn.Module):
     def __init__(self, model):
         super().__init__()
         self.model = model
+        self.eval()  # (the exporter sets every module to the graph's own mode: a new module's is training)
 
     def forward(self, input_ids, attention_mask):
         hidden, source = self.model.decoder_start(self.model.encoder(input_ids, attention_mask), attention_mask)
@@ -66,6 +67,7 @@ class DecoderStepGraph(nn.Module):
     def __init__(self, model):
         super().__init__()
         self.model = model
+        self.eval()  # (the exporter sets every module to the graph's own mode: a new module's is training)
 
     def forward(self, input_ids, hidden, states, keys, mask):
         from .modeling_gru_seq2seq import GruSeq2SeqSource

@@ -74,6 +74,18 @@ def test_a_subword_model_exports_and_translates_text_as_written(kind, tmp_path):
     assert translator.translate([source for source, _ in PAIRS]) == [target for _, target in PAIRS]
 
 
+def test_a_model_with_dropout_between_gru_layers_exports_as_it_translates(tmp_path):
+    """Dropout (between GRU layers, on the embeddings) does nothing in eval mode, nor in the graphs: the exporter
+    puts every module in the exported module's own mode (a new module is in training mode: dropout, and graphs
+    that the check after export refused)."""
+    model, tokenizer = learn_by_heart(counting_pairs()[:60], num_layers=2, dropout=0.1)
+    model.eval()
+    assert model.encoder.gru.dropout == 0.1 and model.decoder.gru.dropout == 0.1
+    translator = translator_of(exported(model, tokenizer, tmp_path))
+    sources = SOURCES[:60]
+    assert translator.translate(sources) == [t.text for t in translate(model, tokenizer, sources)]
+
+
 BLOCKED = """
 import runpy, sys
 sys.modules["torch"] = None  # `import torch` fails, and transformers' with it
