@@ -19,8 +19,8 @@ def scripted_bleu(monkeypatch):
     calls = []
     build = run_translation.build_compute_metrics
 
-    def scripted(tokenizer, references, flags, decode=None):
-        compute = build(tokenizer, references, flags, decode)
+    def scripted(tokenizer, references, flags, decode=None, source_lengths=None):
+        compute = build(tokenizer, references, flags, decode, source_lengths)
 
         def compute_metrics(prediction):
             metrics = compute(prediction)
