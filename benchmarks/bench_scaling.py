@@ -164,10 +164,12 @@ def scores_beyond_bleu(results: dict, prefix: str = "") -> dict:
     }
 
 
-def scaling(args, folder: str, record) -> None:
-    """A row that fails (a learning rate that diverges) is recorded with its error, and the grid goes on."""
+def timed_rows(args, folder: str, record, row_flags) -> None:
+    """Each of `args.rows` (its flags: `row_flags(name)`) trained for `--minutes`, scored greedy (its run's own
+    test) and with 5 beams; a row that fails (a learning rate that diverges) is recorded with its error, and the
+    study goes on."""
     for name in args.rows:
-        data_flags = ["--train_file", args.train_file, *GRID[name], *args.extra]
+        data_flags = ["--train_file", args.train_file, *row_flags(name), *args.extra]
         training = [*data_flags, "--max_train_minutes", str(args.minutes), "--num_train_epochs", "1000"]
         try:
             row = train(name, training, folder, args.threads)
@@ -176,15 +178,12 @@ def scaling(args, folder: str, record) -> None:
             record({"row": name, "minutes": args.minutes, "failed": errors[-1] if errors else str(error)[-300:]})
             continue
         beam = predict(row["output_dir"], data_flags, folder, args.threads, "--num_beams", "5")
-        record(
-            {
-                "row": name,
-                "minutes": args.minutes,
-                **row,
-                "beam5_bleu": beam["predict_bleu"],
-                "beam5_chrf": beam["predict_chrf"],
-            }
-        )
+        beam_scores = {"beam5_bleu": beam["predict_bleu"], "beam5_chrf": beam["predict_chrf"]}
+        record({"row": name, "minutes": args.minutes, **row, **beam_scores, **scores_beyond_bleu(beam, "beam5_")})
+
+
+def scaling(args, folder: str, record) -> None:
+    timed_rows(args, folder, record, lambda name: GRID[name])
 
 
 def pretraining(args, folder: str, record) -> None:
@@ -222,20 +221,7 @@ def unknown(args, folder: str, record) -> None:
 
 
 def open_study(args, folder: str, record) -> None:
-    """Each row trained for `--minutes`, scored greedy (its run's own test) and with 5 beams on the uniform test;
-    a row that fails is recorded with its error, and the study goes on."""
-    for name in args.rows:
-        data_flags = ["--train_file", args.train_file, *OPEN_BASE, *OPEN_ROWS[name], *OPEN_TEST, *args.extra]
-        training = [*data_flags, "--max_train_minutes", str(args.minutes), "--num_train_epochs", "1000"]
-        try:
-            row = train(name, training, folder, args.threads)
-        except RuntimeError as error:
-            errors = [line for line in str(error).splitlines() if line.startswith("error:")]
-            record({"row": name, "minutes": args.minutes, "failed": errors[-1] if errors else str(error)[-300:]})
-            continue
-        beam = predict(row["output_dir"], data_flags, folder, args.threads, "--num_beams", "5")
-        beam_scores = {"beam5_bleu": beam["predict_bleu"], "beam5_chrf": beam["predict_chrf"]}
-        record({"row": name, "minutes": args.minutes, **row, **beam_scores, **scores_beyond_bleu(beam, "beam5_")})
+    timed_rows(args, folder, record, lambda name: [*OPEN_BASE, *OPEN_ROWS[name], *OPEN_TEST])
 
 
 STUDIES = {"scaling": scaling, "pretraining": pretraining, "unknown": unknown, "open": open_study}

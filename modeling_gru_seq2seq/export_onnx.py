@@ -130,39 +130,18 @@ def root_cause(error: BaseException) -> str:
 
 def export_graph(graph: nn.Module, inputs: tuple, path: str, names: tuple, outputs: tuple, dynamo: bool) -> None:
     """`torch.onnx.export` of `graph` at `inputs`, with dynamic batch and source length."""
-    state_names = {"hidden": False, "new_hidden": False}  # (num_layers, batch, hidden)
-    if graph.__class__ is DecoderStepGraph:
-        axes = dynamic_axes(names + outputs, state_names)
+    axes = dynamic_axes(names + outputs, {"hidden": False, "new_hidden": False})  # (num_layers, batch, hidden)
+    if isinstance(graph, DecoderStepGraph):
         axes["input_ids"] = {0: "batch"}  # one token per row
-        axes["logits"] = {0: "batch"}
+    options = {"input_names": list(names), "output_names": list(outputs)}
+    if dynamo:
+        shapes = {name: {axis: torch.export.Dim.AUTO for axis in axes[name]} for name in names}
+        options.update(dynamic_shapes=shapes, opset_version=max(OPSET, 18), dynamo=True, verbose=False)
     else:
-        axes = dynamic_axes(names + outputs, state_names)
+        options.update(dynamic_axes=axes, opset_version=OPSET, dynamo=False)
     with warnings.catch_warnings(), torch.no_grad(), quiet_native_stderr():
         warnings.simplefilter("ignore")  # the tracer's notes
-        if dynamo:
-            shapes = {name: {axis: torch.export.Dim.AUTO for axis in axes[name]} for name in names}
-            torch.onnx.export(
-                graph,
-                inputs,
-                path,
-                input_names=list(names),
-                output_names=list(outputs),
-                dynamic_shapes=shapes,
-                opset_version=max(OPSET, 18),
-                dynamo=True,
-                verbose=False,
-            )
-        else:
-            torch.onnx.export(
-                graph,
-                inputs,
-                path,
-                input_names=list(names),
-                output_names=list(outputs),
-                dynamic_axes=axes,
-                opset_version=OPSET,
-                dynamo=False,
-            )
+        torch.onnx.export(graph, inputs, path, **options)
 
 
 def check_graph(graph: nn.Module, path: str, inputs: tuple, names: tuple) -> float:

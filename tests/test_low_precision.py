@@ -50,16 +50,17 @@ def translations(model, tokenizer, num_beams: int) -> list[str]:
 
 
 class RecordingOps:
-    """The compiled ops, recording each call's name and the dtypes of its float tensors (weights, states)."""
+    """The compiled ops, recording each call's name and the dtypes of its float tensors (weights, states), or
+    with `all_dtypes` of all its tensors (int8 weights too)."""
 
-    def __init__(self, ops):
-        self.ops, self.calls = ops, []
+    def __init__(self, ops, all_dtypes: bool = False):
+        self.ops, self.calls, self.all_dtypes = ops, [], all_dtypes
 
     def __getattr__(self, name):
         def call(*args):
             tensors = [arg for arg in args if isinstance(arg, torch.Tensor)]
             tensors += [t for arg in args if isinstance(arg, list) for t in arg if isinstance(t, torch.Tensor)]
-            self.calls.append((name, {t.dtype for t in tensors if t.is_floating_point()}))
+            self.calls.append((name, {t.dtype for t in tensors if self.all_dtypes or t.is_floating_point()}))
             return getattr(self.ops, name)(*args)
 
         return call
@@ -107,15 +108,23 @@ def test_to_inference_dtype_converts_and_refuses_other_names():
         model.float()
 
 
-def test_gru_translate_and_the_pipeline_translate_in_bfloat16(tmp_path):
+def gru_translate_in(dtype: str, folder) -> tuple[list[str], list[str]]:
+    """Save the peaked `dot` model to `folder`, assert that `gru-translate --dtype dtype` translates three of its
+    sentences right; the `(sources, targets)` of those three."""
     model, tokenizer = peaked("dot")
-    save_translation_pipeline(model, tokenizer, tmp_path)
+    save_translation_pipeline(model, tokenizer, folder)
     sources, targets = zip(*counting_pairs()[:3], strict=True)
-    command = [sys.executable, "-m", "modeling_gru_seq2seq.translate", str(tmp_path), "--dtype", "bfloat16"]
+    command = [sys.executable, "-m", "modeling_gru_seq2seq.translate", str(folder), "--dtype", dtype]
     result = subprocess.run([*command, *sources], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == list(targets)
-    refused = subprocess.run([*command[:-1], "float16", "x"], capture_output=True, text=True, timeout=120)
+    return list(sources), list(targets)
+
+
+def test_gru_translate_and_the_pipeline_translate_in_bfloat16(tmp_path):
+    sources, targets = gru_translate_in("bfloat16", tmp_path)
+    command = [sys.executable, "-m", "modeling_gru_seq2seq.translate", str(tmp_path), "--dtype"]
+    refused = subprocess.run([*command, "float16", "x"], capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "argument --dtype: invalid choice: 'float16'" in refused.stderr
     translator = pipeline("translation", model=str(tmp_path), trust_remote_code=True, dtype=torch.bfloat16)
     assert translator.model.dtype == torch.bfloat16
@@ -147,19 +156,6 @@ def test_the_bahdanau_decoder_translates_in_int8():
     assert sum(a == b for a, b in zip(float32, int8, strict=True)) >= 57
 
 
-class RecordingAllOps(RecordingOps):
-    """`RecordingOps` that records every tensor's dtype (int8 weights too)."""
-
-    def __getattr__(self, name):
-        def call(*args):
-            tensors = [arg for arg in args if isinstance(arg, torch.Tensor)]
-            tensors += [t for arg in args if isinstance(arg, list) for t in arg if isinstance(t, torch.Tensor)]
-            self.calls.append((name, {t.dtype for t in tensors}))
-            return getattr(self.ops, name)(*args)
-
-        return call
-
-
 def cpu_flags() -> set[str]:
     with open("/proc/cpuinfo") as handle:
         return {flag for line in handle if line.startswith("flags") for flag in line.split(":")[1].split()}
@@ -176,7 +172,7 @@ def test_an_int8_model_runs_the_compiled_int8_kernels_on_int8_weights(monkeypatc
     assert not any(type(module) is torch.nn.Linear for module in model.modules())
     expected = "avx512-vnni" if {"avx512f", "avx512_vnni"} <= cpu_flags() else "portable"
     assert int8_kernel() == expected
-    recording = RecordingAllOps(recurrence_ops())
+    recording = RecordingOps(recurrence_ops(), all_dtypes=True)
     monkeypatch.setattr(packed_gru, "int8_loops", lambda: packed_gru.Loops(recording))
     monkeypatch.setattr(modeling, "int8_loops", lambda: packed_gru.Loops(recording))
     assert translations(model, tokenizer, 1) == translations(int8_copy("general")[0], tokenizer, 1)
@@ -209,13 +205,7 @@ for result in translator(sys.argv[2:]):
 
 
 def test_gru_translate_and_the_pipeline_translate_in_int8(tmp_path):
-    model, tokenizer = peaked("dot")
-    save_translation_pipeline(model, tokenizer, tmp_path)
-    sources, targets = zip(*counting_pairs()[:3], strict=True)
-    command = [sys.executable, "-m", "modeling_gru_seq2seq.translate", str(tmp_path), "--dtype", "int8"]
-    result = subprocess.run([*command, *sources], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == list(targets)
+    sources, targets = gru_translate_in("int8", tmp_path)
     script = [sys.executable, "-c", PIPELINE_WITHOUT_THE_PACKAGE, str(tmp_path), *sources]
     result = subprocess.run(script, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
