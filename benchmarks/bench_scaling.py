@@ -75,6 +75,9 @@ OPEN_BASE = ["--length_unit", "words", "--min_length", "1", "--max_length", "50"
 OPEN_BASE += ["--train_sampling_strategy", "group_by_length"]
 OPEN_TEST = ["--open_test", "--open_test_all_lengths"]
 SUBWORDS = ["--normalization", "none", "--vocabulary"]  # the text as written, in subwords
+LR_1E3 = ["--learning_rate", "1e-3", "--decoder_learning_ratio", "1"]
+COMBINED = [*SUBWORDS, "bpe", "--vocab_size", "4000", *LR_1E3, "--bf16"]
+TF_1 = ["--teacher_forcing_ratio", "1.0"]
 OPEN_ROWS = {
     "word level": ["--unknown_pairs", "keep"],  # the tutorial's vocabulary and normalization (ascii)
     "bpe 4k": [*SUBWORDS, "bpe", "--vocab_size", "4000"],
@@ -82,9 +85,6 @@ OPEN_ROWS = {
     "bpe 16k": [*SUBWORDS, "bpe", "--vocab_size", "16000"],
     "unigram 8k": [*SUBWORDS, "unigram", "--vocab_size", "8000"],
     "joint bpe 16k": [*SUBWORDS, "bpe", "--vocab_size", "16000", "--joint_vocabulary"],
-    "bpe 8k, dropout 0.1": [*SUBWORDS, "bpe", "--vocab_size", "8000", "--subword_dropout", "0.1"],
-    "bpe 8k, up to 25 words": [*SUBWORDS, "bpe", "--vocab_size", "8000", "--max_length", "25"],
-    "bpe 8k, 2 layers": [*SUBWORDS, "bpe", "--vocab_size", "8000", "--num_layers", "2"],
     "bpe 8k, lr 1e-3, decoder 1x": [
         *SUBWORDS,
         "bpe",
@@ -96,6 +96,14 @@ OPEN_ROWS = {
         "1",
     ],
     "bpe 8k, bf16": [*SUBWORDS, "bpe", "--vocab_size", "8000", "--bf16"],
+    # the best of the rows above together (4k beat 8k and 16k; lr 1e-3 and bf16 each beat bpe 8k)
+    "combined": COMBINED,
+    "combined, teacher forcing 1.0": [*COMBINED, *TF_1],
+    # then one change at a time on the best so far
+    "combined, teacher forcing 1.0, fp32": [*SUBWORDS, "bpe", "--vocab_size", "4000", *LR_1E3, *TF_1],
+    "combined, teacher forcing 1.0, up to 25 words": [*COMBINED, *TF_1, "--max_length", "25"],
+    "combined, teacher forcing 1.0, 2 layers": [*COMBINED, *TF_1, "--num_layers", "2"],
+    "combined, teacher forcing 1.0, subword dropout 0.1": [*COMBINED, *TF_1, "--subword_dropout", "0.1"],
 }
 QUIET = ["--eval_strategy", "no", "--save_strategy", "no", "--num_attention_plots", "0", "--disable_tqdm", "true"]
 
