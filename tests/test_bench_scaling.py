@@ -4,6 +4,7 @@ rows (its measurements are taken by hand on an idle machine, see benchmarks/RESU
 import importlib.util
 import json
 import pathlib
+import shlex
 import subprocess
 import sys
 
@@ -113,3 +114,49 @@ def test_a_scaling_row_that_diverges_is_recorded_and_the_grid_goes_on(pairs_file
     rows = json.loads(output.read_text())["rows"]
     assert [row["row"] for row in rows] == ["1 layer", "hidden 256"]
     assert all(row["failed"].startswith("error: training diverged at step") for row in rows)
+
+
+def readme_training_commands() -> list[dict[str, tuple[str, ...]]]:
+    """Each `python run_translation.py` command of the README's bash blocks, as {flag: its values}."""
+    text = (SCRIPT.parents[1] / "README.md").read_text(encoding="utf-8")
+    commands = []
+    for block in text.split("```bash\n")[1:]:
+        for command in block.split("```", 1)[0].replace("\\\n", " ").splitlines():
+            words = shlex.split(command.split(" && ")[-1])
+            if words[:2] == ["python", "run_translation.py"]:
+                commands.append(flag_values(words[2:]))
+    return commands
+
+
+def flag_values(words: list[str]) -> dict[str, tuple[str, ...]]:
+    """`["--a", "1", "--b"]` -> `{"--a": ("1",), "--b": ()}`; a repeated flag keeps its last values, as argparse."""
+    flags: dict[str, tuple[str, ...]] = {}
+    for word in words:
+        if word.startswith("--"):
+            flag = word
+            flags[flag] = ()
+        else:
+            flags[flag] += (word,)
+    return flags
+
+
+def test_the_readmes_hour_recipes_train_the_rows_confirmed_at_60_minutes():
+    """The README's general-translator recipe (and its fp32 form, once confirmed) is, flag for flag, an open-study
+    row confirmed with a 60-minute run in bench_open.json, trained as the study trains it: the README's figures
+    are that run's."""
+    recorded = json.loads((SCRIPT.parent / "bench_open.json").read_text())
+    confirmed = [row["row"] for row in recorded["rows"] if row["minutes"] == 60]
+    assert confirmed, "no 60-minute confirmation in bench_open.json"
+    commands = readme_training_commands()
+    outside_training = {"--train_file", "--output_dir", "--num_train_epochs", "--eval_strategy", "--save_strategy"}
+    outside_training |= {"--num_beams"}
+    for name in confirmed:
+        wanted = flag_values([*bench_scaling.OPEN_BASE, *bench_scaling.OPEN_ROWS[name], *bench_scaling.OPEN_TEST])
+        wanted["--max_train_minutes"] = ("60",)
+        matching = [
+            command
+            for command in commands
+            if {flag: values for flag, values in command.items() if flag not in outside_training} == wanted
+        ]
+        assert matching, f"the README has no command training the row {name!r} for 60 minutes"
+        assert matching[0]["--train_file"] == ("../shared/data/eng-fra.txt",)
