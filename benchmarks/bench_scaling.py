@@ -76,7 +76,8 @@ OPEN_BASE += ["--train_sampling_strategy", "group_by_length"]
 OPEN_TEST = ["--open_test", "--open_test_all_lengths"]
 SUBWORDS = ["--normalization", "none", "--vocabulary"]  # the text as written, in subwords
 LR_1E3 = ["--learning_rate", "1e-3", "--decoder_learning_ratio", "1"]
-COMBINED = [*SUBWORDS, "bpe", "--vocab_size", "4000", *LR_1E3, "--bf16"]
+COMBINED_FP32 = [*SUBWORDS, "bpe", "--vocab_size", "4000", *LR_1E3]
+COMBINED = [*COMBINED_FP32, "--bf16"]
 TF_1 = ["--teacher_forcing_ratio", "1.0"]
 OPEN_ROWS = {
     "word level": ["--unknown_pairs", "keep"],  # the tutorial's vocabulary and normalization (ascii)
@@ -100,7 +101,7 @@ OPEN_ROWS = {
     "combined": COMBINED,
     "combined, teacher forcing 1.0": [*COMBINED, *TF_1],
     # then one change at a time on the best so far
-    "combined, teacher forcing 1.0, fp32": [*SUBWORDS, "bpe", "--vocab_size", "4000", *LR_1E3, *TF_1],
+    "combined, teacher forcing 1.0, fp32": [*COMBINED_FP32, *TF_1],
     "combined, teacher forcing 1.0, up to 25 words": [*COMBINED, *TF_1, "--max_length", "25"],
     "combined, teacher forcing 1.0, 2 layers": [*COMBINED, *TF_1, "--num_layers", "2"],
     "combined, teacher forcing 1.0, subword dropout 0.1": [*COMBINED, *TF_1, "--subword_dropout", "0.1"],

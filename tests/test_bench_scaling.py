@@ -148,8 +148,14 @@ def test_the_readmes_hour_recipes_train_the_rows_confirmed_at_60_minutes():
     confirmed = [row["row"] for row in recorded["rows"] if row["minutes"] == 60]
     assert confirmed, "no 60-minute confirmation in bench_open.json"
     commands = readme_training_commands()
-    outside_training = {"--train_file", "--output_dir", "--num_train_epochs", "--eval_strategy", "--save_strategy"}
-    outside_training |= {"--num_beams"}
+    outside_training = {
+        "--train_file",
+        "--output_dir",
+        "--num_train_epochs",
+        "--eval_strategy",
+        "--save_strategy",
+        "--num_beams",
+    }
     for name in confirmed:
         wanted = flag_values([*bench_scaling.OPEN_BASE, *bench_scaling.OPEN_ROWS[name], *bench_scaling.OPEN_TEST])
         wanted["--max_train_minutes"] = ("60",)
