@@ -82,6 +82,7 @@ from modeling_gru_seq2seq.training import (
     TimeBudgetProgressCallback,
     TimeLimitCallback,
     TrainingDivergedError,
+    budget_warmup_problem,
     build_compute_metrics,
     build_gru_loops,
     padded_predictions,
@@ -369,6 +370,11 @@ def check_conflicts(model_args, data_args, training_args) -> None:
         raise UsageError(f"--gradient_checkpointing/--activation_checkpointing: {GRADIENT_CHECKPOINTING_REFUSED}")
     if training_args.max_train_minutes is not None and training_args.max_train_minutes <= 0:
         raise UsageError(f"--max_train_minutes must be positive, got {training_args.max_train_minutes}")
+    warmup = training_args.max_train_minutes and budget_warmup_problem(
+        training_args.warmup_steps, training_args.lr_scheduler_type
+    )
+    if warmup:
+        raise UsageError(warmup)
     if data_args.vocabulary != "word":  # word-only options, before any file is opened
         word_only = {
             "--replace_unknown": data_args.replace_unknown,

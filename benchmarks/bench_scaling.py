@@ -79,6 +79,7 @@ LR_1E3 = ["--learning_rate", "1e-3", "--decoder_learning_ratio", "1"]
 COMBINED_FP32 = [*SUBWORDS, "bpe", "--vocab_size", "4000", *LR_1E3]
 COMBINED = [*COMBINED_FP32, "--bf16"]
 TF_1 = ["--teacher_forcing_ratio", "1.0"]
+LINEAR_DECAY = ["--lr_scheduler_type", "linear"]  # to zero over the time limit
 OPEN_ROWS = {
     "word level": ["--unknown_pairs", "keep"],  # the tutorial's vocabulary and normalization (ascii)
     "bpe 4k": [*SUBWORDS, "bpe", "--vocab_size", "4000"],
@@ -105,6 +106,9 @@ OPEN_ROWS = {
     "combined, teacher forcing 1.0, up to 25 words": [*COMBINED, *TF_1, "--max_length", "25"],
     "combined, teacher forcing 1.0, 2 layers": [*COMBINED, *TF_1, "--num_layers", "2"],
     "combined, teacher forcing 1.0, subword dropout 0.1": [*COMBINED, *TF_1, "--subword_dropout", "0.1"],
+    # the learning rate decayed over the time limit (the rows above keep it constant, the tutorial's schedule)
+    "combined, teacher forcing 1.0, linear decay": [*COMBINED, *TF_1, *LINEAR_DECAY],
+    "combined, teacher forcing 1.0, fp32, linear decay": [*COMBINED_FP32, *TF_1, *LINEAR_DECAY],
 }
 QUIET = ["--eval_strategy", "no", "--save_strategy", "no", "--num_attention_plots", "0", "--disable_tqdm", "true"]
 

@@ -14,8 +14,9 @@ import torch
 from torch.utils.data import SequentialSampler
 from tqdm.auto import tqdm
 from transformers import Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
+from transformers.optimization import get_scheduler
 from transformers.trainer_callback import ProgressCallback
-from transformers.trainer_utils import get_last_checkpoint, has_length, rotate_checkpoints
+from transformers.trainer_utils import SchedulerType, get_last_checkpoint, has_length, rotate_checkpoints
 from transformers.utils import is_torch_bf16_gpu_available
 
 from .commands import CHECKPOINT_STAGING_DIR, MODEL_STAGING_DIR, RUN_ARGUMENTS_FILE
@@ -24,6 +25,25 @@ from .metrics import corpus_scores
 from .model_card import write_model_card
 from .pipeline_gru_seq2seq import save_translation_pipeline
 from .tokenization_gru_seq2seq import normalize_string
+
+# `--lr_scheduler_type`s whose shape spans the run's `num_training_steps`: under `--max_train_minutes` they span the
+# time budget instead (`GruSeq2SeqTrainer.create_scheduler`)
+BUDGET_SCHEDULES = frozenset(
+    {"linear", "cosine", "cosine_with_restarts", "polynomial", "cosine_with_min_lr", "cosine_warmup_with_min_lr"}
+)
+SCHEDULE_RESOLUTION = 10_000  # the budget-spanning schedule's positions: its shape is read at 1/10,000 steps
+
+
+def budget_warmup_problem(warmup_steps: float, schedule: str) -> str | None:
+    """Why a warmup cannot go with a schedule that spans a time limit (`--warmup_steps` counts steps there), or
+    None."""
+    if warmup_steps >= 1 and SchedulerType(schedule).value in BUDGET_SCHEDULES:
+        return (
+            f"--warmup_steps {warmup_steps:g} counts steps, but with --max_train_minutes the "
+            f"{SchedulerType(schedule).value} schedule spans the time limit: give the warmup as a share of it "
+            "(a --warmup_steps below 1, e.g. 0.05)"
+        )
+    return None
 
 
 class TrainingDivergedError(RuntimeError):
@@ -246,6 +266,45 @@ class GruSeq2SeqTrainer(Seq2SeqTrainer):
             )
         return self.optimizer
 
+    def create_scheduler(self, num_training_steps: int, optimizer=None):
+        """The Trainer's scheduler, except that under a time limit (a `TimeLimitCallback`, `--max_train_minutes`)
+        a schedule that spans the run (`BUDGET_SCHEDULES`: linear, cosine, ...) spans whichever limit ends it
+        first: its position is the larger of steps done / `num_training_steps` and minutes spent / the budget,
+        so a linear decay reaches zero when the time runs out. (The Trainer would spread it over the steps of
+        `--num_train_epochs`, which a time-limited run never reaches.) The minutes are the time limit's, the same
+        on every process; a resumed run gets the budget again, so its schedule starts over on the time side,
+        as its time limit does. A warmup is a fraction of the budget (`--warmup_steps` below 1)."""
+        budget = next((c for c in self.callback_handler.callbacks if isinstance(c, TimeLimitCallback)), None)
+        kind = SchedulerType(self.args.lr_scheduler_type).value
+        if self.lr_scheduler is not None or budget is None or kind not in BUDGET_SCHEDULES:
+            return super().create_scheduler(num_training_steps, optimizer)
+        problem = budget_warmup_problem(self.args.warmup_steps, kind)
+        if problem:
+            raise ValueError(problem)
+        optimizer = self.optimizer if optimizer is None else optimizer
+        # the schedule's shape over SCHEDULE_RESOLUTION positions, read off a stand-in optimizer with the same lr
+        stand_in = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=optimizer.defaults["lr"])
+        shape = get_scheduler(
+            kind,
+            optimizer=stand_in,
+            num_warmup_steps=self.args.get_warmup_steps(SCHEDULE_RESOLUTION),
+            num_training_steps=SCHEDULE_RESOLUTION,
+            scheduler_specific_kwargs=self.args.lr_scheduler_kwargs,
+        ).lr_lambdas[0]
+
+        def factor(step: int) -> float:
+            position = min(1.0, max(step / max(1, num_training_steps), budget.progress))
+            return shape(round(position * SCHEDULE_RESOLUTION))
+
+        self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        self._created_lr_scheduler = True
+        if self.is_world_process_zero():
+            print(
+                f"the learning rate follows the {kind} schedule over the {budget.seconds / 60:g}-minute time limit "
+                f"(or over {num_training_steps} steps, if they end first)"
+            )
+        return self.lr_scheduler
+
     def _save_checkpoint(self, model, trial) -> None:
         run_dir = self._get_output_dir(trial=trial)
         staging_dir = os.path.join(run_dir, CHECKPOINT_STAGING_DIR)
@@ -293,6 +352,16 @@ def any_process(flag: bool) -> bool:
     return bool(tensor.item())
 
 
+def slowest_process(seconds: float) -> float:
+    """The largest of `seconds` over the processes (all must call this at the same step), so that every process
+    reads the same clock."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return seconds
+    tensor = torch.tensor([seconds], device="cuda" if torch.distributed.get_backend() == "nccl" else "cpu")
+    torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
+    return float(tensor.item())
+
+
 class TimeLimitCallback(TrainerCallback):
     """Stop training after `minutes` of wall time (then the script evaluates and saves as usual), with the line
     `time limit reached at step N (M minutes)`.
@@ -305,21 +374,31 @@ class TimeLimitCallback(TrainerCallback):
 
     def __init__(self, minutes: float):
         self.seconds = minutes * 60
+        self.clock = time.monotonic
         self.start = None
+        self.elapsed = 0.0  # seconds at the last step's end, the slowest process's: the same on every process
         self.reached = False
 
+    @property
+    def progress(self) -> float:
+        """The share of the budget spent at the last step's end (0 to 1)."""
+        return min(1.0, self.elapsed / self.seconds)
+
     def on_train_begin(self, args, state, control, **kwargs):
-        self.start = time.monotonic()
+        self.start = self.clock()
+        self.elapsed = 0.0
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.reached or not any_process(time.monotonic() - self.start >= self.seconds):
+        if self.reached:
+            return
+        self.elapsed = slowest_process(self.clock() - self.start)
+        if self.elapsed < self.seconds:
             return
         self.reached = True
         control.should_training_stop = True
         self._skip_evaluation(args, control)
         if state.is_world_process_zero:
-            minutes = (time.monotonic() - self.start) / 60
-            tqdm.write(f"time limit reached at step {state.global_step} ({minutes:.2f} minutes)")
+            tqdm.write(f"time limit reached at step {state.global_step} ({self.elapsed / 60:.2f} minutes)")
 
     def on_epoch_end(self, args, state, control, **kwargs):
         if self.reached:

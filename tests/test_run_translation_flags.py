@@ -399,6 +399,14 @@ def test_every_flag_of_the_table_is_checked_right_after_parsing(tmp_path, capsys
     assert not (tmp_path / "out").exists()
 
 
+def test_a_warmup_in_steps_with_a_schedule_over_a_time_limit_is_refused(tmp_path, capsys):
+    flags = ("--max_train_minutes", "5", "--lr_scheduler_type", "linear")
+    assert run_translation.main(run_with(tmp_path, *flags, "--warmup_steps", "100")) == 2
+    error = one_line_error(capsys)
+    assert "--warmup_steps 100 counts steps" in error and "below 1" in error, error
+    assert not (tmp_path / "out").exists()
+
+
 def test_the_table_shows_in_help():
     help_text = subprocess.run(
         [sys.executable, run_translation.__file__, "--help"],

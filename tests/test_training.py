@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 import torch
 from datasets import Dataset
-from transformers import Seq2SeqTrainingArguments, default_data_collator
+from transformers import Seq2SeqTrainingArguments, TrainerCallback, default_data_collator
 
 from modeling_gru_seq2seq import GruSeq2SeqForConditionalGeneration
 from modeling_gru_seq2seq.training import GruSeq2SeqTrainer, TimeLimitCallback, TrainingDivergedError
 
 
-def make_trainer(config, tmp_path, data_seed: int, steps: int = 16):
-    """A trainer of a new model of `config` (`tiny_config`: teacher forcing ratio 0.5) on random data."""
+def make_trainer(config, tmp_path, data_seed: int, steps: int = 16, **arguments):
+    """A trainer of a new model of `config` (`tiny_config`: teacher forcing ratio 0.5) on random data; `arguments`
+    go to its `Seq2SeqTrainingArguments`."""
     model = GruSeq2SeqForConditionalGeneration(config)
     generator = torch.Generator().manual_seed(data_seed)
     dataset = Dataset.from_dict(
@@ -33,6 +34,7 @@ def make_trainer(config, tmp_path, data_seed: int, steps: int = 16):
         use_cpu=True,
         remove_unused_columns=False,
         disable_tqdm=True,
+        **arguments,
     )
     return GruSeq2SeqTrainer(
         model=model, args=args, train_dataset=dataset, data_collator=default_data_collator, decoder_learning_ratio=5.0
@@ -76,6 +78,52 @@ def test_time_limit_stops_training_and_the_run_goes_on(tmp_path, tiny_config):
     trainer.add_callback(TimeLimitCallback(minutes=1e-9))
     trainer.train()
     assert trainer.state.global_step == 1  # stopped after the first step, without an error
+
+
+def step_rates(trainer, minutes: float | None, seconds_per_step: float = 6) -> list[float]:
+    """Train; the learning rate of each step, under a time limit of `minutes` whose clock advances
+    `seconds_per_step` per step (None: no time limit)."""
+    if minutes is not None:
+        budget = TimeLimitCallback(minutes)
+        ticks = iter(range(0, 1_000_000, seconds_per_step))  # read once at the start, then once per step
+        budget.clock = lambda: next(ticks)
+        trainer.add_callback(budget)
+    rates = []
+
+    class Record(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            rates.append(trainer.lr_scheduler.get_last_lr()[0])
+
+    trainer.add_callback(Record())
+    trainer.train()
+    return rates
+
+
+@pytest.mark.parametrize(
+    ("schedule", "warmup", "shape"),
+    [
+        ("linear", 0, lambda p: 1 - p),
+        ("linear", 0.2, lambda p: p / 0.2 if p < 0.2 else (1 - p) / 0.8),
+        ("cosine", 0, lambda p: 0.5 * (1 + np.cos(np.pi * p))),
+        ("constant", 0, lambda p: 1.0),  # the tutorial's: no schedule, whatever the limit
+    ],
+)
+def test_under_a_time_limit_the_schedule_spans_the_minutes(tmp_path, tiny_config, schedule, warmup, shape):
+    """1,000 steps planned, a 1-minute limit reached after 10 steps of 6 seconds: a linear decay ends at 0 with the
+    minutes (the Trainer would have spread it over the 1,000 steps); step k reads the clock of step k - 1's end."""
+    trainer = make_trainer(tiny_config, tmp_path, 0, steps=1000, lr_scheduler_type=schedule, warmup_steps=warmup)
+    rates = step_rates(trainer, minutes=1)
+    assert trainer.state.global_step == 10
+    position = [max(k / 1000, (k - 1) / 10) for k in range(1, 11)]
+    expected = [1e-3 * shape(round(p * 10_000) / 10_000) for p in position]
+    assert rates == pytest.approx(expected, rel=1e-6, abs=1e-12)
+
+
+def test_a_time_limit_that_ends_after_the_steps_leaves_the_trainers_schedule(tmp_path, tiny_config):
+    plain = step_rates(make_trainer(tiny_config, tmp_path / "a", 0, steps=20, lr_scheduler_type="linear"), None)
+    timed = make_trainer(tiny_config, tmp_path / "b", 0, steps=20, lr_scheduler_type="linear")
+    assert step_rates(timed, minutes=600) == pytest.approx(plain, rel=1e-6, abs=1e-12)
+    assert plain[-1] == 0 and len(plain) == 20
 
 
 def test_diverging_training_stops_before_the_weights_turn_non_finite(tmp_path, tiny_model):
