@@ -37,10 +37,11 @@ SCHEDULE_RESOLUTION = 10_000  # the budget-spanning schedule's positions: its sh
 def budget_warmup_problem(warmup_steps: float, schedule: str) -> str | None:
     """Why a warmup cannot go with a schedule that spans a time limit (`--warmup_steps` counts steps there), or
     None."""
-    if warmup_steps >= 1 and SchedulerType(schedule).value in BUDGET_SCHEDULES:
+    kind = SchedulerType(schedule).value
+    if warmup_steps >= 1 and kind in BUDGET_SCHEDULES:
         return (
             f"--warmup_steps {warmup_steps:g} counts steps, but with --max_train_minutes the "
-            f"{SchedulerType(schedule).value} schedule spans the time limit: give the warmup as a share of it "
+            f"{kind} schedule spans the time limit: give the warmup as a share of it "
             "(a --warmup_steps below 1, e.g. 0.05)"
         )
     return None
@@ -345,16 +346,12 @@ class GruSeq2SeqTrainer(Seq2SeqTrainer):
 def any_process(flag: bool) -> bool:
     """True when `flag` is True on any process (all processes must call this at the same step), so that
     distributed processes stop at the same step instead of waiting on each other forever."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return flag
-    tensor = torch.tensor([float(flag)], device="cuda" if torch.distributed.get_backend() == "nccl" else "cpu")
-    torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
-    return bool(tensor.item())
+    return slowest_process(float(flag)) > 0
 
 
 def slowest_process(seconds: float) -> float:
     """The largest of `seconds` over the processes (all must call this at the same step), so that every process
-    reads the same clock."""
+    reads the same clock (or the same flag, `any_process`)."""
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         return seconds
     tensor = torch.tensor([seconds], device="cuda" if torch.distributed.get_backend() == "nccl" else "cpu")
