@@ -10,7 +10,12 @@ from tiny import PAIRS
 import run_translation
 from modeling_gru_seq2seq import GruSeq2SeqTokenizer, gru_choice, packed_gru, train_word_level, training
 from modeling_gru_seq2seq.gru_kernels import recurrence_ops
-from modeling_gru_seq2seq.modeling_gru_seq2seq import GruSeq2SeqConfig, GruSeq2SeqForConditionalGeneration
+from modeling_gru_seq2seq.modeling_gru_seq2seq import (
+    GruSeq2SeqAttention,
+    GruSeq2SeqConfig,
+    GruSeq2SeqForConditionalGeneration,
+    GruSeq2SeqSource,
+)
 
 needs_bf16_units = pytest.mark.skipif(
     not gru_choice.native_bf16() or recurrence_ops() is None,
@@ -96,3 +101,25 @@ def test_bf16_on_the_cpu_needs_no_use_cpu_flag():
     args = training.GruSeq2SeqTrainingArguments(output_dir="unused", bf16=True)
     if not torch.cuda.is_available():
         assert args.use_cpu
+
+
+@pytest.mark.parametrize("score", ["dot", "general", "concat"])
+def test_under_autocast_the_attention_scores_in_float32(score):
+    """Luong's unscaled scores reach the hundreds in a trained model, where bfloat16 steps by 1: under autocast
+    the attention (scores, softmax, context) runs in float32, as without autocast."""
+    torch.manual_seed(0)
+    attention = GruSeq2SeqAttention(score, 64)
+    for parameter in attention.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    query, states = 2 * torch.randn(3, 5, 64), 2 * torch.randn(3, 7, 64)
+    mask = torch.ones(3, 7, dtype=torch.long)
+    mask[1, 4:] = 0
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        keys = attention.project_keys(states)  # bfloat16 for concat: a linear layer under autocast
+        source = GruSeq2SeqSource(states, keys, mask)
+        context, weights = attention(query, source)
+    expected_context, expected_weights = attention(query, source.to(torch.float32))
+    assert context.dtype == weights.dtype == torch.float32
+    torch.testing.assert_close(weights, expected_weights, rtol=0, atol=1e-6)
+    torch.testing.assert_close(context, expected_context, rtol=0, atol=1e-5)
+    assert weights[1, :, 4:].eq(0).all()
