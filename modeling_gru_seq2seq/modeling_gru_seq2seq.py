@@ -278,7 +278,7 @@ class GruSeq2SeqAttention(nn.Module):
             context `(batch, tgt_len, hidden)` and attention weights `(batch, tgt_len, src_len)`.
         """
         device = query.device.type
-        if torch.is_autocast_enabled(device) and not torch.jit.is_tracing():
+        if torch.is_autocast_enabled(device):
             # scores in float32: Luong's unscaled scores reach the hundreds, where bfloat16 steps by 1 and float16 by
             # 1/8 (a small share of the work: the score and context products, and `general`'s query projection)
             with torch.autocast(device, enabled=False):
